@@ -1,0 +1,18 @@
+-- The chatts table of the Chatter apps (API.md). Safe to run any number of times, on an empty
+-- database or on an existing Chatter database from before the images tutorial.
+SET client_min_messages = warning;
+
+CREATE TABLE IF NOT EXISTS chatts (
+    username varchar(255),
+    message  varchar(255),
+    id       uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    time     timestamp DEFAULT CURRENT_TIMESTAMP,
+    imageurl text,
+    videourl text
+);
+
+-- An existing Chatter database gets the media columns.
+ALTER TABLE chatts ADD COLUMN IF NOT EXISTS imageurl text, ADD COLUMN IF NOT EXISTS videourl text;
+
+-- getchatts/getimages read oldest first.
+CREATE INDEX IF NOT EXISTS chatts_time_idx ON chatts (time);

@@ -1,0 +1,31 @@
+// POST endpoints: the one INSERT of a chatt, and what its outcome means for the client.
+#pragma once
+
+#include "ngx/ngx.h"
+#include "ngx/pg_pool.h"
+
+namespace chatterd {
+
+// Text values, NUL-terminated, living in the request pool; null URL = SQL NULL.
+struct ChattRow {
+    const char* username;
+    const char* message;
+    const char* imageurl;
+    const char* videourl;
+};
+
+// Inserts row for r; on_done sees the outcome (and usually answers with insert_answer).
+// Same reference rules as pg_run.
+void insert_chatt(ngx_http_request_t* r, const ChattRow& row, PgDoneHandler on_done) noexcept;
+
+// Whether the INSERT stored the row.
+bool insert_succeeded(const PgOutcome& outcome);
+
+// The API's answer to an INSERT outcome: 200 {}, 400 "Message too long", 503, or 500; logs
+// the cause of every failure.
+ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome);
+
+// A NUL-terminated copy of text in the request pool, or null when out of memory.
+const char* pool_c_string(ngx_http_request_t* r, std::string_view text);
+
+}  // namespace chatterd

@@ -1,0 +1,42 @@
+// Configuration of the module: what the chatterd_* directives set, per location.
+#pragma once
+
+#include "ngx/ngx.h"
+
+namespace chatterd {
+
+class PgPool;
+
+// One database target as configured. Locations with the same settings share one spec, and
+// each worker process builds one PgPool per spec in init_process.
+struct PgPoolSpec {
+    ngx_str_t conninfo;    // NUL-terminated libpq conninfo or URI
+    ngx_uint_t size;       // connections per worker
+    ngx_uint_t queue;      // requests that may wait for a free connection
+    ngx_msec_t timeout;    // connect + query deadline
+    PgPool* pool;          // this worker's pool, or null before init_process
+};
+
+enum class Endpoint : ngx_uint_t { none, getchatts, postchatt, getimages, postimages };
+
+struct LocConf {
+    Endpoint endpoint;
+    ngx_str_t pg_conninfo;
+    ngx_uint_t pg_pool_size;
+    ngx_uint_t pg_queue;
+    ngx_msec_t pg_timeout;
+    ngx_str_t media_root;   // without trailing slash
+    ngx_str_t media_url;    // with trailing slash
+    off_t media_max_size;
+    PgPoolSpec* pool_spec;  // resolved at merge time for locations that serve an endpoint
+};
+
+struct MainConf {
+    ngx_array_t pool_specs;  // of PgPoolSpec*
+};
+
+inline LocConf* loc_conf(ngx_http_request_t* r) {
+    return static_cast<LocConf*>(ngx_http_get_module_loc_conf(r, ngx_http_chatterd_module));
+}
+
+}  // namespace chatterd

@@ -1,0 +1,24 @@
+// The one place nginx's C headers enter C++. nginx headers go first because they
+// define _FILE_OFFSET_BITS/_GNU_SOURCE for everything that follows.
+#pragma once
+
+extern "C" {
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_http.h>
+
+extern ngx_module_t ngx_http_chatterd_module;
+}
+
+#include <libpq-fe.h>
+
+#include <string_view>
+
+namespace chatterd {
+
+inline std::string_view to_view(const ngx_str_t& s) {
+    return {reinterpret_cast<const char*>(s.data), s.len};
+}
+
+}  // namespace chatterd

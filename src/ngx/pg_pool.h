@@ -1,0 +1,46 @@
+// A per-worker pool of non-blocking libpq connections driven by nginx's event loop.
+//
+// A worker never waits for the database: connections are opened with PQconnectStartParams,
+// queries are sent with PQsendQueryParams, and the libpq socket is an nginx connection whose
+// events advance the protocol. Requests beyond the pool wait in a bounded FIFO.
+#pragma once
+
+#include "ngx/conf.h"
+
+namespace chatterd {
+
+// What a query produced, handed to the caller's done handler.
+struct PgOutcome {
+    PGresult* result;    // final result (COMMAND_OK, TUPLES_OK or FATAL_ERROR); null when unavailable
+    const char* reason;  // unavailable: why, for the error log
+};
+
+struct PgQuery {
+    const char* sql;
+    int param_count;
+    const char* const* params;  // text values, NUL-terminated; a null pointer is SQL NULL
+    bool row_by_row;            // single-row mode: each row goes to on_row, then is freed
+};
+
+// Called for every row in row_by_row mode; returns false when it could not take the row
+// (out of memory): the rest is discarded and done sees the error.
+using PgRowHandler = bool (*)(ngx_http_request_t* r, const PGresult* row);
+// Called once; builds the response and returns the code the request is finalized with.
+using PgDoneHandler = ngx_int_t (*)(ngx_http_request_t* r, const PgOutcome& outcome);
+
+// Runs query for r on the pool of r's location. Takes its own reference on the request
+// (r->main->count) and releases it by finalizing r with what on_done returns, possibly before
+// returning. The caller then gives up its own reference as usual (return NGX_DONE from a
+// content handler, or ngx_http_finalize_request(r, NGX_DONE) from a body handler).
+// The query text and parameters must live as long as the request (its pool).
+void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
+            PgDoneHandler on_done) noexcept;
+
+// Worker life cycle: build and connect every configured pool, and close them.
+ngx_int_t pg_pools_start(ngx_cycle_t* cycle) noexcept;
+void pg_pools_stop(ngx_cycle_t* cycle) noexcept;
+
+// Whether a failed result means "the database is not available" (503) rather than a query error.
+bool pg_result_means_unavailable(const PGresult* result);
+
+}  // namespace chatterd

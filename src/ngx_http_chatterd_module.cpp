@@ -1,0 +1,266 @@
+// ngx_http_chatterd_module: the directives, their configuration, the worker life cycle and the
+// module object. The endpoints themselves live in handlers/, one file each.
+#include "ngx/ngx.h"
+
+#include "handlers/handlers.h"
+#include "ngx/conf.h"
+#include "ngx/pg_pool.h"
+
+#include <sys/stat.h>
+
+namespace chatterd {
+namespace {
+
+struct EndpointEntry {
+    ngx_str_t name;
+    Endpoint endpoint;
+    ngx_http_handler_pt handler;
+};
+
+// A new endpoint is one file in handlers/ and one line here.
+EndpointEntry endpoints[] = {
+    {ngx_string("getchatts"), Endpoint::getchatts, getchatts_handler},
+    {ngx_string("postchatt"), Endpoint::postchatt, postchatt_handler},
+    {ngx_string("getimages"), Endpoint::getimages, getimages_handler},
+    {ngx_string("postimages"), Endpoint::postimages, postimages_handler},
+};
+
+constexpr ngx_uint_t kDefaultPoolSize = 4;
+constexpr ngx_uint_t kDefaultQueue = 1024;
+constexpr ngx_msec_t kDefaultTimeout = 5000;
+constexpr off_t kDefaultMediaMaxSize = 10 * 1024 * 1024;
+
+// ---- directive setters -------------------------------------------------------------------
+
+char* set_endpoint(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+    auto* lc = static_cast<LocConf*>(conf);
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    if (lc->endpoint != Endpoint::none) return const_cast<char*>("is duplicate");
+    for (const EndpointEntry& e : endpoints) {
+        if (value[1].len == e.name.len && ngx_strncmp(value[1].data, e.name.data, e.name.len) == 0) {
+            lc->endpoint = e.endpoint;
+            auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
+                ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+            clcf->handler = e.handler;
+            return NGX_CONF_OK;
+        }
+    }
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown chatterd endpoint \"%V\" (getchatts, postchatt, getimages, postimages)",
+                       &value[1]);
+    return static_cast<char*>(NGX_CONF_ERROR);
+}
+
+char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) {
+    char* rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) return rv;
+    auto* lc = static_cast<LocConf*>(conf);
+    // libpq wants a C string; ngx_conf strings are NUL-terminated by the parser, but be explicit.
+    u_char* text = static_cast<u_char*>(ngx_pnalloc(cf->pool, lc->pg_conninfo.len + 1));
+    if (text == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    *ngx_cpymem(text, lc->pg_conninfo.data, lc->pg_conninfo.len) = '\0';
+    lc->pg_conninfo.data = text;
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(reinterpret_cast<char*>(text), &error);
+    if (options == nullptr) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid chatterd_pg conninfo: %s",
+                           error ? error : "out of memory");
+        PQfreemem(error);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    PQconninfoFree(options);
+    return NGX_CONF_OK;
+}
+
+char* check_positive_num(ngx_conf_t* cf, void* post, void* data) {
+    auto* value = static_cast<ngx_uint_t*>(data);
+    auto* bounds = static_cast<ngx_conf_num_bounds_t*>(post);
+    if (*value < static_cast<ngx_uint_t>(bounds->low) || *value > static_cast<ngx_uint_t>(bounds->high)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "must be between %i and %i", bounds->low,
+                           bounds->high);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    return NGX_CONF_OK;
+}
+
+ngx_conf_num_bounds_t pool_bounds = {check_positive_num, 1, 1000};
+ngx_conf_num_bounds_t queue_bounds = {check_positive_num, 0, 1000000};
+
+char* check_positive_msec(ngx_conf_t* cf, void*, void* data) {
+    if (*static_cast<ngx_msec_t*>(data) == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "must be greater than 0");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    return NGX_CONF_OK;
+}
+ngx_conf_post_t positive_msec = {check_positive_msec};
+
+char* check_positive_size(ngx_conf_t* cf, void*, void* data) {
+    if (*static_cast<off_t*>(data) <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "must be greater than 0");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    return NGX_CONF_OK;
+}
+ngx_conf_post_t positive_size = {check_positive_size};
+
+char* set_media_root(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+    auto* lc = static_cast<LocConf*>(conf);
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    if (lc->media_root.data != nullptr) return const_cast<char*>("is duplicate");
+    ngx_str_t path = value[1];
+    while (path.len > 1 && path.data[path.len - 1] == '/') path.len--;
+    if (ngx_conf_full_name(cf->cycle, &path, 0) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
+    struct stat st;
+    if (stat(reinterpret_cast<char*>(path.data), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "chatterd_media_root \"%V\" is not a directory", &path);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    lc->media_root = path;
+    return NGX_CONF_OK;
+}
+
+char* set_media_url(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+    auto* lc = static_cast<LocConf*>(conf);
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    if (lc->media_url.data != nullptr) return const_cast<char*>("is duplicate");
+    std::string_view url = to_view(value[1]);
+    bool absolute = url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
+    if (!absolute && (url.empty() || url[0] != '/')) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chatterd_media_url \"%V\" must start with \"/\", \"http://\" or \"https://\"",
+                           &value[1]);
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    bool slash = url.back() == '/';
+    u_char* text = static_cast<u_char*>(ngx_pnalloc(cf->pool, url.size() + 1));
+    if (text == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    u_char* end = ngx_cpymem(text, url.data(), url.size());
+    if (!slash) *end++ = '/';
+    lc->media_url.data = text;
+    lc->media_url.len = end - text;
+    return NGX_CONF_OK;
+}
+
+ngx_command_t commands[] = {
+    {ngx_string("chatterd"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_endpoint,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("chatterd_pg"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     set_conninfo, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_conninfo), nullptr},
+    {ngx_string("chatterd_pg_pool"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_num_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_pool_size), &pool_bounds},
+    {ngx_string("chatterd_pg_queue"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_num_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_queue), &queue_bounds},
+    {ngx_string("chatterd_pg_timeout"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_timeout), &positive_msec},
+    {ngx_string("chatterd_media_root"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     set_media_root, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("chatterd_media_url"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     set_media_url, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("chatterd_media_max_size"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_off_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_max_size), &positive_size},
+    ngx_null_command,
+};
+
+// ---- configuration structures ------------------------------------------------------------
+
+void* create_main_conf(ngx_conf_t* cf) {
+    auto* mc = static_cast<MainConf*>(ngx_pcalloc(cf->pool, sizeof(MainConf)));
+    if (mc == nullptr || ngx_array_init(&mc->pool_specs, cf->pool, 4, sizeof(PgPoolSpec*)) != NGX_OK)
+        return nullptr;
+    return mc;
+}
+
+void* create_loc_conf(ngx_conf_t* cf) {
+    auto* lc = static_cast<LocConf*>(ngx_pcalloc(cf->pool, sizeof(LocConf)));
+    if (lc == nullptr) return nullptr;
+    lc->endpoint = Endpoint::none;
+    lc->pg_pool_size = NGX_CONF_UNSET_UINT;
+    lc->pg_queue = NGX_CONF_UNSET_UINT;
+    lc->pg_timeout = NGX_CONF_UNSET_MSEC;
+    lc->media_max_size = NGX_CONF_UNSET;
+    return lc;
+}
+
+bool same_spec(const PgPoolSpec& spec, const LocConf& lc) {
+    return spec.size == lc.pg_pool_size && spec.queue == lc.pg_queue && spec.timeout == lc.pg_timeout
+           && to_view(spec.conninfo) == to_view(lc.pg_conninfo);
+}
+
+// Locations with identical database settings share one pool per worker.
+PgPoolSpec* pool_spec_for(ngx_conf_t* cf, const LocConf& lc) {
+    auto* mc = static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
+    auto** specs = static_cast<PgPoolSpec**>(mc->pool_specs.elts);
+    for (ngx_uint_t i = 0; i < mc->pool_specs.nelts; i++) {
+        if (same_spec(*specs[i], lc)) return specs[i];
+    }
+    auto* spec = static_cast<PgPoolSpec*>(ngx_pcalloc(cf->pool, sizeof(PgPoolSpec)));
+    auto** slot = static_cast<PgPoolSpec**>(ngx_array_push(&mc->pool_specs));
+    if (spec == nullptr || slot == nullptr) return nullptr;
+    spec->conninfo = lc.pg_conninfo;
+    spec->size = lc.pg_pool_size;
+    spec->queue = lc.pg_queue;
+    spec->timeout = lc.pg_timeout;
+    *slot = spec;
+    return spec;
+}
+
+char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) {
+    auto* prev = static_cast<LocConf*>(parent_conf);
+    auto* conf = static_cast<LocConf*>(child_conf);
+    ngx_conf_merge_str_value(conf->pg_conninfo, prev->pg_conninfo, "");
+    ngx_conf_merge_uint_value(conf->pg_pool_size, prev->pg_pool_size, kDefaultPoolSize);
+    ngx_conf_merge_uint_value(conf->pg_queue, prev->pg_queue, kDefaultQueue);
+    ngx_conf_merge_msec_value(conf->pg_timeout, prev->pg_timeout, kDefaultTimeout);
+    ngx_conf_merge_str_value(conf->media_root, prev->media_root, "");
+    ngx_conf_merge_str_value(conf->media_url, prev->media_url, "/media/");
+    ngx_conf_merge_off_value(conf->media_max_size, prev->media_max_size, kDefaultMediaMaxSize);
+
+    if (conf->endpoint == Endpoint::none) return NGX_CONF_OK;
+    if (conf->pg_conninfo.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"chatterd\" needs \"chatterd_pg\" to be set");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    if (conf->endpoint == Endpoint::postimages && conf->media_root.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chatterd postimages\" needs \"chatterd_media_root\" to be set");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    conf->pool_spec = pool_spec_for(cf, *conf);
+    return conf->pool_spec ? NGX_CONF_OK : static_cast<char*>(NGX_CONF_ERROR);
+}
+
+ngx_http_module_t module_ctx = {
+    nullptr,           // preconfiguration
+    nullptr,           // postconfiguration
+    create_main_conf,  // create main configuration
+    nullptr,           // init main configuration
+    nullptr,           // create server configuration
+    nullptr,           // merge server configuration
+    create_loc_conf,   // create location configuration
+    merge_loc_conf,    // merge location configuration
+};
+
+// Pools belong to worker processes: created here, never in the master, whose descriptors
+// every worker would inherit.
+ngx_int_t init_process(ngx_cycle_t* cycle) { return pg_pools_start(cycle); }
+void exit_process(ngx_cycle_t* cycle) { pg_pools_stop(cycle); }
+
+}  // namespace
+}  // namespace chatterd
+
+ngx_module_t ngx_http_chatterd_module = {
+    NGX_MODULE_V1,
+    &chatterd::module_ctx,     // module context
+    chatterd::commands,        // module directives
+    NGX_HTTP_MODULE,           // module type
+    nullptr,                   // init master
+    nullptr,                   // init module
+    chatterd::init_process,    // init process
+    nullptr,                   // init thread
+    nullptr,                   // exit thread
+    chatterd::exit_process,    // exit process
+    nullptr,                   // exit master
+    NGX_MODULE_V1_PADDING,
+};

@@ -18,7 +18,7 @@ void insert_posted_chatt(ngx_http_request_t* r) noexcept try {
     std::string why;
     std::optional<ChattFields> fields = parse_chatt_json(body, why);
     if (!fields) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "chatterd: postchatt body rejected: %s",
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: postchatt body rejected: %s",
                       why.c_str());
         ngx_http_finalize_request(r, send_failure(r, Failure::unprocessable));
         return;

@@ -1,0 +1,101 @@
+#include "ngx/media_file.h"
+
+#include "core/media_name.h"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace chatterd {
+namespace {
+
+constexpr mode_t kMediaMode = 0644;  // served by nginx's static module, which may run as another user
+
+bool temp_files_unsupported(int error) {
+    // Kernels or file systems without O_TMPFILE answer one of these.
+    return error == EOPNOTSUPP || error == EISDIR || error == EINVAL;
+}
+
+}  // namespace
+
+MediaFile::~MediaFile() {
+    if (fd_ >= 0) close(fd_);
+    if (dir_fd_ >= 0) {
+        if (!temp_name_.empty()) unlinkat(dir_fd_, temp_name_.c_str(), 0);
+        if (!final_name_.empty() && !committed_) unlinkat(dir_fd_, final_name_.c_str(), 0);
+        close(dir_fd_);
+    }
+}
+
+void MediaFile::log_errno(const char* what, std::string_view name) const {
+    ngx_log_error(NGX_LOG_ERR, log_, ngx_errno, "chatterd: %s \"%*s\" failed", what, name.size(),
+                  name.data());
+}
+
+bool MediaFile::create(std::string_view media_root) {
+    std::string root(media_root);
+    dir_fd_ = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd_ < 0) {
+        log_errno("opening chatterd_media_root", root);
+        return false;
+    }
+    fd_ = openat(dir_fd_, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, kMediaMode);
+    if (fd_ < 0 && temp_files_unsupported(errno)) {
+        temp_name_ = "." + random_media_name("", "upload");
+        fd_ = openat(dir_fd_, temp_name_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, kMediaMode);
+        if (fd_ < 0) temp_name_.clear();
+    }
+    if (fd_ < 0) {
+        log_errno("creating a media file in", root);
+        return false;
+    }
+    // The umask must not make the published file unreadable to the static module.
+    if (fchmod(fd_, kMediaMode) != 0) {
+        log_errno("setting the mode of a media file in", root);
+        return false;
+    }
+    return true;
+}
+
+bool MediaFile::write(std::string_view bytes) {
+    while (!bytes.empty()) {
+        ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            log_errno("writing media file", temp_name_.empty() ? "(unnamed)" : temp_name_);
+            return false;
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+        size_ += n;
+    }
+    return true;
+}
+
+bool MediaFile::publish(std::string_view final_name) {
+    final_name_ = final_name;
+    bool published = temp_name_.empty() ? publish_anonymous() : publish_temporary();
+    if (!published) {
+        log_errno("publishing media file", final_name_);
+        final_name_.clear();
+        return false;
+    }
+    close(fd_);
+    fd_ = -1;
+    return true;
+}
+
+// An O_TMPFILE file gets a name through its /proc/self/fd link; linkat never replaces a file.
+bool MediaFile::publish_anonymous() {
+    std::string fd_path = "/proc/self/fd/" + std::to_string(fd_);
+    return linkat(AT_FDCWD, fd_path.c_str(), dir_fd_, final_name_.c_str(), AT_SYMLINK_FOLLOW) == 0;
+}
+
+bool MediaFile::publish_temporary() {
+    if (linkat(dir_fd_, temp_name_.c_str(), dir_fd_, final_name_.c_str(), 0) != 0) return false;
+    unlinkat(dir_fd_, temp_name_.c_str(), 0);
+    temp_name_.clear();
+    return true;
+}
+
+}  // namespace chatterd

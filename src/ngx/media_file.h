@@ -1,0 +1,46 @@
+// A media file being received: written into the media root under no name nginx could serve,
+// published under its final name once complete, and removed on every path that does not end
+// with the row that references it.
+#pragma once
+
+#include "ngx/ngx.h"
+
+#include <string>
+#include <string_view>
+
+namespace chatterd {
+
+class MediaFile {
+public:
+    explicit MediaFile(ngx_log_t* log) : log_(log) {}
+    ~MediaFile();  // closes; removes the file unless committed
+    MediaFile(const MediaFile&) = delete;
+    MediaFile& operator=(const MediaFile&) = delete;
+
+    // Creates the unnamed file inside media_root (O_TMPFILE; where the file system lacks it,
+    // a dot-prefixed temporary name, which the /media/ location must not serve).
+    bool create(std::string_view media_root);
+    bool write(std::string_view bytes);
+    // Gives the complete file its final name (never replacing an existing file).
+    bool publish(std::string_view final_name);
+    // The row that references the file is stored: keep it.
+    void commit() { committed_ = true; }
+
+    const std::string& name() const { return final_name_; }
+    off_t size() const { return size_; }
+
+private:
+    bool publish_anonymous();
+    bool publish_temporary();
+    void log_errno(const char* what, std::string_view name) const;
+
+    ngx_log_t* log_;
+    int dir_fd_ = -1;
+    int fd_ = -1;
+    std::string temp_name_;   // only when O_TMPFILE is not available
+    std::string final_name_;  // set once published
+    off_t size_ = 0;
+    bool committed_ = false;
+};
+
+}  // namespace chatterd

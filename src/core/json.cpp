@@ -1,0 +1,392 @@
+#include "core/json.h"
+
+#include <new>
+#include <stdexcept>
+#include <utility>
+
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
+
+#include "core/timestamp.h"
+
+namespace chatterd {
+
+namespace {
+
+using GenHandle = std::unique_ptr<yajl_gen_t, decltype(&yajl_gen_free)>;
+
+const unsigned char* as_bytes(const char* text)
+{
+    return reinterpret_cast<const unsigned char*>(text);
+}
+
+// yajl's defaults are what we want; they are set here anyway because the output must match Python's byte for byte
+// as far as yajl can: no indentation, "/" left alone, and no UTF-8 validation (see JsonRowsWriter in json.h).
+void configure_compact(yajl_gen gen)
+{
+    yajl_gen_config(gen, yajl_gen_beautify, 0);
+    yajl_gen_config(gen, yajl_gen_escape_solidus, 0);
+    yajl_gen_config(gen, yajl_gen_validate_utf8, 0);
+}
+
+yajl_gen new_compact_gen()
+{
+    yajl_gen gen = yajl_gen_alloc(nullptr);
+    if (gen == nullptr) {
+        throw std::bad_alloc();
+    }
+    configure_compact(gen);
+    return gen;
+}
+
+}  // namespace
+
+// ---- rows out ----
+
+void JsonRowsWriter::FreeGen::operator()(yajl_gen_t* gen) const noexcept
+{
+    yajl_gen_free(gen);
+}
+
+JsonRowsWriter::JsonRowsWriter(JsonOutput out, void* ctx) : out_(out), ctx_(ctx), gen_(new_compact_gen())
+{
+    yajl_gen_config(gen_.get(), yajl_gen_print_callback, static_cast<yajl_print_t>(&forward_output), this);
+    check(yajl_gen_array_open(gen_.get()));
+}
+
+JsonRowsWriter::~JsonRowsWriter() = default;
+
+// yajl is C: an exception must not unwind through it, so it is caught here and rethrown by check().
+// Once out has failed, the rest of the piece yajl is writing is dropped.
+void JsonRowsWriter::forward_output(void* writer, const char* bytes, std::size_t len) noexcept
+{
+    auto* self = static_cast<JsonRowsWriter*>(writer);
+    if (self->output_failure_) {
+        return;
+    }
+    try {
+        self->out_(self->ctx_, bytes, len);
+    } catch (...) {
+        self->output_failure_ = std::current_exception();
+    }
+}
+
+void JsonRowsWriter::check(int status)
+{
+    if (output_failure_) {
+        std::rethrow_exception(output_failure_);
+    }
+    if (status != yajl_gen_status_ok) {
+        // Only a misuse can get here, such as row() after finish().
+        throw std::runtime_error("yajl_gen failed with status " + std::to_string(status));
+    }
+}
+
+void JsonRowsWriter::cell(const Cell& cell, ColumnKind kind)
+{
+    if (cell.is_null) {
+        check(yajl_gen_null(gen_.get()));
+        return;
+    }
+    if (kind == ColumnKind::timestamp) {
+        char iso[kIsoTimestampMax];
+        std::size_t iso_len = iso_timestamp(std::string_view(cell.data, cell.len), iso);
+        check(yajl_gen_string(gen_.get(), as_bytes(iso), iso_len));
+        return;
+    }
+    check(yajl_gen_string(gen_.get(), as_bytes(cell.data), cell.len));
+}
+
+void JsonRowsWriter::row(const Cell* cells, const ColumnKind* kinds, std::size_t count)
+{
+    check(yajl_gen_array_open(gen_.get()));
+    for (std::size_t i = 0; i < count; ++i) {
+        cell(cells[i], kinds[i]);
+    }
+    check(yajl_gen_array_close(gen_.get()));
+}
+
+void JsonRowsWriter::finish()
+{
+    check(yajl_gen_array_close(gen_.get()));
+}
+
+// ---- error bodies ----
+
+std::string json_string(std::string_view text)
+{
+    GenHandle gen(new_compact_gen(), &yajl_gen_free);
+    if (yajl_gen_string(gen.get(), as_bytes(text.data()), text.size()) != yajl_gen_status_ok) {
+        throw std::runtime_error("yajl_gen_string failed");
+    }
+    const unsigned char* literal = nullptr;
+    std::size_t literal_len = 0;
+    yajl_gen_get_buf(gen.get(), &literal, &literal_len);
+    return std::string(reinterpret_cast<const char*>(literal), literal_len);
+}
+
+// ---- the postchatt body in ----
+
+namespace {
+
+// What the parser has seen as the value of one wanted top-level key.
+struct FieldSeen {
+    bool present = false;
+    bool is_string = false;
+    std::string value;
+};
+
+// State of one parse, driven by yajl's callbacks. Callbacks only record: the verdict comes after yajl has checked
+// the whole body, so malformed JSON is always reported as such, whatever its first value is.
+struct ChattParse {
+    enum class TopLevel { nothing_yet, object, something_else };
+
+    TopLevel top_level = TopLevel::nothing_yet;
+    std::size_t depth = 0;               // containers open around the next token
+    FieldSeen* value_owner = nullptr;    // the wanted key whose value comes next; nullptr for any other key
+    FieldSeen username;
+    FieldSeen message;
+    std::exception_ptr failure;          // an exception caught in a callback, rethrown after yajl returns
+
+    // A value (scalar or container start) at the current depth.
+    void value(bool is_string, std::string_view text)
+    {
+        if (depth == 0) {
+            top_level = TopLevel::something_else;
+        } else if (depth == 1 && value_owner != nullptr) {
+            value_owner->present = true;
+            value_owner->is_string = is_string;
+            value_owner->value.assign(text.data(), text.size());
+            value_owner = nullptr;
+        }
+    }
+
+    void container_start(bool is_map)
+    {
+        if (depth == 0 && is_map) {
+            top_level = TopLevel::object;
+        } else {
+            value(false, {});
+        }
+        ++depth;
+    }
+
+    void key(std::string_view name)
+    {
+        if (depth != 1) {
+            return;
+        }
+        value_owner = name == "username" ? &username : name == "message" ? &message : nullptr;
+    }
+};
+
+// Runs one step of a ChattParse as a yajl callback: 1 to continue, 0 to stop after an exception.
+template <typename Step>
+int run_step(void* parse, Step step) noexcept
+{
+    auto* state = static_cast<ChattParse*>(parse);
+    try {
+        step(*state);
+        return 1;
+    } catch (...) {
+        state->failure = std::current_exception();
+        return 0;
+    }
+}
+
+std::string_view as_text(const unsigned char* bytes, std::size_t len)
+{
+    return std::string_view(reinterpret_cast<const char*>(bytes), len);
+}
+
+int on_non_string(void* parse)
+{
+    return run_step(parse, [](ChattParse& state) { state.value(false, {}); });
+}
+
+int on_boolean(void* parse, int)
+{
+    return on_non_string(parse);
+}
+
+int on_number(void* parse, const char*, std::size_t)
+{
+    return on_non_string(parse);
+}
+
+int on_string(void* parse, const unsigned char* bytes, std::size_t len)
+{
+    return run_step(parse, [=](ChattParse& state) { state.value(true, as_text(bytes, len)); });
+}
+
+int on_map_key(void* parse, const unsigned char* bytes, std::size_t len)
+{
+    return run_step(parse, [=](ChattParse& state) { state.key(as_text(bytes, len)); });
+}
+
+int on_map_start(void* parse)
+{
+    return run_step(parse, [](ChattParse& state) { state.container_start(true); });
+}
+
+int on_array_start(void* parse)
+{
+    return run_step(parse, [](ChattParse& state) { state.container_start(false); });
+}
+
+int on_container_end(void* parse)
+{
+    return run_step(parse, [](ChattParse& state) { --state.depth; });
+}
+
+// Numbers arrive through the number callback as text (integer and double stay unset), so a big integer is a value
+// like any other rather than yajl's "integer overflow" error: Python accepts any integer.
+const yajl_callbacks kChattCallbacks = {
+    on_non_string,      // null
+    on_boolean,         // boolean
+    nullptr,            // integer
+    nullptr,            // double
+    on_number,          // number
+    on_string,          // string
+    on_map_start,       // start_map
+    on_map_key,         // map_key
+    on_container_end,   // end_map
+    on_array_start,     // start_array
+    on_container_end,   // end_array
+};
+
+// Length of the well-formed UTF-8 sequence (RFC 3629) that starts text, or 0 if there is none.
+std::size_t utf8_sequence_length(std::string_view text)
+{
+    auto byte = [text](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+    unsigned char lead = byte(0);
+    if (lead < 0x80) {
+        return 1;
+    }
+    std::size_t length = 0;
+    unsigned char second_min = 0x80;
+    unsigned char second_max = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+        length = 3;
+        second_min = lead == 0xE0 ? 0xA0 : 0x80;   // no overlong forms
+        second_max = lead == 0xED ? 0x9F : 0xBF;   // no UTF-16 surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+        length = 4;
+        second_min = lead == 0xF0 ? 0x90 : 0x80;   // no overlong forms
+        second_max = lead == 0xF4 ? 0x8F : 0xBF;   // nothing past U+10FFFF
+    } else {
+        return 0;
+    }
+    if (text.size() < length || byte(1) < second_min || byte(1) > second_max) {
+        return 0;
+    }
+    for (std::size_t i = 2; i < length; ++i) {
+        if ((byte(i) & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    return length;
+}
+
+// yajl only checks the shape of UTF-8 sequences: overlong forms (C0 80), encoded surrogates (ED A0 80) and code
+// points past U+10FFFF get through, and PostgreSQL would refuse them at INSERT time. Returns the offset of the first
+// byte that is not well-formed UTF-8.
+std::optional<std::size_t> first_invalid_utf8(std::string_view text)
+{
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t length = utf8_sequence_length(text.substr(pos));
+        if (length == 0) {
+            return pos;
+        }
+        pos += length;
+    }
+    return std::nullopt;
+}
+
+std::string yajl_error_message(yajl_handle parser, std::string_view body)
+{
+    unsigned char* message = yajl_get_error(parser, 0, as_bytes(body.data()), body.size());
+    if (message == nullptr) {
+        throw std::bad_alloc();
+    }
+    std::string text(reinterpret_cast<const char*>(message));
+    yajl_free_error(parser, message);
+    text.erase(text.find_last_not_of(" \n") + 1);   // yajl ends its message with a newline
+    return text;
+}
+
+// Runs yajl over the whole body; returns why if the body is not one well-formed JSON value in UTF-8.
+std::optional<std::string> parse_json(std::string_view body, ChattParse& state)
+{
+    if (std::optional<std::size_t> offset = first_invalid_utf8(body)) {
+        return "invalid UTF-8 at byte " + std::to_string(*offset);
+    }
+    using ParserHandle = std::unique_ptr<yajl_handle_t, decltype(&yajl_free)>;
+    ParserHandle parser(yajl_alloc(&kChattCallbacks, nullptr, &state), &yajl_free);
+    if (!parser) {
+        throw std::bad_alloc();
+    }
+    // Defaults, spelled out because the API depends on them: checked strings, one value, nothing after it.
+    yajl_config(parser.get(), yajl_dont_validate_strings, 0);
+    yajl_config(parser.get(), yajl_allow_trailing_garbage, 0);
+    yajl_config(parser.get(), yajl_allow_multiple_values, 0);
+    yajl_config(parser.get(), yajl_allow_comments, 0);
+
+    yajl_status status = yajl_parse(parser.get(), as_bytes(body.data()), body.size());
+    if (status == yajl_status_ok) {
+        status = yajl_complete_parse(parser.get());
+    }
+    if (state.failure) {
+        std::rethrow_exception(state.failure);
+    }
+    if (status != yajl_status_ok) {
+        return yajl_error_message(parser.get(), body);
+    }
+    return std::nullopt;
+}
+
+// Why a field's value is unusable, or an empty string when it is a usable string.
+std::string field_problem(const FieldSeen& field, std::string_view name)
+{
+    std::string quoted = "\"" + std::string(name) + "\"";
+    if (!field.present) {
+        return "missing key " + quoted;
+    }
+    if (!field.is_string) {
+        return quoted + " is not a string";
+    }
+    if (field.value.find('\0') != std::string::npos) {
+        return quoted + " contains a NUL character";
+    }
+    if (first_invalid_utf8(field.value)) {   // the body was valid: only an escape such as "\udc00" gets here
+        return quoted + " contains an unpaired surrogate escape";
+    }
+    return {};
+}
+
+}  // namespace
+
+std::optional<ChattFields> parse_chatt_json(std::string_view body, std::string& why)
+{
+    ChattParse state;
+    if (std::optional<std::string> yajl_message = parse_json(body, state)) {
+        why = "malformed JSON: " + *yajl_message;
+        return std::nullopt;
+    }
+    if (state.top_level != ChattParse::TopLevel::object) {
+        why = "not a JSON object";
+        return std::nullopt;
+    }
+    for (auto [field, name] : {std::pair{&state.username, "username"}, std::pair{&state.message, "message"}}) {
+        why = field_problem(*field, name);
+        if (!why.empty()) {
+            return std::nullopt;
+        }
+    }
+    return ChattFields{std::move(state.username.value), std::move(state.message.value)};
+}
+
+}  // namespace chatterd

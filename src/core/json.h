@@ -1,0 +1,77 @@
+// JSON in and out of chatterd, with yajl: the rows of getchatts/getimages, the postchatt body, error bodies.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+struct yajl_gen_t;   // yajl's generator; kept out of this header
+
+namespace chatterd {
+
+// Receives the JSON text piecewise, in order. It may throw: the exception leaves the writer call that caused it
+// (never through yajl's C frames), after which the writer must not be used again.
+using JsonOutput = void (*)(void* ctx, const char* bytes, std::size_t len);
+
+enum class ColumnKind { text, timestamp };
+
+// One field of a result row as libpq gives it: bytes and length, or SQL NULL.
+struct Cell {
+    const char* data;
+    std::size_t len;
+    bool is_null;
+};
+
+// Streams a JSON array of arrays to out, written as Python's JSONResponse writes it: compact (separators "," and
+// ":"), UTF-8 left as is (ensure_ascii=False), "/" not escaped, control characters escaped. SQL NULL becomes null;
+// timestamp cells are converted with iso_timestamp. Strings are not UTF-8-validated: PostgreSQL with a UTF8
+// database only returns valid UTF-8, and anything else is passed through byte for byte.
+// Output goes straight from yajl to out, with no copy of a row or of the whole answer.
+class JsonRowsWriter {
+public:
+    JsonRowsWriter(JsonOutput out, void* ctx);   // emits "["
+    ~JsonRowsWriter();
+    JsonRowsWriter(const JsonRowsWriter&) = delete;
+    JsonRowsWriter& operator=(const JsonRowsWriter&) = delete;
+
+    void row(const Cell* cells, const ColumnKind* kinds, std::size_t count);   // emits one inner array
+    void finish();                                                               // emits "]"
+
+private:
+    struct FreeGen {
+        void operator()(yajl_gen_t* gen) const noexcept;
+    };
+
+    static void forward_output(void* writer, const char* bytes, std::size_t len) noexcept;
+    void cell(const Cell& cell, ColumnKind kind);
+    void check(int status);
+
+    JsonOutput out_;
+    void* ctx_;
+    std::exception_ptr output_failure_;   // what out threw, rethrown once yajl has returned
+    std::unique_ptr<yajl_gen_t, FreeGen> gen_;
+};
+
+// The postchatt body: a JSON object with string values for "username" and "message"; other keys are ignored and,
+// as with Python's json.loads, the last of duplicate keys wins.
+struct ChattFields {
+    std::string username;
+    std::string message;
+};
+
+// Returns the fields, or std::nullopt with why set to a short operator-readable reason: "malformed JSON: <yajl's
+// message>" (also for invalid UTF-8 and trailing garbage), "not a JSON object", "missing key \"message\"",
+// "\"username\" is not a string", "\"username\" contains a NUL character" (libpq takes text parameters as
+// NUL-terminated strings, so such a value could not be stored as sent), "\"username\" contains an unpaired surrogate
+// escape" (PostgreSQL would refuse the UTF-8 it decodes to).
+// UTF-8 is checked strictly (no overlong forms, surrogates or code points past U+10FFFF), as PostgreSQL checks it.
+std::optional<ChattFields> parse_chatt_json(std::string_view body, std::string& why);
+
+// A JSON string literal for an error body, escaped as JsonRowsWriter escapes:
+// json_string("Unprocessable entity") == "\"Unprocessable entity\"".
+std::string json_string(std::string_view text);
+
+}  // namespace chatterd

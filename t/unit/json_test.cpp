@@ -1,0 +1,355 @@
+#include "core/json.h"
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace chatterd {
+namespace {
+
+using namespace std::string_literals;   // "..."s keeps embedded NULs
+
+void append_to_string(void* ctx, const char* bytes, std::size_t len)
+{
+    static_cast<std::string*>(ctx)->append(bytes, len);
+}
+
+Cell text(std::string_view value)
+{
+    return Cell{value.data(), value.size(), false};
+}
+
+constexpr Cell kNull{nullptr, 0, true};
+
+// The JSON a getchatts-shaped answer produces for these rows (4 columns, the last a timestamp).
+std::string chatts_json(const std::vector<std::vector<Cell>>& rows)
+{
+    const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text, ColumnKind::text, ColumnKind::timestamp};
+    std::string json;
+    JsonRowsWriter writer(append_to_string, &json);
+    for (const std::vector<Cell>& row : rows) {
+        writer.row(row.data(), kinds, row.size());
+    }
+    writer.finish();
+    return json;
+}
+
+std::string one_string_json(std::string_view value)
+{
+    const ColumnKind kind = ColumnKind::text;
+    const Cell cell = text(value);
+    std::string json;
+    JsonRowsWriter writer(append_to_string, &json);
+    writer.row(&cell, &kind, 1);
+    writer.finish();
+    return json;
+}
+
+// ---- rows ----
+
+TEST(JsonRows, NoRowsIsAnEmptyArray)
+{
+    EXPECT_EQ(chatts_json({}), "[]");
+}
+
+TEST(JsonRows, CompactArrayOfArraysWithIsoTimes)
+{
+    std::string json = chatts_json({
+        {text("alice"), text("hello"), text("5b0c2f6e-0000-4000-8000-000000000001"), text("2025-01-29 19:03:12.12")},
+        {text("bob"), text(""), text("5b0c2f6e-0000-4000-8000-000000000002"), text("2025-01-29 19:03:13")},
+    });
+    EXPECT_EQ(json,
+              R"([["alice","hello","5b0c2f6e-0000-4000-8000-000000000001","2025-01-29T19:03:12.120000"],)"
+              R"(["bob","","5b0c2f6e-0000-4000-8000-000000000002","2025-01-29T19:03:13"]])");
+}
+
+TEST(JsonRows, SqlNullIsJsonNullInAnyColumn)
+{
+    const ColumnKind kinds[] = {ColumnKind::text,      ColumnKind::text, ColumnKind::text,
+                                ColumnKind::timestamp, ColumnKind::text, ColumnKind::text};
+    const Cell cells[] = {text("alice"), kNull, text("id"), kNull, text("https://h/media/a.jpeg"), kNull};
+    std::string json;
+    JsonRowsWriter writer(append_to_string, &json);
+    writer.row(cells, kinds, 6);
+    writer.finish();
+    EXPECT_EQ(json, R"([["alice",null,"id",null,"https://h/media/a.jpeg",null]])");
+}
+
+// Expected bytes are Python's json.dumps(value, ensure_ascii=False, separators=(",", ":")), which is what
+// Starlette's JSONResponse sends: UTF-8 as is (emoji, CJK, U+007F, U+2028/U+2029 are not escaped), "/" not escaped.
+TEST(JsonRows, StringsMatchPythonByteForByte)
+{
+    const std::pair<std::string, std::string> cases[] = {
+        {"\xF0\x9F\x98\x80 emoji", "\"\xF0\x9F\x98\x80 emoji\""},
+        {"\xE6\xBC\xA2\xE5\xAD\x97\xE3\x81\x8B\xE3\x81\xAA", "\"\xE6\xBC\xA2\xE5\xAD\x97\xE3\x81\x8B\xE3\x81\xAA\""},
+        {"say \"hi\"", R"("say \"hi\"")"},
+        {"back\\slash", R"("back\\slash")"},
+        {"a/b </script>", R"("a/b </script>")"},
+        {"\x7F", "\"\x7F\""},
+        {"\xE2\x80\xA8\xE2\x80\xA9", "\"\xE2\x80\xA8\xE2\x80\xA9\""},
+        {"\n\r\t\b\f", R"("\n\r\t\b\f")"},
+        {"\x00\x01\x02"s, R"("\u0000\u0001\u0002")"},
+        {"\xC3\xA9", "\"\xC3\xA9\""},
+    };
+    for (const auto& [value, python] : cases) {
+        EXPECT_EQ(one_string_json(value), "[[" + python + "]]") << value;
+    }
+}
+
+// The one difference from Python: yajl writes the hex digits of \u00XX escapes in upper case, Python in lower case
+// (json.dumps("\x0b\x1a\x1f") == '"\\u000b\\u001a\\u001f"'). Same JSON value; no yajl option changes it, and control
+// characters in a chatt are rare. \n, \r, \t, \b, \f use the same short escapes in both.
+TEST(JsonRows, ControlCharacterEscapesDifferFromPythonOnlyInHexCase)
+{
+    EXPECT_EQ(one_string_json("\x0B\x1A\x1F"), R"([["\u000B\u001A\u001F"]])");
+}
+
+// PostgreSQL with a UTF8 database never returns invalid UTF-8; if bytes like these arrive anyway they are passed
+// through unchanged rather than rejected (the answer is already under way) or crashing.
+TEST(JsonRows, InvalidUtf8IsPassedThroughUnchanged)
+{
+    EXPECT_EQ(one_string_json("\xFF\xFE ok \xE2\x80"), "[[\"\xFF\xFE ok \xE2\x80\"]]");
+}
+
+TEST(JsonRows, TimestampCellsThatAreNotTimestampsAreCopied)
+{
+    std::string json = chatts_json({{text("a"), text("b"), text("c"), text("infinity")}});
+    EXPECT_EQ(json, R"([["a","b","c","infinity"]])");
+}
+
+TEST(JsonRows, EmptyTextCellWithoutData)
+{
+    std::string json = chatts_json({{Cell{nullptr, 0, false}, text("b"), text("c"), text("2025-01-29 19:03:12")}});
+    EXPECT_EQ(json, R"([["","b","c","2025-01-29T19:03:12"]])");
+}
+
+struct FailingOutput {
+    int calls_before_failure;
+    std::string received;
+};
+
+void fail_after_some_calls(void* ctx, const char* bytes, std::size_t len)
+{
+    auto* output = static_cast<FailingOutput*>(ctx);
+    if (output->calls_before_failure-- == 0) {
+        throw std::runtime_error("client went away");
+    }
+    output->received.append(bytes, len);
+}
+
+TEST(JsonRows, ExceptionFromOutputReachesTheCaller)
+{
+    FailingOutput output{0, {}};
+    EXPECT_THROW(JsonRowsWriter(fail_after_some_calls, &output), std::runtime_error);
+
+    output = FailingOutput{3, {}};
+    JsonRowsWriter writer(fail_after_some_calls, &output);
+    const ColumnKind kind = ColumnKind::text;
+    const Cell cell = text("a value long enough to be written in pieces");
+    EXPECT_THROW(writer.row(&cell, &kind, 1), std::runtime_error);
+    EXPECT_EQ(output.received, "[[\"");
+}
+
+TEST(JsonRows, RowAfterFinishIsRefused)
+{
+    std::string json;
+    JsonRowsWriter writer(append_to_string, &json);
+    writer.finish();
+    const ColumnKind kind = ColumnKind::text;
+    const Cell cell = text("late");
+    EXPECT_THROW(writer.row(&cell, &kind, 1), std::runtime_error);
+    EXPECT_EQ(json, "[]");
+}
+
+TEST(JsonRows, ManyRowsStreamWithoutGrowth)
+{
+    const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text, ColumnKind::text, ColumnKind::timestamp};
+    const Cell cells[] = {text("u"), text("m"), text("i"), text("2025-01-29 19:03:12.5")};
+    std::string json;
+    JsonRowsWriter writer(append_to_string, &json);
+    for (int i = 0; i < 10000; ++i) {
+        writer.row(cells, kinds, 4);
+    }
+    writer.finish();
+    const std::string one_row = R"(["u","m","i","2025-01-29T19:03:12.500000"])";
+    EXPECT_EQ(json.size(), 2 + 10000 * one_row.size() + 9999);
+    EXPECT_EQ(json.substr(0, 1 + one_row.size() + 1), "[" + one_row + ",");
+}
+
+// ---- error bodies ----
+
+TEST(JsonString, ErrorBodies)
+{
+    EXPECT_EQ(json_string("Unprocessable entity"), "\"Unprocessable entity\"");
+    EXPECT_EQ(json_string(""), "\"\"");
+    EXPECT_EQ(json_string(std::string_view()), "\"\"");
+    EXPECT_EQ(json_string("bad \"part\" \\ /media/\n"), R"("bad \"part\" \\ /media/\n")");
+    EXPECT_EQ(json_string("\xE3\x82\xB8\xE3\x83\xA7\xE3\x83\xB3"), "\"\xE3\x82\xB8\xE3\x83\xA7\xE3\x83\xB3\"");
+}
+
+// ---- postchatt body ----
+
+std::optional<ChattFields> parse(std::string_view body, std::string& why)
+{
+    why = "unset";
+    return parse_chatt_json(body, why);
+}
+
+void expect_fields(std::string_view body, std::string_view username, std::string_view message)
+{
+    std::string why;
+    std::optional<ChattFields> fields = parse(body, why);
+    ASSERT_TRUE(fields) << body << ": " << why;
+    EXPECT_EQ(fields->username, username);
+    EXPECT_EQ(fields->message, message);
+}
+
+void expect_rejected(std::string_view body, std::string_view reason)
+{
+    std::string why;
+    EXPECT_FALSE(parse(body, why)) << body;
+    EXPECT_EQ(why, reason) << body;
+}
+
+void expect_malformed(std::string_view body)
+{
+    std::string why;
+    EXPECT_FALSE(parse(body, why)) << body;
+    EXPECT_EQ(why.rfind("malformed JSON: ", 0), 0u) << body << ": " << why;
+    EXPECT_GT(why.size(), std::string_view("malformed JSON: ").size()) << body;
+    EXPECT_EQ(why.find('\n'), std::string::npos) << why;
+}
+
+TEST(JsonChatt, ReadsUsernameAndMessage)
+{
+    expect_fields(R"({"username":"alice","message":"hello"})", "alice", "hello");
+    expect_fields(" {\n\t\"message\" : \"hi\" , \"username\" : \"bob\" }\r\n", "bob", "hi");
+    expect_fields(R"({"username":"","message":""})", "", "");
+}
+
+TEST(JsonChatt, OtherKeysAndNestedKeysAreIgnored)
+{
+    expect_fields(R"({"meta":{"username":"x","message":["y"]},"username":"a","n":1e400,)"
+                  R"("big":123456789012345678901234567890,"t":true,"z":null,"message":"b"})",
+                  "a", "b");
+}
+
+TEST(JsonChatt, LastOfDuplicateKeysWinsAsInPython)
+{
+    expect_fields(R"({"username":"first","message":"m","username":"last"})", "last", "m");
+    expect_rejected(R"({"username":"a","message":"m","username":7})", "\"username\" is not a string");
+}
+
+TEST(JsonChatt, EscapesAndUtf8AreDecoded)
+{
+    expect_fields(R"({"username":"\u00e9\n\"\\\/","message":"\ud83d\ude00"})", "\xC3\xA9\n\"\\/", "\xF0\x9F\x98\x80");
+    expect_fields("{\"username\":\"\xE3\x82\xB8\xE3\x83\xA7\xE3\x83\xB3\",\"message\":\"\xE2\x80\xA8\"}",
+                  "\xE3\x82\xB8\xE3\x83\xA7\xE3\x83\xB3", "\xE2\x80\xA8");
+}
+
+// Python keeps a lone surrogate escape as is (the reference's INSERT then fails to encode it). yajl decodes a lone
+// high surrogate to "?" and a lone low one to bytes PostgreSQL would refuse, which we reject.
+TEST(JsonChatt, LoneSurrogateEscapes)
+{
+    expect_fields(R"({"username":"a\ud800b","message":"m"})", "a?b", "m");
+    expect_rejected(R"({"username":"a\udc00b","message":"m"})", "\"username\" contains an unpaired surrogate escape");
+}
+
+TEST(JsonChatt, MalformedBodies)
+{
+    for (std::string_view body : {
+             "",
+             " ",
+             "{",
+             R"({"username":"a","message":"b")",
+             R"({"username":"a","message":"b",})",
+             R"({'username':'a','message':'b'})",
+             R"({"username":"a" "message":"b"})",
+             R"({username:"a"})",
+             R"({"username":"a","message":"b"} x)",
+             R"({"username":"a","message":"b"}{})",
+             R"({"username":"a","message":"b"} /* comment */)",
+             "{\"username\":\"\xFF\",\"message\":\"b\"}",          // invalid UTF-8
+             "{\"username\":\"\xC3\",\"message\":\"b\"}",          // truncated UTF-8 sequence
+             "{\"username\":\"\xED\xA0\x80\",\"message\":\"b\"}",  // UTF-8-encoded surrogate
+             "{\"username\":\"\xC0\x80\",\"message\":\"b\"}",      // overlong NUL
+             "{\"username\":\"\xE0\x80\xAF\",\"message\":\"b\"}",  // overlong "/"
+             "{\"username\":\"\xF4\x90\x80\x80\",\"message\":\"b\"}",  // past U+10FFFF
+             "{\"username\":\"\xF8\x88\x80\x80\x80\",\"message\":\"b\"}",  // 5-byte form
+             "{\"username\":\"\x80\",\"message\":\"b\"}",          // stray continuation byte
+             "{\"username\":\"a\tb\",\"message\":\"b\"}",          // raw control character in a string
+             R"({"username":"\x41","message":"b"})",
+             "[1,",
+             "nul",
+         }) {
+        expect_malformed(body);
+    }
+}
+
+TEST(JsonChatt, MalformedReasonsNameTheProblem)
+{
+    expect_rejected("", "malformed JSON: parse error: premature EOF");
+    expect_rejected("{\"username\":\"\xFF\"}", "malformed JSON: invalid UTF-8 at byte 13");
+    expect_rejected(R"({"username":"a","message":"b"} x)", "malformed JSON: parse error: trailing garbage");
+    expect_rejected("{'a':1}", "malformed JSON: lexical error: invalid char in json text.");
+}
+
+TEST(JsonChatt, EmbeddedNulBytesAreMalformed)
+{
+    expect_malformed("{\"username\":\"a\0b\",\"message\":\"m\"}"s);
+    expect_malformed("{\"username\":\"a\",\"message\":\"m\"}\0"s);
+    expect_malformed("\0{\"username\":\"a\",\"message\":\"m\"}"s);
+}
+
+TEST(JsonChatt, ReadsOnlyTheGivenBytes)
+{
+    std::string buffer = R"({"username":"a","message":"b"}GARBAGE)";
+    std::string why;
+    EXPECT_TRUE(parse(std::string_view(buffer).substr(0, buffer.find('G')), why)) << why;
+    expect_malformed(std::string_view());
+}
+
+TEST(JsonChatt, NotAnObject)
+{
+    for (std::string_view body : {"[]", R"(["username","message"])", R"("username")", "42", "null", "true"}) {
+        expect_rejected(body, "not a JSON object");
+    }
+}
+
+TEST(JsonChatt, MissingKeys)
+{
+    expect_rejected("{}", "missing key \"username\"");
+    expect_rejected(R"({"username":"a"})", "missing key \"message\"");
+    expect_rejected(R"({"message":"m","nested":{"username":"a"}})", "missing key \"username\"");
+    expect_rejected(R"({"Username":"a","message":"m"})", "missing key \"username\"");
+}
+
+TEST(JsonChatt, ValuesThatAreNotStrings)
+{
+    for (std::string_view value : {"1", "-0.5", "null", "true", "false", "[]", R"(["a"])", "{}", R"({"a":"b"})"}) {
+        expect_rejected(R"({"username":)" + std::string(value) + R"(,"message":"m"})", "\"username\" is not a string");
+        expect_rejected(R"({"username":"a","message":)" + std::string(value) + "}", "\"message\" is not a string");
+    }
+}
+
+TEST(JsonChatt, EscapedNulCannotBeStored)
+{
+    expect_rejected(R"({"username":"a\u0000b","message":"m"})", "\"username\" contains a NUL character");
+    expect_rejected(R"({"username":"a","message":"\u0000"})", "\"message\" contains a NUL character");
+}
+
+// yajl's parser keeps its nesting on a heap stack, not the C stack, so a hostile body cannot overflow it.
+TEST(JsonChatt, DeepNestingIsHandled)
+{
+    const std::size_t depth = 100000;
+    std::string body = R"({"deep":)" + std::string(depth, '[') + std::string(depth, ']') +
+                       R"(,"username":"a","message":"b"})";
+    std::string why;
+    EXPECT_TRUE(parse(body, why)) << why;
+    expect_malformed(std::string(depth, '['));
+}
+
+}  // namespace
+}  // namespace chatterd

@@ -1,0 +1,27 @@
+# chatterd for nginx. `make run` starts the whole stack locally; `make test` runs every test.
+# The work is done by the scripts in scripts/; this file only names it.
+.PHONY: all deps run test unit fuzz bench clean
+
+all:
+	scripts/build.sh
+
+deps:
+	scripts/deps.sh
+
+run:
+	scripts/run.sh
+
+test:
+	scripts/test.sh
+
+unit:
+	scripts/unit.sh
+
+fuzz:
+	scripts/fuzz.sh
+
+bench:
+	bench/run.sh
+
+clean:
+	rm -rf build t/servroot* bench/out

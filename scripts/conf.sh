@@ -1,0 +1,25 @@
+#!/bin/bash
+# Writes a runnable nginx.conf from nginx.conf.example for a local stack under DIR.
+#   conf.sh DIR MEDIA_DIR PG_CONNINFO HTTP_PORT HTTPS_PORT [WORKERS]
+# DIR receives nginx.conf, logs/ and tls/ (a self-signed certificate, made once).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dir="$1" media="$2" conninfo="$3" http_port="$4" https_port="$5" workers="${6:-auto}"
+mkdir -p "$dir/logs" "$dir/tls" "$media"
+if [ ! -f "$dir/tls/chatterd.crt" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=localhost" \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$dir/tls/chatterd.key" -out "$dir/tls/chatterd.crt" 2>/dev/null
+fi
+# Workers may run as another user: the media directory must be theirs to write.
+chmod 755 "$media"
+sed -e "s|/usr/lib/nginx/modules/ngx_http_chatterd_module.so|$here/build/ngx_http_chatterd_module.so|" \
+    -e "s|^worker_processes auto;|worker_processes $workers;\nuser root;|" \
+    -e "s|/var/log/nginx/chatterd.error.log|$dir/logs/error.log|" \
+    -e "s|/run/nginx-chatterd.pid|$dir/logs/nginx.pid|" \
+    -e "s|\"host=/var/run/postgresql port=5432 dbname=chatterdb user=chatter\"|\"$conninfo\"|" \
+    -e "s|/etc/chatterd/tls/|$dir/tls/|" \
+    -e "s|/var/lib/chatterd/media|$media|g" \
+    -e "s|127.0.0.1:8080;|127.0.0.1:$http_port;|" \
+    -e "s|127.0.0.1:8443 |127.0.0.1:$https_port |" \
+    "$here/nginx.conf.example" >"$dir/nginx.conf"

@@ -1,0 +1,23 @@
+#!/bin/bash
+# Installs, with apt-get, only the Debian packages that are missing. Run as root or with sudo.
+set -euo pipefail
+packages=(
+    make g++ curl openssl ca-certificates
+    nginx-core nginx-dev libyajl-dev libpq-dev libssl-dev   # build and run
+    postgresql                                              # the throwaway database
+    libgtest-dev                                            # unit tests
+    libtest-base-perl libtext-diff-perl libtest-longstring-perl libwww-perl liburi-perl
+    libipc-run-perl liblist-moreutils-perl libio-socket-ssl-perl   # Test::Nginx-style suites
+    wrk gnuplot-nox                                         # benchmarks
+    clang libclang-rt-14-dev                                # fuzzing
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -100,9 +100,12 @@ private:
 // ---- connections ---------------------------------------------------------------------------
 
 void PgPool::connect(PgSlot& slot) {
-    static const char* const keywords[] = {"dbname", "fallback_application_name", nullptr};
-    const char* const values[] = {reinterpret_cast<const char*>(spec_.conninfo.data), "chatterd",
-                                  nullptr};
+    // Before dbname, so the operator's conninfo (expanded in its place) can override them:
+    // UTF-8 and ISO dates are what the JSON conversion expects.
+    static const char* const keywords[] = {"client_encoding", "options",
+                                           "fallback_application_name", "dbname", nullptr};
+    const char* const values[] = {"UTF8", "-c DateStyle=ISO", "chatterd",
+                                  reinterpret_cast<const char*>(spec_.conninfo.data), nullptr};
     slot.conn = PQconnectStartParams(keywords, values, 1);
     if (slot.conn == nullptr) {
         ngx_log_error(NGX_LOG_ERR, log_, 0, "postgres connect failed: out of memory");

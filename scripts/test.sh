@@ -1,0 +1,28 @@
+#!/bin/bash
+# make test: installs what is missing, builds, runs the unit tests, starts a throwaway
+# PostgreSQL, runs every Test::Nginx suite in t/ against the real nginx with the built module,
+# stops the database. Exits non-zero on any failure.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+export TEST_PG_PORT="${TEST_PG_PORT:-55439}"
+pg_dir="$here/build/test-pg"
+
+scripts/deps.sh
+scripts/build.sh
+scripts/unit.sh
+
+scripts/pg.sh start "$pg_dir" "$TEST_PG_PORT" >/dev/null
+trap 'scripts/pg.sh stop "$pg_dir"' EXIT
+
+export TEST_NGINX_BINARY="${TEST_NGINX_BINARY:-/usr/sbin/nginx}"
+export TEST_NGINX_LOAD_MODULES="$here/build/ngx_http_chatterd_module.so"
+export TEST_NGINX_PG_CONNINFO="$(scripts/pg.sh conninfo "$pg_dir" "$TEST_PG_PORT")"
+export TEST_NGINX_PG_DIR="$pg_dir"
+export TEST_NGINX_PG_PORT="$TEST_PG_PORT"
+export TEST_NGINX_PSQL="$here/scripts/pg.sh psql $pg_dir $TEST_PG_PORT"
+
+# t/lib is a fallback: an installed Test::Nginx (or one on PERL5LIB) wins, as in every suite.
+perl -e 'push @INC, "t/lib"; require Test::Nginx::Socket;
+         print "Test::Nginx::Socket: $INC{q{Test/Nginx/Socket.pm}}\n"'
+prove -r t/

@@ -1,0 +1,98 @@
+package Chatterd::Db;
+
+# The test database and media directory, as scripts/test.sh sets them up:
+#   TEST_NGINX_PG_CONNINFO   libpq conninfo chatterd uses (unix socket)
+#   TEST_NGINX_PG_DIR        the throwaway cluster's data directory
+#   TEST_NGINX_PG_PORT       its port
+#   TEST_NGINX_PSQL          a command running psql as chatter on it
+#
+#   use Chatterd::Db qw(sql truncate_chatts media_root media_files check_media_consistency);
+#   truncate_chatts();                       # also empties the media root
+#   my @rows = sql('SELECT username FROM chatts ORDER BY time');   # list of arrayrefs
+#   check_media_consistency('after TEST 3');  # one ok(): files <-> rows agree
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use File::Path ();
+use File::Spec;
+use Test::More ();
+
+our @EXPORT_OK = qw(sql sql_value truncate_chatts media_root media_files
+                    check_media_consistency pg_pids);
+
+# The media root the suites configure: under the test server root, created on demand.
+sub media_root {
+    my $root = $ENV{TEST_NGINX_MEDIA_ROOT}
+        // File::Spec->rel2abs(($ENV{TEST_NGINX_SERVROOT} // 't/servroot') . '_media');
+    File::Path::make_path($root) unless -d $root;
+    $ENV{TEST_NGINX_MEDIA_ROOT} = $root;
+    return $root;
+}
+
+# Runs one SQL statement; returns its rows as arrayrefs of column values (NULL -> undef).
+sub sql {
+    my ($statement) = @_;
+    my $psql = $ENV{TEST_NGINX_PSQL} or die "TEST_NGINX_PSQL is not set (run through make test)\n";
+    # Unit separator / record separator: values may contain tabs and newlines.
+    open(my $fh, '-|', split(' ', $psql), '-A', '-t', '-F', "\x1f", '-R', "\x1e",
+         '-P', 'null=\\N', '-c', $statement)
+        or die "psql: $!";
+    local $/;
+    my $out = <$fh> // '';
+    close $fh or die "psql failed for: $statement\n";
+    $out =~ s/\n\z//;
+    return map { [map { $_ eq '\\N' ? undef : $_ } split /\x1f/, $_, -1] }
+           grep { length } split /\x1e/, $out;
+}
+
+sub sql_value {
+    my ($statement) = @_;
+    my @rows = sql($statement);
+    return @rows ? $rows[0][0] : undef;
+}
+
+# A clean slate: no rows, no media files.
+sub truncate_chatts {
+    sql('TRUNCATE chatts');
+    my $root = media_root();
+    unlink map { File::Spec->catfile($root, $_) } _entries($root);
+}
+
+# Names of the files in the media root (dot-files included: none should ever stay).
+sub media_files { return sort(_entries(media_root())) }
+
+# Every file in the media root is named by a row, and every row's URLs name an existing file.
+sub check_media_consistency {
+    my ($label) = @_;
+    my %files = map { $_ => 1 } media_files();
+    my %named;
+    for my $row (sql('SELECT imageurl, videourl FROM chatts')) {
+        for my $url (grep { defined } @$row) {
+            my ($name) = $url =~ m{/media/([^/]+)\z} or next;
+            $named{$name} = 1;
+        }
+    }
+    my @orphans = grep { !$named{$_} } sort keys %files;
+    my @missing = grep { !$files{$_} } sort keys %named;
+    Test::More::ok(!@orphans && !@missing, "$label: media files and rows agree")
+        or Test::More::diag("files without a row: @orphans\nrows without a file: @missing");
+}
+
+# The PostgreSQL server's processes (postmaster first), for pausing it with SIGSTOP.
+sub pg_pids {
+    my $dir = $ENV{TEST_NGINX_PG_DIR} or die "TEST_NGINX_PG_DIR is not set\n";
+    open(my $fh, '<', "$dir/postmaster.pid") or die "postmaster.pid: $!";
+    chomp(my $master = <$fh>);
+    my @children = split ' ', `pgrep -P $master`;
+    return ($master, @children);
+}
+
+sub _entries {
+    my ($dir) = @_;
+    opendir(my $dh, $dir) or return ();
+    return grep { $_ ne '.' && $_ ne '..' } readdir $dh;
+}
+
+1;

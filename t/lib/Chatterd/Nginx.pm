@@ -1,0 +1,166 @@
+package Chatterd::Nginx;
+
+# Programmatic nginx launcher for scenario tests written in plain
+# Test::More (concurrency, a SIGSTOPped database, clients that disconnect),
+# where the data-driven Test::Nginx::Socket format does not fit.
+#
+#   use Chatterd::Nginx;
+#   use Chatterd::Http;
+#
+#   my $ng = Chatterd::Nginx->start(
+#       main_config => '...', http_config => '...', config => '...',
+#       workers => 1, master => 0);
+#   my $res = http_get($ng->port, '/t');
+#   $ng->mark_error_log;
+#   ...
+#   like($ng->error_log_since_mark, qr/\[error\]/, 'logged');
+#   $ng->stop;     # also done when $ng goes out of scope
+#
+# Options of start():
+#   main_config, http_config, config   conf fragments, as in Test::Nginx
+#                                      ($TEST_NGINX_* are expanded)
+#   user_files   {name => content} or [[name, content], ...] put in html/
+#   workers      worker_processes (default 1)
+#   master       true: master_process on (default off: one process)
+#   port         default: a free port picked by the kernel
+#   servroot     default: <TEST_NGINX_SERVROOT or t/servroot>_<script name>
+#   log_level    default: TEST_NGINX_LOG_LEVEL or debug
+#   load_modules arrayref of .so paths (default: TEST_NGINX_LOAD_MODULES)
+#   env          arrayref of env directive arguments
+#   root_location  false: no "location / { root html; }"
+#   binary       default: TEST_NGINX_BINARY, nginx in PATH, /usr/sbin/nginx
+#
+# start() dies with nginx's stderr / error log when nginx does not start.
+# With TEST_NGINX_NO_CLEAN set, nginx is left running when the object is
+# destroyed (an explicit stop() still stops it).
+
+use strict;
+use warnings;
+
+use Cwd ();
+use File::Basename ();
+use File::Spec;
+use Time::HiRes ();
+
+use Chatterd::NginxProcess;
+
+my %instances_of_servroot;    # base servroot -> instances started so far
+
+sub start {
+    my ($class, %opt) = @_;
+    my $auto_port = !defined $opt{port};
+    my $servroot  = $opt{servroot} // _default_servroot();
+    my %sections  = (
+        map({ $_ => Chatterd::NginxProcess::expand_env($opt{$_}, $_) }
+            grep { defined $opt{$_} } qw(main_config http_config config)),
+        user_files => _user_files($opt{user_files}),
+    );
+
+    # With a kernel-picked port another process may grab it between the
+    # pick and nginx's bind(): retry a few times on "Address already in use".
+    my $attempts = $auto_port ? 5 : 1;
+    for my $attempt (1 .. $attempts) {
+        my $proc = Chatterd::NginxProcess->new(
+            binary        => $opt{binary},
+            port          => $opt{port} // Chatterd::NginxProcess::free_port(),
+            servroot      => $servroot,
+            log_level     => $opt{log_level} // $ENV{TEST_NGINX_LOG_LEVEL} // 'debug',
+            load_modules  => $opt{load_modules}
+                             // Chatterd::NginxProcess::load_modules_from_env(),
+            master        => $opt{master},
+            workers       => $opt{workers} // 1,
+            env           => $opt{env} // [],
+            root_location => $opt{root_location} // 1,
+        );
+        $proc->stop;    # a leftover from an earlier run in this servroot
+        $proc->prepare(%sections);
+        my $ok = eval { $proc->start; 1 };
+        return bless { proc => $proc, owner => $$, mark => 0 }, $class if $ok;
+        my $err = $@;
+        $proc->stop;
+        die $err unless $attempt < $attempts && $err =~ /Address already in use/;
+    }
+}
+
+# Accessors.
+sub port           { $_[0]{proc}->port }
+sub servroot       { $_[0]{proc}->servroot }
+sub html_dir       { $_[0]{proc}->html_dir }
+sub error_log_path { $_[0]{proc}->error_log_path }
+sub pid            { $_[0]{proc}->pid }
+sub is_running     { $_[0]{proc}->is_running }
+
+# List of worker pids (with master off: the single nginx process).
+sub worker_pids { $_[0]{proc}->worker_pids }
+
+# The whole error log so far.
+sub error_log_text { $_[0]{proc}->read_error_log(0) }
+
+# Remember the current end of the error log; returns the byte offset.
+sub mark_error_log {
+    my ($self) = @_;
+    $self->{mark} = $self->{proc}->error_log_size;
+    return $self->{mark};
+}
+
+# Error log text written since the last mark_error_log() (since the start
+# when never marked); in list context, the lines.
+sub error_log_since_mark {
+    my ($self) = @_;
+    my $text = $self->{proc}->read_error_log($self->{mark});
+    return wantarray ? split(/\n/, $text) : $text;
+}
+
+# Poll the error log (since the last mark) until $pattern (a qr// or a
+# substring) shows up; returns the matching line, or undef after
+# `timeout` seconds (default 5).
+sub wait_for_error_log {
+    my ($self, $pattern, %opt) = @_;
+    my $deadline = Time::HiRes::time() + ($opt{timeout} // 5);
+    while (1) {
+        for my $line ($self->error_log_since_mark) {
+            return $line if ref $pattern ? $line =~ $pattern
+                                         : index($line, $pattern) >= 0;
+        }
+        return undef if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.02);
+    }
+}
+
+# Stop nginx (graceful, then forceful); waits until it is gone.
+sub stop {
+    my ($self) = @_;
+    return 1 unless $self->{proc};
+    return $self->{proc}->stop;
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    # Forked children (concurrent clients) must not stop the parent's nginx.
+    return unless $self->{owner} && $self->{owner} == $$;
+    return if $ENV{TEST_NGINX_NO_CLEAN};
+    local ($@, $!, $?);
+    $self->stop;
+}
+
+# <TEST_NGINX_SERVROOT or ./t/servroot>_<script name>[_<n>]: one per test
+# script (so prove -j does not mix them up), and one per instance when a
+# script runs several at once.
+sub _default_servroot {
+    my $base = Chatterd::NginxProcess::absolute_path(
+        $ENV{TEST_NGINX_SERVROOT} || 't/servroot');
+    (my $script = File::Basename::basename($0)) =~ s/\.t\z//;
+    $script =~ s/[^\w.-]/_/g;
+    my $root = "${base}_$script";
+    my $n = ++$instances_of_servroot{$root};
+    return $n > 1 ? "${root}_$n" : $root;
+}
+
+sub _user_files {
+    my ($files) = @_;
+    return [] unless $files;
+    return [ map { [$_, $files->{$_}] } sort keys %$files ] if ref $files eq 'HASH';
+    return $files;
+}
+
+1;

@@ -1,7 +1,7 @@
 #!/bin/bash
 # A throwaway PostgreSQL cluster for the local run, the tests and the benchmarks.
 #   pg.sh start DIR PORT   initdb into DIR once, start it (TCP on 127.0.0.1:PORT and a unix
-#                          socket in DIR), create role chatter and database chatterdb, load schema.sql
+#                          socket in DIR.socket), create role chatter and database chatterdb, load schema.sql
 #   pg.sh stop DIR         fast shutdown of that cluster only
 #   pg.sh conninfo DIR PORT   the libpq conninfo chatterd uses (unix socket, no password)
 #   pg.sh psql DIR PORT [psql args]   psql as chatter
@@ -15,15 +15,21 @@ dir="${2:?DIR}"
 port="${3:-5432}"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
+# The socket lives beside the data directory (which PostgreSQL keeps private), so that nginx
+# workers running as an unprivileged user can reach it.
+socket_dir="$dir.socket"
 
 as_owner() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
-conninfo() { echo "host=$dir port=$port dbname=chatterdb user=chatter"; }
-admin_psql() { as_owner "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres "$@"; }
+conninfo() { echo "host=$socket_dir port=$port dbname=chatterdb user=chatter"; }
+admin_psql() { as_owner "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$socket_dir" -p "$port" -U postgres "$@"; }
 
 case "$cmd" in
 start)
+    mkdir -p "$socket_dir"
+    chmod 755 "$socket_dir"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$socket_dir"
     if [ ! -f "$dir/PG_VERSION" ]; then
         [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
         chmod 700 "$dir"
@@ -33,7 +39,7 @@ start)
         cat >>"$dir/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $port
-unix_socket_directories = '$dir'
+unix_socket_directories = '$socket_dir'
 shared_buffers = 256MB
 max_connections = 200
 logging_collector = off
@@ -41,7 +47,7 @@ log_min_messages = warning
 CONF
     fi
     if ! as_owner "$PGBIN/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
-        as_owner "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 -o "-p $port" start >/dev/null
+        as_owner "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 -o "-p $port -k $socket_dir" start >/dev/null
     fi
     admin_psql -d postgres <<SQL
 SELECT 'CREATE ROLE chatter LOGIN PASSWORD ''chattchatt''' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'chatter') \gexec

@@ -7,15 +7,36 @@ namespace chatterd {
 namespace {
 // id from gen_random_uuid() as the reference does (a course table may lack the default);
 // time from the column default.
+// The row is only stored while the request's deadline ($5, epoch seconds) has not passed:
+// a database that stalls and executes the INSERT after chatterd has answered 503 (and removed
+// the media files) must not store a row the client was told failed.
 constexpr const char* kInsertSql =
     "INSERT INTO chatts (username, message, id, imageurl, videourl) "
-    "VALUES ($1, $2, gen_random_uuid(), $3, $4)";
+    "SELECT $1, $2, gen_random_uuid(), $3, $4 WHERE clock_timestamp() < to_timestamp($5)";
+constexpr int kParamCount = 5;
 constexpr const char* kStringTooLong = "22001";  // string_data_right_truncation
+
+// The same instant as pg_run's deadline for this request, as epoch seconds with milliseconds.
+const char* deadline_param(ngx_http_request_t* r) {
+    constexpr std::size_t kMaxLength = NGX_TIME_T_LEN + 5;
+    auto* text = static_cast<u_char*>(ngx_pnalloc(r->pool, kMaxLength));
+    if (text == nullptr) return nullptr;
+    ngx_time_t* now = ngx_timeofday();
+    ngx_msec_t ms = now->msec + loc_conf(r)->pg_timeout;
+    *ngx_sprintf(text, "%T.%03M", now->sec + static_cast<time_t>(ms / 1000), ms % 1000) = '\0';
+    return reinterpret_cast<const char*>(text);
+}
+
+bool stored_one_row(const PGresult* result) {
+    return PQresultStatus(result) == PGRES_COMMAND_OK && std::string_view(PQcmdTuples(
+               const_cast<PGresult*>(result))) == "1";
+}
 }  // namespace
 
 void insert_chatt(ngx_http_request_t* r, const ChattRow& row, PgDoneHandler on_done) noexcept {
-    auto* params = static_cast<const char**>(ngx_palloc(r->pool, 4 * sizeof(const char*)));
-    if (params == nullptr) {
+    auto* params = static_cast<const char**>(ngx_palloc(r->pool, kParamCount * sizeof(const char*)));
+    const char* deadline = deadline_param(r);
+    if (params == nullptr || deadline == nullptr) {
         // Keep pg_run's reference contract: take a reference and release it with the answer.
         r->main->count++;
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -25,11 +46,12 @@ void insert_chatt(ngx_http_request_t* r, const ChattRow& row, PgDoneHandler on_d
     params[1] = row.message;
     params[2] = row.imageurl;
     params[3] = row.videourl;
-    pg_run(r, PgQuery{kInsertSql, 4, params, false}, nullptr, on_done);
+    params[4] = deadline;
+    pg_run(r, PgQuery{kInsertSql, kParamCount, params, false}, nullptr, on_done);
 }
 
 bool insert_succeeded(const PgOutcome& outcome) {
-    return outcome.result != nullptr && PQresultStatus(outcome.result) == PGRES_COMMAND_OK;
+    return outcome.result != nullptr && stored_one_row(outcome.result);
 }
 
 ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome) {
@@ -37,6 +59,12 @@ ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome) {
     ngx_log_t* log = r->connection->log;
     if (outcome.result == nullptr) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: INSERT not done: %s", outcome.reason);
+        return send_failure(r, Failure::unavailable);
+    }
+    if (PQresultStatus(outcome.result) == PGRES_COMMAND_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "chatterd: INSERT reached the database after chatterd_pg_timeout; "
+                      "nothing stored (check the clocks of nginx and PostgreSQL if this repeats)");
         return send_failure(r, Failure::unavailable);
     }
     const char* message = PQresultErrorMessage(outcome.result);

@@ -1,7 +1,7 @@
 // POST endpoints: the one INSERT of a chatt, and what its outcome means for the client.
 #pragma once
 
-#include "ngx/ngx.h"
+#include "ngx/conf.h"
 #include "ngx/pg_pool.h"
 
 namespace chatterd {

@@ -145,8 +145,13 @@ void PgPool::detach_socket(PgSlot& slot) {
     if (c == nullptr) return;
     if (c->read->active) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
     if (c->write->active) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-    if (c->read->posted) ngx_delete_posted_event(c->read);
-    if (c->write->posted) ngx_delete_posted_event(c->write);
+    // ngx_delete_posted_event is a multi-statement macro: braces are required.
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
     c->fd = (ngx_socket_t) -1;
     ngx_free_connection(c);
     slot.socket = nullptr;

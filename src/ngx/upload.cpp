@@ -134,7 +134,9 @@ void FormReceiver::finish_body() {
         return answer(send_failure(r_, Failure::unprocessable));
     }
     finished_ = true;
-    r_->read_event_handler = ngx_http_test_reading;
+    // A client leaving now must not end the request: its files are kept or removed only once
+    // the outcome of the INSERT is known.
+    r_->read_event_handler = ngx_http_block_reading;
     on_form_(r_, form_);
 }
 

@@ -63,8 +63,10 @@ char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) {
     char* error = nullptr;
     PQconninfoOption* options = PQconninfoParse(reinterpret_cast<char*>(text), &error);
     if (options == nullptr) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid chatterd_pg conninfo: %s",
-                           error ? error : "out of memory");
+        std::string_view why = error ? error : "out of memory";
+        while (!why.empty() && why.back() == '\n') why.remove_suffix(1);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid chatterd_pg conninfo: %*s", why.size(),
+                           why.data());
         PQfreemem(error);
         return static_cast<char*>(NGX_CONF_ERROR);
     }
@@ -72,34 +74,29 @@ char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) {
     return NGX_CONF_OK;
 }
 
-char* check_positive_num(ngx_conf_t* cf, void* post, void* data) {
+// A string returned by a directive handler is logged by nginx as "\"<directive>\" directive <string>".
+char* check_num_bounds(ngx_conf_t* cf, void* post, void* data) {
     auto* value = static_cast<ngx_uint_t*>(data);
     auto* bounds = static_cast<ngx_conf_num_bounds_t*>(post);
-    if (*value < static_cast<ngx_uint_t>(bounds->low) || *value > static_cast<ngx_uint_t>(bounds->high)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "must be between %i and %i", bounds->low,
-                           bounds->high);
-        return static_cast<char*>(NGX_CONF_ERROR);
-    }
-    return NGX_CONF_OK;
+    if (*value >= static_cast<ngx_uint_t>(bounds->low) && *value <= static_cast<ngx_uint_t>(bounds->high))
+        return NGX_CONF_OK;
+    auto* message = static_cast<u_char*>(ngx_pnalloc(cf->pool, 64));
+    if (message == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    ngx_sprintf(message, "must be between %i and %i%Z", bounds->low, bounds->high);
+    return reinterpret_cast<char*>(message);
 }
 
-ngx_conf_num_bounds_t pool_bounds = {check_positive_num, 1, 1000};
-ngx_conf_num_bounds_t queue_bounds = {check_positive_num, 0, 1000000};
+ngx_conf_num_bounds_t pool_bounds = {check_num_bounds, 1, 1000};
+ngx_conf_num_bounds_t queue_bounds = {check_num_bounds, 0, 1000000};
 
-char* check_positive_msec(ngx_conf_t* cf, void*, void* data) {
-    if (*static_cast<ngx_msec_t*>(data) == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "must be greater than 0");
-        return static_cast<char*>(NGX_CONF_ERROR);
-    }
+char* check_positive_msec(ngx_conf_t*, void*, void* data) {
+    if (*static_cast<ngx_msec_t*>(data) == 0) return const_cast<char*>("must be greater than 0");
     return NGX_CONF_OK;
 }
 ngx_conf_post_t positive_msec = {check_positive_msec};
 
-char* check_positive_size(ngx_conf_t* cf, void*, void* data) {
-    if (*static_cast<off_t*>(data) <= 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "must be greater than 0");
-        return static_cast<char*>(NGX_CONF_ERROR);
-    }
+char* check_positive_size(ngx_conf_t*, void*, void* data) {
+    if (*static_cast<off_t*>(data) <= 0) return const_cast<char*>("must be greater than 0");
     return NGX_CONF_OK;
 }
 ngx_conf_post_t positive_size = {check_positive_size};

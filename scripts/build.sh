@@ -38,5 +38,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -f "$objs/Makefi
     printf '%s' "$want" >"$stamp"
 fi
 make -s -f "$objs/Makefile" -C "$tree" modules
-cp "$objs/ngx_http_chatterd_module.so" "$build/ngx_http_chatterd_module.so"
+# Replace, never overwrite in place: a running nginx has the old file mapped.
+cp "$objs/ngx_http_chatterd_module.so" "$build/ngx_http_chatterd_module.so.new"
+mv -f "$build/ngx_http_chatterd_module.so.new" "$build/ngx_http_chatterd_module.so"
 echo "built $build/ngx_http_chatterd_module.so"

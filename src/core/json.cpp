@@ -50,32 +50,27 @@ void JsonRowsWriter::FreeGen::operator()(yajl_gen_t* gen) const noexcept
 
 JsonRowsWriter::JsonRowsWriter(JsonOutput out, void* ctx) : out_(out), ctx_(ctx), gen_(new_compact_gen())
 {
-    yajl_gen_config(gen_.get(), yajl_gen_print_callback, static_cast<yajl_print_t>(&forward_output), this);
     check(yajl_gen_array_open(gen_.get()));
 }
 
 JsonRowsWriter::~JsonRowsWriter() = default;
 
-// yajl is C: an exception must not unwind through it, so it is caught here and rethrown by check().
-// Once out has failed, the rest of the piece yajl is writing is dropped.
-void JsonRowsWriter::forward_output(void* writer, const char* bytes, std::size_t len) noexcept
+// yajl writes into its own buffer, token by token; out receives it in pieces of about kFlushBytes.
+// A print callback would instead be called for every token: a dozen calls per row.
+void JsonRowsWriter::flush(std::size_t at_least)
 {
-    auto* self = static_cast<JsonRowsWriter*>(writer);
-    if (self->output_failure_) {
+    const unsigned char* text = nullptr;
+    std::size_t len = 0;
+    yajl_gen_get_buf(gen_.get(), &text, &len);
+    if (len < at_least || len == 0) {
         return;
     }
-    try {
-        self->out_(self->ctx_, bytes, len);
-    } catch (...) {
-        self->output_failure_ = std::current_exception();
-    }
+    out_(ctx_, reinterpret_cast<const char*>(text), len);
+    yajl_gen_clear(gen_.get());
 }
 
 void JsonRowsWriter::check(int status)
 {
-    if (output_failure_) {
-        std::rethrow_exception(output_failure_);
-    }
     if (status != yajl_gen_status_ok) {
         // Only a misuse can get here, such as row() after finish().
         throw std::runtime_error("yajl_gen failed with status " + std::to_string(status));
@@ -104,11 +99,13 @@ void JsonRowsWriter::row(const Cell* cells, const ColumnKind* kinds, std::size_t
         cell(cells[i], kinds[i]);
     }
     check(yajl_gen_array_close(gen_.get()));
+    flush(kFlushBytes);
 }
 
 void JsonRowsWriter::finish()
 {
     check(yajl_gen_array_close(gen_.get()));
+    flush(0);
 }
 
 // ---- error bodies ----

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cstddef>
-#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,7 +12,7 @@ struct yajl_gen_t;   // yajl's generator; kept out of this header
 namespace chatterd {
 
 // Receives the JSON text piecewise, in order. It may throw: the exception leaves the writer call that caused it
-// (never through yajl's C frames), after which the writer must not be used again.
+// (it is never called from inside yajl), after which the writer must not be used again.
 using JsonOutput = void (*)(void* ctx, const char* bytes, std::size_t len);
 
 enum class ColumnKind { text, timestamp };
@@ -29,10 +28,11 @@ struct Cell {
 // ":"), UTF-8 left as is (ensure_ascii=False), "/" not escaped, control characters escaped. SQL NULL becomes null;
 // timestamp cells are converted with iso_timestamp. Strings are not UTF-8-validated: PostgreSQL with a UTF8
 // database only returns valid UTF-8, and anything else is passed through byte for byte.
-// Output goes straight from yajl to out, with no copy of a row or of the whole answer.
+// yajl writes into its own small buffer, which goes to out after a row once it holds 16 KiB, and at finish():
+// no copy of a row or of the whole answer is kept.
 class JsonRowsWriter {
 public:
-    JsonRowsWriter(JsonOutput out, void* ctx);   // emits "["
+    JsonRowsWriter(JsonOutput out, void* ctx);   // starts with "["
     ~JsonRowsWriter();
     JsonRowsWriter(const JsonRowsWriter&) = delete;
     JsonRowsWriter& operator=(const JsonRowsWriter&) = delete;
@@ -45,13 +45,14 @@ private:
         void operator()(yajl_gen_t* gen) const noexcept;
     };
 
-    static void forward_output(void* writer, const char* bytes, std::size_t len) noexcept;
+    static constexpr std::size_t kFlushBytes = 16 * 1024;
+
+    void flush(std::size_t at_least);
     void cell(const Cell& cell, ColumnKind kind);
     void check(int status);
 
     JsonOutput out_;
     void* ctx_;
-    std::exception_ptr output_failure_;   // what out threw, rethrown once yajl has returned
     std::unique_ptr<yajl_gen_t, FreeGen> gen_;
 };
 

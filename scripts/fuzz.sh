@@ -9,5 +9,7 @@ mkdir -p "$out/corpus"
 clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -I"$here/src" "$here/src/core/multipart.cpp" "$here/fuzz/multipart_fuzz.cpp" -o "$out/multipart_fuzz"
 cd "$out"
-./multipart_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" \
-    -print_final_stats=1 corpus "$here/fuzz/corpus/multipart"
+parallel=()
+[ "${FUZZ_JOBS:-1}" -gt 1 ] && parallel=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
+./multipart_fuzz -max_total_time="${FUZZ_SECONDS:-60}" "${parallel[@]}" -print_final_stats=1 \
+    corpus "$here/fuzz/corpus/multipart"

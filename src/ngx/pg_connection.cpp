@@ -1,0 +1,264 @@
+// The connections of the postgres pool: each slot owns one PGconn whose socket is an nginx
+// connection. Read interest is level-triggered and always on (an idle slot notices a server
+// restart; data libpq left unread fires again instead of waiting for a new edge); write
+// interest only while libpq has bytes to send. A slot that errs or times out is closed (never
+// cancelled: PQcancel blocks) and replaced on demand.
+#include "ngx/pg_pool_impl.h"
+
+namespace chatterd {
+
+// ---- connections ---------------------------------------------------------------------------
+
+void PgPool::connect(PgSlot& slot) {
+    // Before dbname, so the operator's conninfo (expanded in its place) can override them:
+    // UTF-8 and ISO dates are what the JSON conversion expects.
+    static const char* const keywords[] = {"client_encoding", "options",
+                                           "fallback_application_name", "dbname", nullptr};
+    const char* const values[] = {"UTF8", "-c DateStyle=ISO", "chatterd",
+                                  reinterpret_cast<const char*>(spec_.conninfo.data), nullptr};
+    slot.conn = PQconnectStartParams(keywords, values, 1);
+    if (slot.conn == nullptr) {
+        ngx_log_error(NGX_LOG_ERR, log_, 0, "postgres connect failed: out of memory");
+        return;
+    }
+    slot.state = SlotState::connecting;
+    if (PQstatus(slot.conn) == CONNECTION_BAD || PQsetnonblocking(slot.conn, 1) != 0) {
+        fail_slot(slot, "connect");
+        return;
+    }
+    PQsetNoticeProcessor(slot.conn, log_notice, &slot);
+    if (!attach_socket(slot)) {
+        fail_slot(slot, "connect");
+        return;
+    }
+    ngx_add_timer(&slot.deadline, spec_.timeout);
+    // libpq: before the first PQconnectPoll, behave as if it asked to wait for writability.
+    if (!want_write(slot, true)) fail_slot(slot, "connect");
+}
+
+bool PgPool::attach_socket(PgSlot& slot) {
+    ngx_connection_t* c = ngx_get_connection(PQsocket(slot.conn), log_);
+    if (c == nullptr) return false;
+    c->data = &slot;
+    c->log = log_;
+    c->read->log = log_;
+    c->write->log = log_;
+    c->read->handler = on_socket_event;
+    c->write->handler = on_socket_event;
+    slot.socket = c;
+    return ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) == NGX_OK;
+}
+
+// libpq owns the descriptor: nginx forgets it here, PQfinish (or libpq itself) closes it.
+void PgPool::detach_socket(PgSlot& slot) {
+    ngx_connection_t* c = slot.socket;
+    if (c == nullptr) return;
+    if (c->read->active) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+    if (c->write->active) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+    // ngx_delete_posted_event is a multi-statement macro: braces are required.
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+    c->fd = (ngx_socket_t) -1;
+    ngx_free_connection(c);
+    slot.socket = nullptr;
+}
+
+bool PgPool::want_write(PgSlot& slot, bool on) {
+    ngx_event_t* wev = slot.socket->write;
+    if (on && !wev->active) return ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) == NGX_OK;
+    if (!on && wev->active) return ngx_del_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) == NGX_OK;
+    return true;
+}
+
+void PgPool::advance_connect(PgSlot& slot) {
+    PostgresPollingStatusType status = PQconnectPoll(slot.conn);
+    if (status == PGRES_POLLING_FAILED) return fail_slot(slot, "connect");
+    // libpq may move to another socket (next host, SSL/GSS fallback): follow it.
+    if (PQsocket(slot.conn) != slot.socket->fd) {
+        detach_socket(slot);  // the old descriptor is already closed by libpq
+        if (PQsocket(slot.conn) < 0 || !attach_socket(slot)) return fail_slot(slot, "connect");
+    }
+    if (status != PGRES_POLLING_OK) {
+        if (!want_write(slot, status == PGRES_POLLING_WRITING)) fail_slot(slot, "connect");
+        return;
+    }
+    if (!want_write(slot, false)) return fail_slot(slot, "connect");
+    ngx_del_timer(&slot.deadline);
+    slot.state = SlotState::idle;
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres connected, fd %d",
+                   slot.socket->fd);
+    dispatch();
+}
+
+void PgPool::log_failure(PgSlot& slot, const char* what) {
+    const char* host = slot.conn ? PQhost(slot.conn) : nullptr;
+    const char* port = slot.conn ? PQport(slot.conn) : nullptr;
+    const char* db = slot.conn ? PQdb(slot.conn) : nullptr;
+    const char* error = slot.conn ? PQerrorMessage(slot.conn) : "";
+    std::string_view message(error);
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+        message.remove_suffix(1);
+    ngx_log_error(NGX_LOG_ERR, log_, 0, "postgres %s (host=%s port=%s dbname=%s) failed: %*s",
+                  what, host ? host : "", port ? port : "", db ? db : "", message.size(),
+                  message.data());
+}
+
+void PgPool::fail_slot(PgSlot& slot, const char* what) {
+    log_failure(slot, what);
+    PgCall* call = slot.call;
+    bool was_connecting = slot.state == SlotState::connecting;
+    close_slot(slot);
+    if (call != nullptr) deliver(call, nullptr, "postgres connection failed");
+    if (was_connecting) fail_waiting_if_no_hope();
+    dispatch();
+}
+
+void PgPool::close_slot(PgSlot& slot) {
+    if (slot.deadline.timer_set) ngx_del_timer(&slot.deadline);
+    detach_socket(slot);
+    if (slot.final_result != nullptr) PQclear(slot.final_result);
+    if (slot.conn != nullptr) PQfinish(slot.conn);
+    slot.final_result = nullptr;
+    slot.conn = nullptr;
+    slot.call = nullptr;
+    slot.state = SlotState::closed;
+}
+
+// ---- queries -------------------------------------------------------------------------------
+
+void PgPool::start_query(PgSlot& slot, PgCall* call) {
+    slot.state = SlotState::busy;
+    slot.call = call;
+    slot.rows_refused = false;
+    call->slot = &slot;
+    const PgQuery& q = call->query;
+    if (!PQsendQueryParams(slot.conn, q.sql, q.param_count, nullptr, q.params, nullptr, nullptr,
+                           0)
+        || (q.row_by_row && !PQsetSingleRowMode(slot.conn))) {
+        // Nothing reached the server: the query may safely go to another connection.
+        log_failure(slot, "send");
+        slot.call = nullptr;
+        call->slot = nullptr;
+        close_slot(slot);
+        ngx_queue_insert_head(&waiting_, &call->link);
+        call->queued = true;
+        waiting_count_++;
+        return;
+    }
+    ngx_add_timer(&slot.deadline, spec_.timeout);
+    if (!flush(slot)) fail_slot(slot, "query");
+}
+
+bool PgPool::flush(PgSlot& slot) {
+    int pending = PQflush(slot.conn);
+    return pending >= 0 && want_write(slot, pending == 1);
+}
+
+void PgPool::advance_query(PgSlot& slot, bool writable) {
+    if (writable) {
+        if (!flush(slot)) return fail_slot(slot, "query");
+        return;
+    }
+    if (!PQconsumeInput(slot.conn) || !flush(slot)) return fail_slot(slot, "query");
+    while (!PQisBusy(slot.conn)) {
+        PGresult* result = PQgetResult(slot.conn);
+        if (result == nullptr) return finish_query(slot);
+        keep_result(slot, result);
+    }
+}
+
+void PgPool::keep_result(PgSlot& slot, PGresult* result) {
+    if (PQresultStatus(result) == PGRES_SINGLE_TUPLE) {
+        if (slot.call != nullptr && !slot.rows_refused) {
+            slot.rows_refused = !slot.call->on_row(slot.call->request, result);
+        }
+        PQclear(result);
+        return;
+    }
+    if (slot.final_result == nullptr) {
+        slot.final_result = result;
+    } else {
+        PQclear(result);
+    }
+}
+
+void PgPool::finish_query(PgSlot& slot) {
+    ngx_del_timer(&slot.deadline);
+    PgCall* call = slot.call;
+    PGresult* result = slot.final_result;
+    slot.call = nullptr;
+    slot.final_result = nullptr;
+    slot.state = SlotState::idle;
+    // A connection left inside a transaction or broken is not reused.
+    if (PQtransactionStatus(slot.conn) != PQTRANS_IDLE) {
+        log_failure(slot, "connection state check");
+        close_slot(slot);
+    }
+    if (call != nullptr) {
+        if (slot.rows_refused && result != nullptr) {
+            PQclear(result);
+            result = nullptr;
+            deliver(call, nullptr, "out of memory while reading rows");
+        } else {
+            deliver(call, result, result ? nullptr : "postgres returned no result");
+        }
+    }
+    if (result != nullptr) PQclear(result);
+    dispatch();
+}
+
+void PgPool::on_idle_event(PgSlot& slot) {
+    // An idle connection only hears from the server when it goes away (restart, idle timeout).
+    if (!PQconsumeInput(slot.conn) || PQstatus(slot.conn) == CONNECTION_BAD) {
+        log_failure(slot, "idle connection");
+        close_slot(slot);
+        return;
+    }
+    while (!PQisBusy(slot.conn)) {
+        PGresult* stray = PQgetResult(slot.conn);
+        if (stray == nullptr) break;
+        PQclear(stray);
+    }
+}
+
+// ---- event plumbing ------------------------------------------------------------------------
+
+void PgPool::on_socket_event(ngx_event_t* ev) {
+    auto* c = static_cast<ngx_connection_t*>(ev->data);
+    auto* slot = static_cast<PgSlot*>(c->data);
+    PgPool* pool = slot->pool;
+    switch (slot->state) {
+    case SlotState::connecting: pool->advance_connect(*slot); break;
+    case SlotState::busy: pool->advance_query(*slot, ev->write); break;
+    case SlotState::idle:
+        if (!ev->write) pool->on_idle_event(*slot);
+        break;
+    case SlotState::closed: break;
+    }
+}
+
+void PgPool::on_slot_deadline(ngx_event_t* ev) {
+    auto* slot = static_cast<PgSlot*>(ev->data);
+    PgPool* pool = slot->pool;
+    ngx_log_error(NGX_LOG_ERR, pool->log_, 0, "postgres %s timed out after %M ms",
+                  slot->state == SlotState::connecting ? "connect" : "query", pool->spec_.timeout);
+    PgCall* call = slot->call;
+    bool was_connecting = slot->state == SlotState::connecting;
+    pool->close_slot(*slot);
+    if (call != nullptr) pool->deliver(call, nullptr, "postgres timed out");
+    if (was_connecting) pool->fail_waiting_if_no_hope();
+    pool->dispatch();
+}
+
+void PgPool::log_notice(void* data, const char* message) {
+    auto* slot = static_cast<PgSlot*>(data);
+    std::string_view text(message);
+    if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    ngx_log_error(NGX_LOG_NOTICE, slot->pool->log_, 0, "postgres: %*s", text.size(), text.data());
+}
+
+}  // namespace chatterd

@@ -1,0 +1,94 @@
+// The insides of the per-worker postgres pool, shared by pg_pool.cpp (requests, queue,
+// dispatch) and pg_connection.cpp (libpq connections on nginx's event loop).
+#pragma once
+
+#include "ngx/pg_pool.h"
+
+#include <vector>
+
+namespace chatterd {
+
+enum class SlotState { closed, connecting, idle, busy };
+
+struct PgSlot {
+    PgPool* pool = nullptr;
+    PGconn* conn = nullptr;
+    ngx_connection_t* socket = nullptr;
+    SlotState state = SlotState::closed;
+    struct PgCall* call = nullptr;  // busy: the request's call, null once the request went away
+    PGresult* final_result = nullptr;
+    bool rows_refused = false;
+    ngx_event_t deadline{};
+};
+
+// One request's query, allocated in the request pool. Trivially destructible: the request
+// cleanup only unlinks it.
+struct PgCall {
+    ngx_http_request_t* request;
+    PgPool* pool;
+    PgQuery query;
+    PgRowHandler on_row;
+    PgDoneHandler on_done;
+    PgSlot* slot;        // running on this slot
+    ngx_queue_t link;    // waiting in the pool's queue when queued
+    bool queued;
+    ngx_event_t deadline;
+};
+
+
+class PgPool {
+public:
+    PgPool(PgPoolSpec& spec, ngx_log_t* log) : spec_(spec), log_(log), slots_(spec.size) {
+        ngx_queue_init(&waiting_);
+        for (PgSlot& slot : slots_) {
+            slot.pool = this;
+            slot.deadline.data = &slot;
+            slot.deadline.log = log_;
+            slot.deadline.handler = on_slot_deadline;
+        }
+    }
+    ~PgPool() {
+        for (PgSlot& slot : slots_) close_slot(slot);
+    }
+    PgPool(const PgPool&) = delete;
+    PgPool& operator=(const PgPool&) = delete;
+
+    void connect_all() {
+        for (PgSlot& slot : slots_) connect(slot);
+    }
+    void submit(PgCall* call);
+    void detach(PgCall* call);
+    void call_timed_out(PgCall* call);
+
+private:
+    static void on_socket_event(ngx_event_t* ev);
+    static void on_slot_deadline(ngx_event_t* ev);
+    static void log_notice(void* slot, const char* message);
+
+    void connect(PgSlot& slot);
+    bool attach_socket(PgSlot& slot);
+    void detach_socket(PgSlot& slot);
+    bool want_write(PgSlot& slot, bool on);
+    void advance_connect(PgSlot& slot);
+    void start_query(PgSlot& slot, PgCall* call);
+    void advance_query(PgSlot& slot, bool writable);
+    bool flush(PgSlot& slot);
+    void keep_result(PgSlot& slot, PGresult* result);
+    void finish_query(PgSlot& slot);
+    void on_idle_event(PgSlot& slot);
+    void fail_slot(PgSlot& slot, const char* what);
+    void close_slot(PgSlot& slot);
+    void dispatch();
+    void fail_waiting_if_no_hope();
+    void deliver(PgCall* call, PGresult* result, const char* reason);
+    void unqueue(PgCall* call);
+    void log_failure(PgSlot& slot, const char* what);
+
+    PgPoolSpec& spec_;
+    ngx_log_t* log_;
+    std::vector<PgSlot> slots_;
+    ngx_queue_t waiting_;
+    ngx_uint_t waiting_count_ = 0;
+};
+
+}  // namespace chatterd

@@ -46,6 +46,10 @@ logging_collector = off
 log_min_messages = warning
 CONF
     fi
+    # A cluster left running by an older layout (socket elsewhere) is restarted here.
+    if as_owner "$PGBIN/pg_ctl" -D "$dir" status >/dev/null 2>&1 && [ ! -S "$socket_dir/.s.PGSQL.$port" ]; then
+        as_owner "$PGBIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
+    fi
     if ! as_owner "$PGBIN/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
         as_owner "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 -o "-p $port -k $socket_dir" start >/dev/null
     fi

@@ -63,8 +63,7 @@ char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) {
     char* error = nullptr;
     PQconninfoOption* options = PQconninfoParse(reinterpret_cast<char*>(text), &error);
     if (options == nullptr) {
-        std::string_view why = error ? error : "out of memory";
-        while (!why.empty() && why.back() == '\n') why.remove_suffix(1);
+        std::string_view why = without_trailing_newlines(error ? error : "out of memory");
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid chatterd_pg conninfo: %*s", why.size(),
                            why.data());
         PQfreemem(error);
@@ -106,6 +105,7 @@ char* set_media_root(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     auto* value = static_cast<ngx_str_t*>(cf->args->elts);
     if (lc->media_root.data != nullptr) return const_cast<char*>("is duplicate");
     ngx_str_t path = value[1];
+    if (path.len == 0) return const_cast<char*>("must name a directory");
     while (path.len > 1 && path.data[path.len - 1] == '/') path.len--;
     if (ngx_conf_full_name(cf->cycle, &path, 0) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
     struct stat st;

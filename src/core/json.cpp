@@ -1,5 +1,6 @@
 #include "core/json.h"
 
+#include <cctype>
 #include <new>
 #include <stdexcept>
 #include <utility>
@@ -315,6 +316,52 @@ std::string yajl_error_message(yajl_handle parser, std::string_view body)
     return text;
 }
 
+// The UTF-16 code unit of the \uXXXX escape whose backslash is at body[at], if there is one.
+std::optional<unsigned> escaped_code_unit(std::string_view body, std::size_t at)
+{
+    if (at + 6 > body.size() || body[at] != '\\' || body[at + 1] != 'u') {
+        return std::nullopt;
+    }
+    unsigned unit = 0;
+    for (char digit : body.substr(at + 2, 4)) {
+        unsigned value = std::isdigit(static_cast<unsigned char>(digit)) ? digit - '0'
+                                                                          : (std::tolower(digit) - 'a' + 10);
+        if (value > 15) {
+            return std::nullopt;
+        }
+        unit = unit * 16 + value;
+    }
+    return unit;
+}
+
+// Where an escaped surrogate has no partner. yajl does not refuse these: a lone high surrogate ("\ud800") becomes
+// "?" and a lone low one becomes bytes PostgreSQL refuses, so they are found in the text itself. Runs on a body
+// yajl accepted, where a backslash only occurs inside strings.
+std::optional<std::size_t> unpaired_surrogate_escape(std::string_view body)
+{
+    for (std::size_t i = body.find('\\'); i != std::string_view::npos; i = body.find('\\', i)) {
+        std::optional<unsigned> unit = escaped_code_unit(body, i);
+        if (!unit) {
+            i += 2;   // another escape, such as "\\" or "\n"
+            continue;
+        }
+        bool high = *unit >= 0xD800 && *unit <= 0xDBFF;
+        bool low = *unit >= 0xDC00 && *unit <= 0xDFFF;
+        if (low) {
+            return i;
+        }
+        if (high) {
+            std::optional<unsigned> next = escaped_code_unit(body, i + 6);
+            if (!next || *next < 0xDC00 || *next > 0xDFFF) {
+                return i;
+            }
+            i += 6;
+        }
+        i += 6;
+    }
+    return std::nullopt;
+}
+
 // Runs yajl over the whole body; returns why if the body is not one well-formed JSON value in UTF-8.
 std::optional<std::string> parse_json(std::string_view body, ChattParse& state)
 {
@@ -382,6 +429,10 @@ std::optional<ChattFields> parse_chatt_json(std::string_view body, std::string& 
         if (!why.empty()) {
             return std::nullopt;
         }
+    }
+    if (std::optional<std::size_t> offset = unpaired_surrogate_escape(body)) {
+        why = "unpaired surrogate escape at byte " + std::to_string(*offset);
+        return std::nullopt;
     }
     return ChattFields{std::move(state.username.value), std::move(state.message.value)};
 }

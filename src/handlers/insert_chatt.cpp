@@ -67,10 +67,10 @@ ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome) {
                       "nothing stored (check the clocks of nginx and PostgreSQL if this repeats)");
         return send_failure(r, Failure::unavailable);
     }
-    const char* message = PQresultErrorMessage(outcome.result);
+    std::string_view message = pg_error_message(outcome.result);
     const char* state = PQresultErrorField(outcome.result, PG_DIAG_SQLSTATE);
-    ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: INSERT failed (SQLSTATE %s): %s",
-                  state ? state : "none", message);
+    ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: INSERT failed (SQLSTATE %s): %*s",
+                  state ? state : "none", message.size(), message.data());
     if (state != nullptr && std::string_view(state) == kStringTooLong)
         return send_failure(r, Failure::message_too_long);
     if (pg_result_means_unavailable(outcome.result)) return send_failure(r, Failure::unavailable);

@@ -78,8 +78,9 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
         return send_failure(r, Failure::unavailable);
     }
     if (PQresultStatus(outcome.result) != PGRES_TUPLES_OK) {
-        const char* message = PQresultErrorMessage(outcome.result);
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: SELECT failed: %s", message);
+        std::string_view message = pg_error_message(outcome.result);
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: SELECT failed: %*s",
+                      message.size(), message.data());
         if (pg_result_means_unavailable(outcome.result)) return send_failure(r, Failure::unavailable);
         return send_failure(r, Failure::internal, "Database error while reading chatts");
     }

@@ -21,4 +21,10 @@ inline std::string_view to_view(const ngx_str_t& s) {
     return {reinterpret_cast<const char*>(s.data), s.len};
 }
 
+// libpq's messages end with a newline; log lines must not.
+inline std::string_view without_trailing_newlines(std::string_view text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+    return text;
+}
+
 }  // namespace chatterd

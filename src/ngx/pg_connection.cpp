@@ -98,10 +98,7 @@ void PgPool::log_failure(PgSlot& slot, const char* what) {
     const char* host = slot.conn ? PQhost(slot.conn) : nullptr;
     const char* port = slot.conn ? PQport(slot.conn) : nullptr;
     const char* db = slot.conn ? PQdb(slot.conn) : nullptr;
-    const char* error = slot.conn ? PQerrorMessage(slot.conn) : "";
-    std::string_view message(error);
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
-        message.remove_suffix(1);
+    std::string_view message = without_trailing_newlines(slot.conn ? PQerrorMessage(slot.conn) : "");
     ngx_log_error(NGX_LOG_ERR, log_, 0, "postgres %s (host=%s port=%s dbname=%s) failed: %*s",
                   what, host ? host : "", port ? port : "", db ? db : "", message.size(),
                   message.data());
@@ -256,8 +253,7 @@ void PgPool::on_slot_deadline(ngx_event_t* ev) {
 
 void PgPool::log_notice(void* data, const char* message) {
     auto* slot = static_cast<PgSlot*>(data);
-    std::string_view text(message);
-    if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    std::string_view text = without_trailing_newlines(message);
     ngx_log_error(NGX_LOG_NOTICE, slot->pool->log_, 0, "postgres: %*s", text.size(), text.data());
 }
 

@@ -9,7 +9,8 @@ namespace chatterd {
 // ---- waiting requests ----------------------------------------------------------------------
 
 void PgPool::submit(PgCall* call) {
-    if (waiting_count_ >= spec_.queue) {
+    // The queue bounds waiting: a request an idle connection can take at once never waits.
+    if (waiting_count_ >= spec_.queue && !has_idle_slot()) {
         ngx_log_error(NGX_LOG_ERR, call->request->connection->log, 0,
                       "postgres request queue is full (chatterd_pg_queue %ui)", spec_.queue);
         deliver(call, nullptr, "postgres request queue is full");
@@ -20,6 +21,13 @@ void PgPool::submit(PgCall* call) {
     waiting_count_++;
     ngx_add_timer(&call->deadline, spec_.timeout);
     dispatch();
+}
+
+bool PgPool::has_idle_slot() const {
+    for (const PgSlot& slot : slots_) {
+        if (slot.state == SlotState::idle) return true;
+    }
+    return false;
 }
 
 void PgPool::dispatch() {
@@ -164,6 +172,10 @@ void pg_pools_stop(ngx_cycle_t* cycle) noexcept {
         delete specs[i]->pool;
         specs[i]->pool = nullptr;
     }
+}
+
+std::string_view pg_error_message(const PGresult* result) {
+    return without_trailing_newlines(PQresultErrorMessage(result));
 }
 
 bool pg_result_means_unavailable(const PGresult* result) {

@@ -78,6 +78,7 @@ private:
     void on_idle_event(PgSlot& slot);
     void fail_slot(PgSlot& slot, const char* what);
     void close_slot(PgSlot& slot);
+    bool has_idle_slot() const;
     void dispatch();
     void fail_waiting_if_no_hope();
     void deliver(PgCall* call, PGresult* result, const char* reason);

@@ -251,7 +251,7 @@ TEST(JsonChatt, EscapesAndUtf8AreDecoded)
 // high surrogate to "?" and a lone low one to bytes PostgreSQL would refuse, which we reject.
 TEST(JsonChatt, LoneSurrogateEscapes)
 {
-    expect_fields(R"({"username":"a\ud800b","message":"m"})", "a?b", "m");
+    expect_rejected(R"({"username":"a\ud800b","message":"m"})", "unpaired surrogate escape at byte 14");
     expect_rejected(R"({"username":"a\udc00b","message":"m"})", "\"username\" contains an unpaired surrogate escape");
 }
 
@@ -351,3 +351,17 @@ TEST(JsonChatt, DeepNestingIsHandled)
 
 }  // namespace
 }  // namespace chatterd
+
+TEST(JsonChatt, LoneSurrogateEscapesAreRefused)
+{
+    std::string why;
+    for (const char* body : {R"({"username":"a","message":"\ud800"})", R"({"username":"a","message":"a\ud83d"})",
+                             R"({"username":"a","message":"\ud800\u0041bc"})", R"({"username":"\udc00","message":""})"}) {
+        EXPECT_FALSE(chatterd::parse_chatt_json(body, why)) << body;
+        EXPECT_NE(why.find("surrogate"), std::string::npos) << why;
+    }
+    std::optional<chatterd::ChattFields> fields = chatterd::parse_chatt_json(R"({"username":"\ud83d\ude00 \\ud800","message":"\\"})", why);
+    ASSERT_TRUE(fields) << why;
+    EXPECT_EQ(fields->username, "\xF0\x9F\x98\x80 \\ud800");
+    EXPECT_EQ(fields->message, "\\");
+}

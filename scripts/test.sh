@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 export TEST_PG_PORT="${TEST_PG_PORT:-55439}"
-pg_dir="$here/build/test-pg"
+pg_dir="${TEST_PG_DIR:-$here/build/test-pg}"
 
 scripts/deps.sh
 scripts/build.sh

@@ -1,0 +1,569 @@
+# POST /postimages with real clients and real sockets (scenario test):
+#   - curl -F over HTTP/1.1, and with a 2 MiB file (curl sends "Expect: 100-continue" and
+#     waits for nginx's "100 Continue");
+#   - curl --http2 over TLS (listen ... ssl http2, a self-signed certificate generated with
+#     openssl in the setup): image + video, the URL takes https and the :authority, an
+#     exactly 10 MiB image is stored and 10485761 bytes get 413;
+#   - a raw socket that sends "Expect: 100-continue", waits for "100 Continue", then sends
+#     the body;
+#   - a media part crossing 10 MiB is answered 413 while the client still has megabytes to
+#     send (the limit is checked as bytes arrive);
+#   - clients that disconnect half-way (FIN or RST, Content-Length or chunked): no row, no
+#     file, and the worker holds no descriptor into the media root afterwards; likewise a
+#     client that stalls until client_body_timeout;
+#   - keep-alive: forms one after the other on one connection (as OkHttp and URLSession
+#     reuse connections); a form refused half-way never lets its body be read as requests;
+#   - the media root vanishing under a running server: 500 with a JSON string, no row.
+# Every scenario starts with an empty chatts table and media root and ends with
+# check_media_consistency().
+use strict; use warnings;
+use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
+use Test::More;
+use Chatterd::Nginx;
+use Chatterd::NginxProcess ();
+use Chatterd::Http qw(http_request http_get multipart_body parse_http_response);
+use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency);
+use File::Spec;
+use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::INET;
+use Socket qw(SOL_SOCKET SO_LINGER);
+use Time::HiRes ();
+
+plan skip_all => 'TEST_NGINX_PSQL is not set (run through make test)' unless $ENV{TEST_NGINX_PSQL};
+$ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user=chatter';
+
+use constant MiB => 1024 * 1024;
+my $Root = media_root();
+
+#---------------------------------------------------------------------------
+# Media bytes: real magic, deterministic filler
+#---------------------------------------------------------------------------
+
+my %Magic = (
+    jpeg => "\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00",
+    mp4  => "\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41",
+    mov  => "\0\0\0\x14ftypqt  \0\0\0\0qt  ",
+);
+
+# Exactly $size bytes; every aligned 4-byte word of the filler differs.
+sub media {
+    my ($kind, $size, $seed) = @_;
+    my $n = $size - length $Magic{$kind};
+    my $words = int($n / 4) + 1;
+    return $Magic{$kind}
+         . substr(pack('N*', map { ($_ * 2654435761 + ($seed // 1) * 40503) & 0xFFFFFFFF } 0 .. $words), 0, $n);
+}
+
+#---------------------------------------------------------------------------
+# The server: plain HTTP on the launcher's port, HTTP/2 over TLS on a second one
+#---------------------------------------------------------------------------
+
+my $servroot = Chatterd::NginxProcess::absolute_path(
+    ($ENV{TEST_NGINX_SERVROOT} || 't/servroot') . '_postimages_clients');
+my $certs = tempdir(CLEANUP => 1);
+system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
+       . " -keyout $certs/server.key -out $certs/server.crt >$certs/openssl.log 2>&1") == 0
+    or die "openssl could not make a self-signed certificate:\n" . slurp("$certs/openssl.log");
+$ENV{TEST_NGINX_TLS_PORT} = Chatterd::NginxProcess::free_port();
+$ENV{TEST_NGINX_TLS_DIR}  = "$servroot/html";
+
+my $Config = <<'EOF';
+listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+ssl_certificate     $TEST_NGINX_TLS_DIR/server.crt;
+ssl_certificate_key $TEST_NGINX_TLS_DIR/server.key;
+
+location ~ ^/postimages/?$ {
+    chatterd postimages;
+    chatterd_media_max_size 10m;
+    client_max_body_size 21m;
+}
+location = /slow/postimages {
+    chatterd postimages;
+    client_body_timeout 1s;
+}
+location /media/ {
+    alias $TEST_NGINX_MEDIA_ROOT/;
+    types { image/jpeg jpeg; video/mp4 mp4; video/quicktime mov; }
+    default_type application/octet-stream;
+}
+EOF
+
+my $ng = Chatterd::Nginx->start(
+    servroot      => $servroot,
+    root_location => 0,    # html/ holds the private key
+    http_config   => qq{chatterd_pg "\$TEST_NGINX_PG_CONNINFO";\nchatterd_media_root \$TEST_NGINX_MEDIA_ROOT;\n},
+    config        => $Config,
+    user_files    => { 'server.crt' => slurp("$certs/server.crt"), 'server.key' => slurp("$certs/server.key") },
+);
+my $port = $ng->port;
+my $tls  = $ENV{TEST_NGINX_TLS_PORT};
+my $work = tempdir(CLEANUP => 1);    # files curl uploads, bodies it downloads
+
+#---------------------------------------------------------------------------
+# Helpers
+#---------------------------------------------------------------------------
+
+sub slurp {
+    my ($path) = @_;
+    open my $fh, '<:raw', $path or die "$path: $!";
+    local $/;
+    return scalar <$fh>;
+}
+
+sub spew {
+    my ($path, $bytes) = @_;
+    open my $fh, '>:raw', $path or die "$path: $!";
+    print {$fh} $bytes;
+    close $fh or die "$path: $!";
+    return $path;
+}
+
+# Runs curl; returns (exit status, "<http_code> <http_version>", response body).
+sub curl {
+    my (@args) = @_;
+    my $out = "$work/curl.out";
+    unlink $out;
+    open my $fh, '-|', 'curl', '-sS', '--max-time', '60', '-o', $out,
+         '-w', '%{http_code} %{http_version}', @args
+        or die "curl: $!";
+    my $written = do { local $/; <$fh> } // '';
+    close $fh;
+    return ($? >> 8, $written, -e $out ? slurp($out) : undef);
+}
+
+# Byte equality without dumping megabytes.
+sub same_bytes {
+    my ($got, $want, $label) = @_;
+    $got //= '';
+    return pass($label) if $got eq $want;
+    my $at = 0;
+    $at++ while $at < length($got) && $at < length($want)
+             && substr($got, $at, 1) eq substr($want, $at, 1);
+    fail($label);
+    diag(sprintf "got %d bytes, want %d; first difference at offset %d", length $got, length $want, $at);
+}
+
+# The one stored row must hold the posted fields, and its URLs name files in the media
+# root, served over /media/ byte for byte with the right type:
+#   check_row($label, username => ..., message => ..., base => 'http://...',
+#             image => [bytes, ext, mime], video => [...], prefix => ...)
+sub check_row {
+    my ($label, %e) = @_;
+    my @rows = sql('SELECT username, message, imageurl, videourl FROM chatts');
+    is(scalar @rows, 1, "$label: one row") or return;
+    my ($username, $message, $imageurl, $videourl) = @{ $rows[0] };
+    my %url = (image => $imageurl, video => $videourl);
+    is($username, $e{username}, "$label: username");
+    is($message, $e{message}, "$label: message");
+    my @files;
+    for my $field (qw(image video)) {
+        unless ($e{$field}) {
+            is($url{$field}, undef, "$label: ${field}url is NULL");
+            next;
+        }
+        my ($bytes, $ext, $mime) = @{ $e{$field} };
+        like($url{$field} // '', qr{\A\Q$e{base}\E\Q$e{prefix}\E-[0-9a-f]{32}\.\Q$ext\E\z},
+             "$label: ${field}url") or next;
+        my ($file) = $url{$field} =~ m{([^/]+)\z};
+        push @files, $file;
+        my $res = http_get($port, "/media/$file", timeout => 30);
+        is($res->{status}, 200, "$label: $field served");
+        is($res->{headers}{'content-type'}, $mime, "$label: $field served as $mime");
+        same_bytes($res->{body}, $bytes, "$label: $field served byte for byte");
+    }
+    is_deeply([media_files()], [sort @files], "$label: the media root holds exactly its files");
+}
+
+sub check_nothing_stored {
+    my ($label) = @_;
+    is(sql_count(), 0, "$label: no row");
+    is_deeply([media_files()], [], "$label: no file in the media root");
+}
+
+sub sql_count { return sql_value('SELECT count(*) FROM chatts') }
+
+# Descriptors the nginx worker has open on the media root or on files in it (an upload in
+# progress holds an O_TMPFILE file there, shown as "<root>/#<inode> (deleted)", or a
+# hidden temporary file where O_TMPFILE is not supported).
+sub media_fds {
+    my @fds;
+    for my $pid ($ng->worker_pids) {
+        opendir my $dh, "/proc/$pid/fd" or next;
+        for my $fd (grep { /^\d+$/ } readdir $dh) {
+            my $target = readlink "/proc/$pid/fd/$fd" // next;
+            push @fds, $target if $target eq $Root || index($target, "$Root/") == 0;
+        }
+    }
+    return @fds;
+}
+
+# The files (not the directory) the worker has open in the media root: an upload in progress.
+sub upload_files_open { return grep { $_ ne $Root } media_fds() }
+
+# Polls $condition until it is true or $seconds have passed; returns its last value.
+sub wait_until {
+    my ($seconds, $condition) = @_;
+    my $deadline = Time::HiRes::time() + $seconds;
+    while (1) {
+        my $ok = $condition->();
+        return $ok if $ok || Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.02);
+    }
+}
+
+# A raw connection for scenarios that need to stop half-way.
+sub connect_raw {
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp')
+        or die "connect: $!";
+    binmode $sock;
+    return $sock;
+}
+
+# Sends all of $bytes (blocking, but never longer than $seconds); false when the peer
+# stopped reading or closed.
+sub send_all {
+    my ($sock, $bytes, $seconds) = @_;
+    local $SIG{PIPE} = 'IGNORE';
+    my $deadline = Time::HiRes::time() + ($seconds // 30);
+    my $sel = IO::Select->new($sock);
+    my $off = 0;
+    while ($off < length $bytes) {
+        return 0 if Time::HiRes::time() > $deadline;
+        next unless $sel->can_write(0.5);
+        my $n = syswrite $sock, $bytes, 256 * 1024, $off;
+        return 0 unless defined $n;
+        $off += $n;
+    }
+    return 1;
+}
+
+# Reads until $buf holds a complete response (1xx skipped unless $interim) or $seconds
+# pass; returns the parsed response (Chatterd::Http::parse_http_response) or undef.
+sub read_response {
+    my ($sock, $seconds, %opt) = @_;
+    my $deadline = Time::HiRes::time() + $seconds;
+    my $sel = IO::Select->new($sock);
+    my $buf = '';
+    while (Time::HiRes::time() < $deadline) {
+        if ($opt{interim} && $buf =~ /\AHTTP\/1\.1 1\d\d [^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n/) {
+            return parse_interim($buf);
+        }
+        my $res = parse_http_response($buf);
+        return $res if defined $res->{status} && !$res->{incomplete};
+        next unless $sel->can_read(0.1);
+        my $n = sysread $sock, $buf, 65536, length $buf;
+        last unless $n;    # EOF or error: what came is what there is
+    }
+    my $res = parse_http_response($buf);
+    return defined $res->{status} ? $res : undef;
+}
+
+sub parse_interim {
+    my ($buf) = @_;
+    my ($status) = $buf =~ /\AHTTP\/1\.1 (\d{3})/;
+    return { status => $status, raw => $buf };
+}
+
+sub post_head {
+    my ($length, @extra) = @_;
+    return "POST /postimages HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+         . "Content-Type: multipart/form-data; boundary=XyZ\r\n"
+         . (defined $length ? "Content-Length: $length\r\n" : "Transfer-Encoding: chunked\r\n")
+         . join('', map { "$_\r\n" } @extra) . "\r\n";
+}
+
+sub form {
+    my ($username, $message, @media) = @_;
+    return multipart_body('XyZ', [name => 'username', value => $username],
+                          [name => 'message', value => $message], @media);
+}
+sub image_part { [name => 'image', filename => 'chattImage', type => 'image/jpeg', value => $_[0]] }
+sub video_part { [name => 'video', filename => 'chattVideo', type => 'video/mp4', value => $_[0]] }
+
+#---------------------------------------------------------------------------
+# curl
+#---------------------------------------------------------------------------
+
+subtest 'curl -F over HTTP/1.1' => sub {
+    truncate_chatts();
+    my $image = media(jpeg => 40_000, 31);
+    my $video = media(mp4 => 60_000, 32);
+    my ($rc, $w, $body) = curl("http://127.0.0.1:$port/postimages",
+        '-F', 'username=curl user', '-F', 'message=sent by curl -F',
+        '-F', 'image=@' . spew("$work/i.jpeg", $image) . ';filename=chattImage;type=image/jpeg',
+        '-F', 'video=@' . spew("$work/v.mp4", $video) . ';filename=chattVideo;type=video/mp4');
+    is($rc, 0, 'curl succeeded');
+    is($w, '200 1.1', '200 over HTTP/1.1');
+    is($body, '{}', 'body {}');
+    check_row('curl -F', username => 'curl user', message => 'sent by curl -F', prefix => 'curl_user',
+              base => "http://127.0.0.1:$port/media/",
+              image => [$image, 'jpeg', 'image/jpeg'], video => [$video, 'mp4', 'video/mp4']);
+    check_media_consistency('curl -F');
+};
+
+subtest 'curl -F with a 2 MiB file: Expect: 100-continue' => sub {
+    truncate_chatts();
+    my $video = media(mov => 2 * MiB, 33);
+    my $trace = "$work/trace.txt";
+    my ($rc, $w, $body) = curl("http://127.0.0.1:$port/postimages/", '--trace-ascii', $trace,
+        '-F', 'username=expect', '-F', 'message=100-continue',
+        '-F', 'video=@' . spew("$work/v.mov", $video) . ';filename=chattVideo;type=video/mp4');
+    is($rc, 0, 'curl succeeded');
+    is($w, '200 1.1', 'status 200 over HTTP/1.1');
+    is($body, '{}', 'body {}');
+    my $t = slurp($trace);
+    like($t, qr/Expect: 100-continue/, 'curl sent Expect: 100-continue by itself');
+    like($t, qr/HTTP\/1\.1 100 Continue/, 'nginx answered 100 Continue');
+    check_row('Expect', username => 'expect', message => '100-continue', prefix => 'expect',
+              base => "http://127.0.0.1:$port/media/", video => [$video, 'mov', 'video/quicktime']);
+    check_media_consistency('Expect');
+};
+
+subtest 'curl --http2 over TLS' => sub {
+    truncate_chatts();
+    my $image = media(jpeg => 300_000, 34);
+    my $video = media(mov => 700_000, 35);
+    my ($rc, $w, $body) = curl('--http2', '-k', "https://127.0.0.1:$tls/postimages",
+        '-F', 'username=h2', '-F', 'message=over HTTP/2',
+        '-F', 'video=@' . spew("$work/v2.mov", $video) . ';filename=chattVideo;type=video/mp4',
+        '-F', 'image=@' . spew("$work/i2.jpeg", $image) . ';filename=chattImage;type=image/jpeg');
+    is($rc, 0, 'curl succeeded');
+    is($w, '200 2', '200 over HTTP/2');
+    is($body, '{}', 'body {}');
+    check_row('HTTP/2', username => 'h2', message => 'over HTTP/2', prefix => 'h2',
+              base => "https://127.0.0.1:$tls/media/",
+              image => [$image, 'jpeg', 'image/jpeg'], video => [$video, 'mov', 'video/quicktime']);
+    # And back over HTTP/2, as the apps load it.
+    my ($videourl) = map { $_->[0] } sql('SELECT videourl FROM chatts');
+    my $headers = "$work/h2.headers";
+    ($rc, $w, $body) = curl('--http2', '-k', '-D', $headers, $videourl // 'https://127.0.0.1:1/none');
+    is($w, '200 2', 'video fetched over HTTP/2');
+    like(slurp($headers), qr/^content-type: video\/quicktime\r$/mi, 'served as video/quicktime');
+    same_bytes($body, $video, 'video fetched over HTTP/2 byte for byte');
+    check_media_consistency('HTTP/2');
+};
+
+subtest 'curl --http2: exactly 10 MiB stored, 10485761 bytes refused with 413' => sub {
+    truncate_chatts();
+    my $image = media(jpeg => 10 * MiB, 36);
+    my ($rc, $w, $body) = curl('--http2', '-k', "https://127.0.0.1:$tls/postimages",
+        '-F', 'username=big', '-F', 'message=10 MiB over h2',
+        '-F', 'image=@' . spew("$work/big.jpeg", $image) . ';filename=chattImage;type=image/jpeg');
+    is($w, '200 2', '10 MiB: 200 over HTTP/2');
+    check_row('h2 10 MiB', username => 'big', message => '10 MiB over h2', prefix => 'big',
+              base => "https://127.0.0.1:$tls/media/", image => [$image, 'jpeg', 'image/jpeg']);
+    check_media_consistency('h2 10 MiB');
+
+    truncate_chatts();
+    $ng->mark_error_log;
+    ($rc, $w, $body) = curl('--http2', '-k', "https://127.0.0.1:$tls/postimages",
+        '-F', 'username=big', '-F', 'message=one byte more',
+        '-F', 'image=@' . spew("$work/big1.jpeg", media(jpeg => 10 * MiB + 1, 37)) . ';filename=chattImage;type=image/jpeg');
+    is($w, '413 2', '10485761 bytes: 413 over HTTP/2');
+    is($body, '"Payload too large"', 'body "Payload too large"');
+    ok($ng->wait_for_error_log('media part "image" exceeds chatterd_media_max_size 10485760'), 'logged');
+    check_nothing_stored('h2 10485761');
+    check_media_consistency('h2 10485761');
+};
+
+#---------------------------------------------------------------------------
+# Raw sockets
+#---------------------------------------------------------------------------
+
+subtest 'Expect: 100-continue: the client waits for 100 Continue before sending the body' => sub {
+    truncate_chatts();
+    my $image = media(jpeg => 500_000, 38);
+    my $body = form('patient', 'waited', image_part($image));
+    my $sock = connect_raw();
+    ok(send_all($sock, post_head(length $body, 'Expect: 100-continue')), 'head sent');
+    my $interim = read_response($sock, 5, interim => 1);
+    is($interim && $interim->{status}, 100, '100 Continue before any body byte was sent');
+    ok(send_all($sock, $body), 'body sent after 100 Continue');
+    my $res = read_response($sock, 10);
+    is($res && $res->{status}, 200, 'status 200');
+    is($res && $res->{body}, '{}', 'body {}');
+    close $sock;
+    check_row('Expect raw', username => 'patient', message => 'waited', prefix => 'patient',
+              base => 'http://localhost/media/', image => [$image, 'jpeg', 'image/jpeg']);
+    check_media_consistency('Expect raw');
+};
+
+subtest 'a media part crossing 10 MiB is answered 413 before the client has sent the whole body' => sub {
+    truncate_chatts();
+    $ng->mark_error_log;
+    my $body = form('eager', 'too big', image_part(media(jpeg => 15 * MiB, 39)));
+    my $sent = 10 * MiB + 256 * 1024;    # well past the limit, ~5 MiB short of the end
+    my $sock = connect_raw();
+    ok(send_all($sock, post_head(length $body) . substr($body, 0, $sent)), 'head and the first 10.25 MiB sent');
+    my $res = read_response($sock, 10);
+    is($res && $res->{status}, 413, '413 while ' . (length($body) - $sent) . ' bytes are still unsent');
+    is($res && $res->{body}, '"Payload too large"', 'body "Payload too large"');
+    close $sock;
+    ok($ng->wait_for_error_log('media part "image" exceeds chatterd_media_max_size 10485760'), 'logged');
+    ok(wait_until(5, sub { !media_fds() }), 'the worker holds no descriptor into the media root')
+        or diag(join "\n", media_fds());
+    check_nothing_stored('early 413');
+    check_media_consistency('early 413');
+};
+
+# Sends the head and the first $cut bytes of $body, waits until the upload is on disk
+# (the worker holds an O_TMPFILE file in the media root), then disconnects (FIN, or RST
+# with $reset) and checks that nothing stays.
+sub disconnect_half_way {
+    my ($label, %o) = @_;
+    subtest $label => sub {
+        truncate_chatts();
+        $ng->mark_error_log;
+        my $pid_before = join ',', $ng->worker_pids;
+        my $sock = connect_raw();
+        ok(send_all($sock, $o{head} . substr($o{body}, 0, $o{cut})), "head and $o{cut} body bytes sent");
+        ok(wait_until(5, sub { upload_files_open() }),
+           'the upload is being received into a file in the media root');
+        if ($o{reset}) {
+            setsockopt($sock, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0)) or die "SO_LINGER: $!";
+        }
+        close $sock;
+        ok($ng->wait_for_error_log($o{log}, timeout => 10), "nginx noticed: $o{log}");
+        ok(wait_until(5, sub { !media_fds() }), 'the worker holds no descriptor into the media root')
+            or diag(join "\n", media_fds());
+        check_nothing_stored($label);
+        is(join(',', $ng->worker_pids), $pid_before, 'the worker is still the same process');
+        unlike(scalar $ng->error_log_since_mark, qr/\[(?:alert|crit|emerg)\]/, 'no alert in the error log');
+        check_media_consistency($label);
+    };
+}
+
+{
+    my $body = form('quitter', 'gone', image_part(media(jpeg => 2 * MiB, 40)));
+    disconnect_half_way('client closes half-way through the image (Content-Length)',
+        head => post_head(length $body), body => $body, cut => 700_000,
+        log => 'client prematurely closed connection');
+    disconnect_half_way('client resets half-way through the image (Content-Length)',
+        head => post_head(length $body), body => $body, cut => 700_000, reset => 1,
+        log => qr/Connection reset by peer|client prematurely closed connection/);
+}
+{
+    # A chunked body: a complete image part, then half of a video part.
+    my $form = form('quitter', 'gone', image_part(media(jpeg => 100_000, 41)), video_part(media(mp4 => 2 * MiB, 42)));
+    my $chunked = '';
+    for (my $at = 0; $at < length $form; $at += 50_000) {
+        my $chunk = substr $form, $at, 50_000;
+        $chunked .= sprintf("%x\r\n", length $chunk) . $chunk . "\r\n";
+    }
+    disconnect_half_way('client closes half-way through the video (chunked)',
+        head => post_head(undef), body => "${chunked}0\r\n\r\n", cut => 1_000_000,
+        log => 'client prematurely closed connection');
+}
+
+subtest 'a client that stalls half-way: client_body_timeout ends it, nothing stays' => sub {
+    truncate_chatts();
+    $ng->mark_error_log;
+    my $body = form('slow', 'stalls', image_part(media(jpeg => 1 * MiB, 46)));
+    my $sock = connect_raw();
+    ok(send_all($sock, (post_head(length $body) =~ s{/postimages}{/slow/postimages}r) . substr($body, 0, 400_000)),
+       'head and 400000 body bytes sent, then nothing');
+    ok(wait_until(5, sub { upload_files_open() }), 'the upload is being received');
+    my $closed = wait_until(10, sub {
+        IO::Select->new($sock)->can_read(0) or return 0;
+        return !sysread($sock, my $buf, 65536);
+    });
+    ok($closed, 'nginx closed the connection after client_body_timeout 1s');
+    like(wait_until(5, sub { my $log = slurp("$servroot/logs/access.log"); $log =~ m{"POST /slow/postimages HTTP/1.1" 408 } && $log }),
+         qr{"POST /slow/postimages HTTP/1\.1" 408 }, 'the access log says 408');
+    ok(wait_until(5, sub { !media_fds() }), 'the worker holds no descriptor into the media root')
+        or diag(join "\n", media_fds());
+    check_nothing_stored('stalled');
+    close $sock;
+    check_media_consistency('stalled');
+};
+
+#---------------------------------------------------------------------------
+# Several requests on one connection (OkHttp and URLSession reuse connections)
+#---------------------------------------------------------------------------
+
+# The responses in a byte stream, in order, by their Content-Length.
+sub responses {
+    my ($raw) = @_;
+    my @responses;
+    while ($raw =~ s/\AHTTP\/1\.1 (\d{3})[^\r\n]*\r\n((?:[^\r\n]+\r\n)*)\r\n//) {
+        my ($status, $headers) = ($1, $2);
+        my ($length) = $headers =~ /^Content-Length:\s*(\d+)\r$/mi;
+        push @responses, { status => $status, body => substr($raw, 0, $length // 0, '') };
+    }
+    return @responses;
+}
+
+subtest 'keep-alive: two forms on one connection, a form refused after its whole body, another form' => sub {
+    truncate_chatts();
+    my $image = media(jpeg => 200_000, 44);
+    my $first = form('reuse', 'first', image_part($image));
+    my $second = form('reuse', 'second');
+    my $refused = multipart_body('XyZ', [name => 'username', value => 'no message']);    # 422 at its end
+    my $last = form('reuse', 'last');
+    my $keep_alive = sub { (post_head(length $_[0]) =~ s/Connection: close\r\n//r) . $_[0] };
+    my $res = http_request($port, join '', map({ $keep_alive->($_) } $first, $second, $refused, $last),
+        "GET /media/nothing-here HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    is(join(' ', map { $_->{status} } responses($res->{raw})), '200 200 422 200 404', 'five answers, in order');
+    is_deeply([map { $_->[0] } sql('SELECT message FROM chatts ORDER BY time')], [qw(first second last)],
+              'three rows, in order');
+    check_media_consistency('keep-alive');
+};
+
+subtest 'a form refused half-way: what follows in its body is never taken for a request' => sub {
+    truncate_chatts();
+    $ng->mark_error_log;
+    my $smuggled = "GET /postimages HTTP/1.1\r\nHost: localhost\r\n\r\n" x 20_000;    # ~900 KB
+    for my $case (['415, Content-Length', 'not an image ' . $smuggled, 0],
+                  ['413, Content-Length', media(jpeg => 10 * MiB + 1, 45) . $smuggled, 0],
+                  ['415, chunked', 'not an image ' . $smuggled, 1]) {
+        my ($label, $content, $chunked) = @$case;
+        my $body = form('s', 't', image_part($content));
+        if ($chunked) {
+            $body = join('', map { sprintf("%x\r\n%s\r\n", length $_, $_) } unpack('(a8192)*', $body)) . "0\r\n\r\n";
+        }
+        my $head = post_head($chunked ? undef : length $body) =~ s/Connection: close\r\n//r;
+        my $res = http_request($port, $head . $body . $smuggled, timeout => 15);
+        my @statuses = map { $_->{status} } responses($res->{raw});
+        is("@statuses", $label =~ /^(\d+)/ && $1, "$label: one answer only");
+    }
+    is(scalar(grep { /method GET not allowed/ } $ng->error_log_since_mark), 0, 'no smuggled GET reached chatterd');
+    check_nothing_stored('smuggling');
+    check_media_consistency('smuggling');
+};
+
+#---------------------------------------------------------------------------
+# Any other failure
+#---------------------------------------------------------------------------
+
+subtest 'the media root disappears under a running server: 500, then it works again' => sub {
+    my $root = tempdir(CLEANUP => 1);
+    my $other = Chatterd::Nginx->start(
+        servroot    => "${servroot}_gone",
+        http_config => qq{chatterd_pg "\$TEST_NGINX_PG_CONNINFO";\n},
+        config      => qq{location = /postimages { chatterd postimages; chatterd_media_root $root; }\n});
+    truncate_chatts();
+    my $body = form('x', 'y', image_part(media(jpeg => 5000, 43)));
+    my $request = post_head(length $body) . $body;
+
+    rmdir $root or die "rmdir $root: $!";
+    $other->mark_error_log;
+    my $res = http_request($other->port, $request);
+    is($res->{status}, 500, 'status 500');
+    like($res->{body}, qr/\A"[^"]+"\z/, 'the body is a JSON string: ' . ($res->{body} // ''));
+    is($res->{headers}{'content-type'}, 'application/json', 'Content-Type: application/json');
+    ok($other->wait_for_error_log(qr/\[error\].*chatterd: .*\Q$root\E/), 'the failure is logged with the path');
+    is(sql_count(), 0, 'no row');
+
+    mkdir $root or die "mkdir $root: $!";
+    $res = http_request($other->port, $request);
+    is($res->{status}, 200, 'the directory is back: 200');
+    is(sql_count(), 1, 'one row');
+    opendir my $dh, $root or die;
+    is(scalar(grep { /\A[xX]-[0-9a-f]{32}\.jpeg\z/ } readdir $dh), 1, 'one file, named x-<hex>.jpeg');
+    $other->stop;
+    truncate_chatts();
+};
+
+$ng->stop;
+done_testing();

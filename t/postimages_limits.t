@@ -1,0 +1,387 @@
+# POST /postimages, data-driven: sizes and lengths.
+#   - chatterd_media_max_size 10m: a media part of exactly 10485760 bytes is stored whole,
+#     10485761 is refused with 413 "Payload too large" (image or video), also with a small
+#     configured limit; unknown parts are not media and only count against the whole body;
+#   - client_max_body_size 21m: a bigger body gets nginx's own 413, with Content-Length and
+#     with a chunked body (counted on the bytes received);
+#   - varchar(255): 255 characters (ASCII or not) are stored, 256 in username or message give
+#     400 "Message too long" and leave no file; the file name prefix of a 255-character
+#     username is capped; a text part over 64 KiB is refused while it arrives.
+# The 413 arriving before the client has sent the whole body is in postimages_clients.t.
+#
+# Every block starts with an empty chatts table and media root.  A block whose --- init
+# calls ::expect(...) must leave exactly that one row and exactly its files, served back
+# unchanged; every other block must leave no row and no file.
+use strict; use warnings;
+use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
+use Test::Nginx::Socket 'no_plan';
+use Chatterd::Db qw(sql truncate_chatts media_root media_files check_media_consistency);
+use Chatterd::Http qw(http_get multipart_body);
+
+media_root();    # sets $ENV{TEST_NGINX_MEDIA_ROOT}
+$ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user=chatter';
+
+use constant MiB => 1024 * 1024;
+
+#---------------------------------------------------------------------------
+# Media of an exact size: real magic, then deterministic filler
+#---------------------------------------------------------------------------
+
+my %Magic = (
+    jpeg => "\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00",
+    mp4  => "\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41",
+    mov  => "\0\0\0\x14ftypqt  \0\0\0\0qt  ",
+);
+my %Cache;
+
+# media('jpeg', $size, $seed): exactly $size bytes.  Every aligned 4-byte word of the filler
+# differs (a multiplicative hash of its index), so no lost or repeated piece goes unnoticed.
+sub media {
+    my ($kind, $size, $seed) = @_;
+    $seed //= 1;
+    return $Cache{"$kind/$size/$seed"} //= do {
+        my $n = $size - length $Magic{$kind};
+        my $words = int($n / 4) + 1;
+        $Magic{$kind} . substr(pack('N*', map { ($_ * 2654435761 + $seed * 40503) & 0xFFFFFFFF } 0 .. $words), 0, $n);
+    };
+}
+
+#---------------------------------------------------------------------------
+# Requests
+#---------------------------------------------------------------------------
+
+# A whole HTTP/1.1 POST /postimages with a multipart body (boundary XyZ), Content-Length
+# or, with chunks => $size, Transfer-Encoding: chunked in chunks of $size bytes.
+sub post {
+    my (%o) = @_;
+    my $body = multipart_body('XyZ', @{ $o{parts} });
+    my @headers = ('Host: localhost', 'Connection: close',
+                   'Content-Type: multipart/form-data; boundary=XyZ');
+    if (my $size = $o{chunks}) {
+        push @headers, 'Transfer-Encoding: chunked';
+        my $chunked = '';
+        for (my $at = 0; $at < length $body; $at += $size) {
+            my $chunk = substr $body, $at, $size;
+            $chunked .= sprintf("%x\r\n", length $chunk) . $chunk . "\r\n";
+        }
+        $body = "${chunked}0\r\n\r\n";
+    }
+    else {
+        push @headers, 'Content-Length: ' . length $body;
+    }
+    return "POST /postimages HTTP/1.1\r\n" . join('', map { "$_\r\n" } @headers) . "\r\n" . $body;
+}
+
+sub text_part  { [name => $_[0], value => $_[1]] }
+sub image_part { [name => 'image', filename => 'chattImage', type => 'image/jpeg', value => $_[0]] }
+sub video_part { [name => 'video', filename => 'chattVideo', type => 'video/mp4', value => $_[0]] }
+
+# Texts of exact lengths: 255/256 characters; "ジ" is one character, three UTF-8 bytes.
+our $Chars255 = substr('abcdefghijklmnopqrstuvwxyz0123456789' x 8, 0, 255);
+our $Chars256 = $Chars255 . 'Z';
+our $Ji = "\xE3\x82\xB8";
+
+#---------------------------------------------------------------------------
+# What every block must leave behind
+#---------------------------------------------------------------------------
+
+our $Expect;    # set by a block's --- init through expect()
+
+# expect(username => ..., message => ..., image => [bytes, ext, mime], video => [...],
+#        prefix => file name prefix (undef: none))
+sub expect { $Expect = {@_} }
+
+our $Config = <<'EOF';
+location ~ ^/postimages/?$ {
+    chatterd postimages;
+    chatterd_media_max_size 10m;
+    client_max_body_size 21m;
+}
+location /media/ {
+    alias $TEST_NGINX_MEDIA_ROOT/;
+    types { image/jpeg jpeg; video/mp4 mp4; video/quicktime mov; }
+    default_type application/octet-stream;
+}
+EOF
+
+add_block_preprocessor(sub {
+    my ($block) = @_;
+    truncate_chatts();
+    $Expect = undef;
+    $block->set_value(http_config => <<'EOF') unless defined $block->http_config;
+chatterd_pg "$TEST_NGINX_PG_CONNINFO";
+chatterd_media_root $TEST_NGINX_MEDIA_ROOT;
+EOF
+    $block->set_value(config => $Config) unless defined $block->config;
+    $block->set_value(timeout => '30s') unless defined $block->timeout;
+});
+
+add_response_body_check(sub {
+    my ($block, $body, $req_idx, $repeated, $dry_run) = @_;
+    return if $dry_run;
+    my $name = $block->name;
+    my @rows = sql('SELECT username, message, imageurl, videourl FROM chatts');
+    if (my $e = $Expect) {
+        check_stored($name, $e, @rows);
+    }
+    else {
+        is(scalar @rows, 0, "$name - no row stored");
+        is_deeply([media_files()], [], "$name - no file left in the media root");
+    }
+    check_media_consistency($name);
+});
+
+sub check_stored {
+    my ($name, $e, @rows) = @_;
+    is(scalar @rows, 1, "$name - exactly one row stored") or return;
+    my ($username, $message, $imageurl, $videourl) = @{ $rows[0] };
+    my %url = (image => $imageurl, video => $videourl);
+    is($username, $e->{username}, "$name - username stored as sent");
+    is($message, $e->{message}, "$name - message stored as sent");
+    my @files;
+    for my $field (qw(image video)) {
+        unless ($e->{$field}) {
+            is($url{$field}, undef, "$name - ${field}url is NULL");
+            next;
+        }
+        my ($bytes, $ext, $mime) = @{ $e->{$field} };
+        my $prefix = defined $e->{prefix} ? quotemeta("$e->{prefix}-") : '';
+        like($url{$field} // '', qr{\Ahttp://localhost/media/$prefix[0-9a-f]{32}\.\Q$ext\E\z},
+             "$name - ${field}url is base + name + .$ext") or next;
+        my ($file) = $url{$field} =~ m{([^/]+)\z};
+        push @files, $file;
+        my $res = http_get(server_port(), "/media/$file", timeout => 30);
+        is($res->{status}, 200, "$name - $field served over /media/");
+        is($res->{headers}{'content-type'}, $mime, "$name - $field served as $mime");
+        same_bytes($res->{body}, $bytes, "$name - $field served byte for byte");
+    }
+    is_deeply([media_files()], [sort @files], "$name - the media root holds exactly its files");
+}
+
+# Byte equality without dumping megabytes: reports lengths and the first difference.
+sub same_bytes {
+    my ($got, $want, $label) = @_;
+    $got //= '';
+    return pass($label) if $got eq $want;
+    my $at = 0;
+    $at++ while $at < length($got) && $at < length($want)
+             && substr($got, $at, 1) eq substr($want, $at, 1);
+    fail($label);
+    diag(sprintf "got %d bytes, want %d; first difference at offset %d: got %s, want %s",
+         length $got, length $want, $at,
+         map { unpack('H*', substr($_, $at, 16)) } $got, $want);
+}
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: an image of exactly 10 MiB (10485760 bytes) is stored whole
+--- init
+::expect(username => 'max', message => 'ten MiB', prefix => 'max', image => [::media(jpeg => 10 * ::MiB), 'jpeg', 'image/jpeg'])
+--- raw_request eval
+::post(parts => [::text_part(username => 'max'), ::text_part(message => 'ten MiB'), ::image_part(::media(jpeg => 10 * ::MiB))])
+--- response_body chomp
+{}
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: an image and a video of exactly 10 MiB each, in one 20 MiB body under client_max_body_size 21m
+--- init
+::expect(username => 'max', message => 'twice', prefix => 'max', image => [::media(jpeg => 10 * ::MiB), 'jpeg', 'image/jpeg'],
+         video => [::media(mov => 10 * ::MiB), 'mov', 'video/quicktime'])
+--- raw_request eval
+::post(parts => [::image_part(::media(jpeg => 10 * ::MiB)), ::video_part(::media(mov => 10 * ::MiB)),
+                 ::text_part(username => 'max'), ::text_part(message => 'twice')])
+--- response_body chomp
+{}
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: an image of 10485761 bytes: 413 "Payload too large"
+--- raw_request eval
+::post(parts => [::text_part(username => 'max'), ::text_part(message => 'one too many'),
+                 ::image_part(::media(jpeg => 10 * ::MiB + 1))])
+--- error_code: 413
+--- response_body chomp
+"Payload too large"
+--- response_headers
+Content-Type: application/json
+--- error_log
+chatterd: postimages: media part "image" exceeds chatterd_media_max_size 10485760
+
+
+
+=== TEST 4: a video of 10485761 bytes after a good image: 413, and the image does not stay either
+--- raw_request eval
+::post(parts => [::text_part(username => 'max'), ::text_part(message => 'video too big'),
+                 ::image_part(::media(jpeg => 5000)), ::video_part(::media(mp4 => 10 * ::MiB + 1))])
+--- error_code: 413
+--- response_body chomp
+"Payload too large"
+--- error_log
+chatterd: postimages: media part "video" exceeds chatterd_media_max_size 10485760
+
+
+
+=== TEST 5: a video of 10485761 bytes in a chunked body: 413 from chatterd
+--- raw_request eval
+::post(chunks => 100_000, parts => [::text_part(username => 'max'), ::text_part(message => 'chunked'),
+                                    ::video_part(::media(mp4 => 10 * ::MiB + 1))])
+--- error_code: 413
+--- response_body chomp
+"Payload too large"
+--- error_log
+chatterd: postimages: media part "video" exceeds chatterd_media_max_size 10485760
+
+
+
+=== TEST 6: chatterd_media_max_size 1k: 1024 bytes are accepted
+--- config eval
+$::Config =~ s/chatterd_media_max_size 10m/chatterd_media_max_size 1k/r
+--- init
+::expect(username => 'small', message => '1024', prefix => 'small', video => [::media(mp4 => 1024), 'mp4', 'video/mp4'])
+--- raw_request eval
+::post(parts => [::text_part(username => 'small'), ::text_part(message => '1024'), ::video_part(::media(mp4 => 1024))])
+--- response_body chomp
+{}
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: chatterd_media_max_size 1k: 1025 bytes are refused
+--- config eval
+$::Config =~ s/chatterd_media_max_size 10m/chatterd_media_max_size 1k/r
+--- raw_request eval
+::post(parts => [::text_part(username => 'small'), ::text_part(message => '1025'), ::video_part(::media(mp4 => 1025))])
+--- error_code: 413
+--- response_body chomp
+"Payload too large"
+--- error_log
+chatterd: postimages: media part "video" exceeds chatterd_media_max_size 1024
+
+
+
+=== TEST 8: an unknown file part of 11 MiB is not media: ignored, the form is stored
+--- init
+::expect(username => 'u', message => 'big unknown part', prefix => 'u', image => [::media(jpeg => 3000), 'jpeg', 'image/jpeg'])
+--- raw_request eval
+::post(parts => [::text_part(username => 'u'), ::text_part(message => 'big unknown part'),
+                 [name => 'attachment', filename => 'big.bin', value => ::media(mov => 11 * ::MiB)],
+                 ::image_part(::media(jpeg => 3000))])
+--- response_body chomp
+{}
+--- no_error_log
+[error]
+
+
+
+=== TEST 9: a whole body over client_max_body_size (21m), with Content-Length: nginx's 413
+--- raw_request eval
+::post(parts => [::text_part(username => 'u'), ::text_part(message => 'too big'),
+                 ::image_part(::media(jpeg => 10 * ::MiB)), ::video_part(::media(mp4 => 10 * ::MiB)),
+                 [name => 'attachment', filename => 'big.bin', value => ::media(mov => 2 * ::MiB)]])
+--- error_code: 413
+--- response_body_like: 413 Request Entity Too Large
+--- error_log
+client intended to send too large body
+
+
+
+=== TEST 10: a whole body over client_max_body_size (21m), chunked: nginx's 413 on the bytes received
+--- raw_request eval
+::post(chunks => 65536, parts => [::text_part(username => 'u'), ::text_part(message => 'too big'),
+                                  ::image_part(::media(jpeg => 10 * ::MiB)), ::video_part(::media(mp4 => 10 * ::MiB)),
+                                  [name => 'attachment', filename => 'big.bin', value => ::media(mov => 2 * ::MiB)]])
+--- error_code: 413
+--- response_body_like: 413 Request Entity Too Large
+--- error_log
+client intended to send too large chunked body
+
+
+
+=== TEST 11: a 256-character message with an image: 400 "Message too long", no file stays
+--- raw_request eval
+::post(parts => [::text_part(username => 'u'), ::text_part(message => $::Chars256), ::image_part(::media(jpeg => 5000))])
+--- error_code: 400
+--- response_body chomp
+"Message too long"
+--- response_headers
+Content-Type: application/json
+--- error_log
+(SQLSTATE 22001)
+
+
+
+=== TEST 12: a 256-character username with an image and a video: 400, no file stays
+--- raw_request eval
+::post(parts => [::text_part(username => $::Chars256), ::text_part(message => 'm'),
+                 ::image_part(::media(jpeg => 5000)), ::video_part(::media(mov => 5000))])
+--- error_code: 400
+--- response_body chomp
+"Message too long"
+--- error_log
+(SQLSTATE 22001)
+
+
+
+=== TEST 13: a 255-character username with an image: stored; the file name prefix is its first 64 characters
+--- init
+::expect(username => $::Chars255, message => 'm', prefix => substr($::Chars255, 0, 64), image => [::media(jpeg => 5000), 'jpeg', 'image/jpeg'])
+--- raw_request eval
+::post(parts => [::text_part(username => $::Chars255), ::text_part(message => 'm'), ::image_part(::media(jpeg => 5000))])
+--- response_body chomp
+{}
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: 255 three-byte characters (765 bytes) in username and message are stored
+--- init
+::expect(username => $::Ji x 255, message => $::Ji x 255, prefix => undef, image => [::media(jpeg => 5000), 'jpeg', 'image/jpeg'])
+--- raw_request eval
+::post(parts => [::text_part(username => $::Ji x 255), ::text_part(message => $::Ji x 255), ::image_part(::media(jpeg => 5000))])
+--- response_body chomp
+{}
+--- no_error_log
+[error]
+
+
+
+=== TEST 15: 256 three-byte characters in the message: 400
+--- raw_request eval
+::post(parts => [::text_part(username => 'u'), ::text_part(message => $::Ji x 256), ::image_part(::media(jpeg => 5000))])
+--- error_code: 400
+--- response_body chomp
+"Message too long"
+--- error_log
+(SQLSTATE 22001)
+
+
+
+=== TEST 16: a message part over 64 KiB is refused as it arrives, before the image
+--- raw_request eval
+::post(parts => [::text_part(username => 'u'), ::text_part(message => 'm' x (64 * 1024 + 1)), ::image_part(::media(jpeg => 5000))])
+--- error_code: 400
+--- response_body chomp
+"Message too long"
+--- error_log
+chatterd: postimages: form part "message" is longer than 65536 bytes
+
+
+
+=== TEST 17: a username part over 64 KiB, after the image: 400, the image does not stay
+--- raw_request eval
+::post(parts => [::image_part(::media(jpeg => 5000)), ::text_part(username => 'u' x (200 * 1024)), ::text_part(message => 'm')])
+--- error_code: 400
+--- response_body chomp
+"Message too long"
+--- error_log
+chatterd: postimages: form part "username" is longer than 65536 bytes

@@ -39,6 +39,7 @@ private:
     bool take_media_bytes(std::string_view bytes);
     bool identify_media();
     bool reject(Failure failure);
+    void refuse(Failure failure);
     void answer(ngx_int_t rc);
 
     ngx_http_request_t* r_;
@@ -86,7 +87,12 @@ void FormReceiver::pump() {
         if (!r_->reading_body) return finish_body();
         ngx_int_t rc = ngx_http_read_unbuffered_request_body(r_);
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            // nginx has logged why (client gone, body timeout, chunked body too large).
+            // nginx logs a client that went away and a chunked body over client_max_body_size,
+            // but not a body that stopped arriving.
+            if (rc == NGX_HTTP_REQUEST_TIME_OUT) {
+                ngx_log_error(NGX_LOG_INFO, r_->connection->log, 0,
+                              "chatterd: postimages: no body data within client_body_timeout");
+            }
             return answer(rc);
         }
         if (rb->bufs == nullptr && r_->reading_body) return;  // wait for the next read event
@@ -108,13 +114,13 @@ bool FormReceiver::consume(ngx_chain_t* bufs) {
         if (span.empty()) continue;
         MultipartStatus status = parser_.feed(span);
         if (status == MultipartStatus::stopped) {
-            answer(send_failure(r_, *failure_));
+            refuse(*failure_);
             return false;
         }
         if (status != MultipartStatus::ok) {
             ngx_log_error(NGX_LOG_ERR, r_->connection->log, 0, "chatterd: postimages: %s",
                           describe(status));
-            answer(send_failure(r_, Failure::unprocessable));
+            refuse(Failure::unprocessable);
             return false;
         }
     }
@@ -126,18 +132,33 @@ void FormReceiver::finish_body() {
     MultipartStatus status = parser_.finish();
     if (status != MultipartStatus::ok) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: postimages: %s", describe(status));
-        return answer(send_failure(r_, Failure::unprocessable));
+        return refuse(Failure::unprocessable);
     }
     if (!form_.username || !form_.message) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: postimages: form has no \"%s\" part",
                       form_.username ? "message" : "username");
-        return answer(send_failure(r_, Failure::unprocessable));
+        return refuse(Failure::unprocessable);
+    }
+    // libpq takes text parameters as C strings: a NUL would silently cut the value.
+    for (const std::string* field : {&*form_.username, &*form_.message}) {
+        if (field->find('\0') != std::string::npos) {
+            ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: postimages: form part \"%s\" contains a NUL byte",
+                          field == &*form_.username ? "username" : "message");
+            return refuse(Failure::unprocessable);
+        }
     }
     finished_ = true;
     // A client leaving now must not end the request: its files are kept or removed only once
     // the outcome of the INSERT is known.
     r_->read_event_handler = ngx_http_block_reading;
     on_form_(r_, form_);
+}
+
+// Refused before the body has ended: the rest is read and dropped by nginx (lingering close),
+// and the client is told the connection will not be reused.
+void FormReceiver::refuse(Failure failure) {
+    if (r_->reading_body) r_->keepalive = 0;
+    answer(send_failure(r_, failure));
 }
 
 void FormReceiver::answer(ngx_int_t rc) {

@@ -2,9 +2,9 @@
 # generated configurations: the module loads; every directive accepts its good values in http,
 # server and location (inherited downward) and refuses its bad ones with an [emerg] that makes
 # nginx refuse to start; "chatterd" needs "chatterd_pg", "chatterd postimages" needs
-# "chatterd_media_root"; a configuration like nginx.conf.example passes `nginx -t` with the
-# module loaded into /usr/sbin/nginx. Then, on a running nginx: inheritance of chatterd_pg
-# (innermost wins) and the 405 answers of each endpoint.
+# "chatterd_media_root" (an existing directory; "" is refused); a configuration like
+# nginx.conf.example passes `nginx -t` with the module loaded into /usr/sbin/nginx. Then, on a
+# running nginx: inheritance of chatterd_pg (innermost wins) and the 405 answers of each endpoint.
 #
 # A scenario test (Test::More): whether nginx starts is asserted directly from `nginx -t`.
 use strict; use warnings;
@@ -209,6 +209,14 @@ subtest 'chatterd_media_root: an existing directory' => sub {
             http => $PG, location => "chatterd postimages; chatterd_media_root $prefix/nowhere;");
     refused('a regular file', qr/chatterd_media_root "$prefix\/a-file" is not a directory/,
             http => $PG, location => "chatterd postimages; chatterd_media_root $prefix/a-file;");
+    # An empty value would otherwise resolve to the nginx prefix itself (a directory).
+    for my $context (qw(http server location)) {
+        my %part = (http => $PG, location => 'chatterd postimages;');
+        $part{$context} .= ' chatterd_media_root "";';
+        refused("empty value in $context", qr/"chatterd_media_root" directive must name a directory/, %part);
+    }
+    refused("empty value ('') without chatterd postimages", qr/"chatterd_media_root" directive must name a directory/,
+            http => "$PG chatterd_media_root '';");
     refused('twice at one level', qr/"chatterd_media_root" directive is duplicate/,
             http => "chatterd_media_root $prefix/media; chatterd_media_root $prefix/media;");
 };

@@ -1,7 +1,8 @@
 # GET /getchatts (API.md): 200 with a JSON array of 4-element arrays [username, message, id,
 # time], oldest first; time in Python's isoformat (T, six fraction digits or none); SQL NULL as
 # null; strings escaped as Python's JSONResponse escapes them; HEAD; the trailing-slash route;
-# 405 with Allow for other methods; 503 when PostgreSQL is unreachable; 500 on a query error.
+# 405 with Allow for other methods; 503 when PostgreSQL is unreachable; 500 on a query error,
+# logged on one line with its request context.
 #
 # Every block seeds the table itself in --- init, so the blocks run in any order. Rows carry
 # explicit ids and times where the exact body is compared.
@@ -322,3 +323,22 @@ GET /getchatts
 {0 => [map { ["user$_", ('m' x 200) . $_, 'UUID', 'TIME'] } 1 .. 2000]}
 --- no_error_log
 [error]
+
+
+
+=== TEST 18: a SELECT error is logged on one line, with its request context (no chatts table: 500)
+libpq's message for this error has several lines ("LINE 1: ..." and a caret line) and ends with
+a newline; the ", client: ..." nginx appends must stay on the "SELECT failed" line.
+--- http_config
+chatterd_pg "$TEST_NGINX_PG_NO_TABLE";
+--- config
+location ~ ^/getchatts/?$  { chatterd getchatts; }
+--- request
+GET /getchatts
+--- error_code: 500
+--- response_body chomp
+"Database error while reading chatts"
+--- error_log eval
+[qr/\[error\] .*chatterd: SELECT failed: .*relation "chatts" does not exist.*, client: 127\.0\.0\.1, server: /]
+--- no_error_log eval
+[qr/^(?!\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d ).*, client: \d/, qr/^LINE \d+: /]

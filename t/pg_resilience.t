@@ -15,7 +15,9 @@
 #       out stores nothing even when its INSERT runs once the lock is gone (API.md: a failed
 #       request leaves no row);
 #   (j) keep-alive: pipelined requests on one connection, and a request that arrives on the
-#       connection while the previous one waits for the (paused) database: all answered, in order.
+#       connection while the previous one waits for the (paused) database: all answered, in order;
+#   (k) chatterd_pg_queue 0: a request an idle connection can take is served (the bound is on
+#       waiting, not on running); with every connection busy, the next one gets 503 at once.
 # PostgreSQL is always resumed (SIGCONT) and the table name restored, also when a test dies.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
@@ -604,6 +606,49 @@ subtest '(j) keep-alive and pipelining while queries run' => sub {
     is_deeply([map { $_->{status} } @got], [200, 200], 'a request sent while the previous one waited: both 200');
     like($got[0]{body} // '', qr/\A\[\["pipe","lined","$UUID","$TIME"\]\]\z/, 'first: getchatts');
     like($got[1]{body} // '', qr/\A\[\["pipe","lined","$UUID","$TIME",null,null\]\]\z/, 'second: getimages');
+    is_deeply([worst_log_lines($ng->error_log_text)], [], 'no alert or crash');
+    $ng->stop;
+};
+
+# ---- (k) ----------------------------------------------------------------------------------
+
+subtest '(k) chatterd_pg_queue 0: idle connections serve, a busy pool refuses at once' => sub {
+    truncate_chatts();
+    my $ng = start_nginx(http => 'chatterd_pg_pool 2; chatterd_pg_queue 0; chatterd_pg_timeout 10s;');
+    # The pool connects when the worker starts: wait until both connections are idle.
+    is(wait_lines($ng, qr/chatterd: postgres connected, fd/, 2), 2, 'both pool connections are up');
+    $ng->mark_error_log;
+    for my $n (1 .. 3) {
+        my $res = timed_get($ng->port, "/getchatts?idle=$n");
+        is($res->{status}, 200, "getchatts $n with an idle connection: 200") or diag($res->{raw});
+        is($res->{body}, '[]', "getchatts $n: body");
+    }
+    my $post = http_request($ng->port, post_chatt_request('queue', 'zero'));
+    is($post->{status}, 200, 'postchatt with an idle connection: 200') or diag($post->{raw});
+    is($post->{body}, '{}', 'postchatt: {}');
+    like(timed_get($ng->port, '/getimages?idle')->{body} // '',
+         qr/\A\[\["queue","zero","$UUID","$TIME",null,null\]\]\z/, 'getimages: 200 with the posted row');
+    unlike(scalar $ng->error_log_since_mark, qr/queue is full/, 'nobody was refused');
+
+    # Both connections busy (PostgreSQL paused mid-query): nothing may wait.
+    pause_pg();
+    my @running = map { send_request($ng->port, build_request(GET => "/getchatts?running=$_")) } 1, 2;
+    wait_handled($ng, "/getchatts?running=$_") for 1, 2;
+    my $res = timed_get($ng->port, '/getchatts?excess', timeout => 5);
+    is($res->{status}, 503, 'a third request with both connections busy: 503');
+    is($res->{body}, '"Service unavailable"', 'excess request: body');
+    cmp_ok($res->{elapsed}, '<', 1, 'excess request: at once, not at chatterd_pg_timeout');
+    my $excess_post = http_request($ng->port, post_chatt_request('excess', 'refused'), timeout => 5);
+    is($excess_post->{status}, 503, 'excess postchatt: 503');
+    like(scalar $ng->error_log_since_mark, qr/postgres request queue is full \(chatterd_pg_queue 0\)/,
+         'error log: the queue bound');
+    resume_pg();
+
+    collect(10, @running);
+    is_deeply([map { $_->{res}{status} } @running], [200, 200], 'the two running requests complete: 200');
+    is(timed_get($ng->port, '/getchatts?after')->{status}, 200, 'and the next one: 200');
+    is_deeply([map { $_->[0] } sql('SELECT username FROM chatts')], ['queue'],
+              'the refused post stored nothing');
     is_deeply([worst_log_lines($ng->error_log_text)], [], 'no alert or crash');
     $ng->stop;
 };

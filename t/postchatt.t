@@ -1,8 +1,9 @@
 # POST /postchatt (API.md): a JSON object {"username", "message"} -> 200 {} and one row;
-# 422 "Unprocessable entity" for malformed JSON, a body that is not an object, missing keys and
-# non-string values (and no row); 400 "Message too long" past varchar(255) (characters, not
-# bytes); 503 when PostgreSQL is unreachable; 500 on another database error; 405 with Allow:
-# POST for other methods; the trailing-slash route; chunked and file-buffered bodies.
+# 422 "Unprocessable entity" for malformed JSON, a body that is not an object, missing keys,
+# non-string values and unpaired surrogate escapes (and no row); 400 "Message too long" past
+# varchar(255) (characters, not bytes); 503 when PostgreSQL is unreachable; 500 on another
+# database error, logged on one line with its request context; 405 with Allow: POST for other
+# methods; the trailing-slash route; chunked and file-buffered bodies.
 # UTF-8 (emoji, CJK, quotes, backslashes, control characters) and SQL-looking text are
 # round-tripped through getchatts and compared decoded (JSON::PP) and as exact bytes, as
 # Python's JSONResponse writes them (ensure_ascii=False, compact), except the hex case of \u00XX
@@ -552,3 +553,84 @@ Content-Type: application/json
 relation "chatts" does not exist
 --- no_error_log
 [alert]
+
+
+
+=== TEST 26: a lone high-surrogate escape (not followed by a low one): 422, nothing stored
+yajl would turn it into "?" and the row would hold text the client never sent.
+--- init
+Chatterd::Db::truncate_chatts();
+--- request eval
+["POST /postchatt\n{\"username\":\"a\",\"message\":\"\\ud800\"}",
+ "POST /postchatt\n{\"username\":\"a\",\"message\":\"a\\ud83d\"}",
+ "POST /postchatt\n{\"username\":\"a\",\"message\":\"\\ud800\\u0041bc\"}",
+ "POST /postchatt\n{\"username\":\"\\uDBFF\",\"message\":\"b\"}",
+ "POST /postchatt\n{\"username\":\"a\",\"message\":\"\\ud83d\\ud83d\\ude00\"}",
+ "POST /postchatt\n{\"username\":\"a\",\"message\":\"\\ud83d\\\\ude00\"}",
+ "POST /postchatt\n{\"username\":\"a\",\"message\":\"\\ud83d\\ude00\\ud83d\"}",
+ "GET /getchatts"]
+--- error_code eval
+[(422) x 7, 200]
+--- response_headers eval
+[("Content-Type: application/json") x 8]
+--- response_body eval
+[('"Unprocessable entity"') x 7, '[]']
+--- db_rows eval
+{7 => []}
+--- error_log
+unpaired surrogate escape
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 27: a surrogate pair "\ud83d\ude00" (either case) is stored as the emoji U+1F600
+--- init
+Chatterd::Db::truncate_chatts();
+--- request eval
+["POST /postchatt\n{\"username\":\"\\ud83d\\ude00\",\"message\":\"smile \\uD83D\\uDE00!\"}", "GET /getchatts"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+['\A\{\}\z', main::one_row_like("\x{1F600}", "smile \x{1F600}!")]
+--- json_rows eval
+{1 => [["\x{1F600}", "smile \x{1F600}!", 'UUID', 'TIME']]}
+--- db_rows eval
+{0 => [["\x{1F600}", "smile \x{1F600}!"]]}
+--- no_error_log
+[error]
+
+
+
+=== TEST 28: an INSERT error is logged on one line, with its request context (message of 256: 400)
+libpq's message ends with a newline; the ", client: ..." nginx appends must stay on its line.
+--- init
+Chatterd::Db::truncate_chatts();
+--- request eval
+main::post_json({username => 'alice', message => 'm' x 256})
+--- error_code: 400
+--- response_body chomp
+"Message too long"
+--- error_log eval
+[qr/\[error\] .*chatterd: INSERT failed \(SQLSTATE 22001\): .*value too long.*, client: 127\.0\.0\.1, server: /]
+--- no_error_log eval
+[qr/^(?!\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d ).*, client: \d/]
+
+
+
+=== TEST 29: an INSERT error whose libpq message has several lines (no chatts table) is logged on one line
+PostgreSQL adds "LINE 1: ..." and a caret line to this one.
+--- http_config
+chatterd_pg "$TEST_NGINX_PG_NO_TABLE";
+--- config
+location ~ ^/postchatt/?$  { chatterd postchatt; }
+--- request eval
+main::post_json({username => 'alice', message => 'nowhere'})
+--- error_code: 500
+--- response_body chomp
+"Database error while storing the chatt"
+--- error_log eval
+[qr/\[error\] .*chatterd: INSERT failed \(SQLSTATE 42P01\): .*relation "chatts" does not exist.*, client: 127\.0\.0\.1, server: /]
+--- no_error_log eval
+[qr/^(?!\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d ).*, client: \d/, qr/^LINE \d+: /]

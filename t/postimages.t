@@ -1,10 +1,11 @@
 # POST /postimages, data-driven.  Covers every row of API.md's postimages table that one
-# request can show (422 in all its forms, 415, 503, 500, 405), the forms real clients send
-# (OkHttp, Alamofire, parts in any order, empty fields, unknown parts, chunked bodies),
-# part contents that look like delimiters, NUL bytes and trailing CRLFs (stored byte for
-# byte: fetched back over /media/ and compared, with the served Content-Type), every media
-# type we sniff, the stored file names (sanitised prefix, "ジョン", "../../etc/passwd"),
-# the URL base (Host header, absolute chatterd_media_url) and /postimages/ with a slash.
+# request can show (422 in all its forms, a NUL byte in username or message among them; 415,
+# 503, 500, 405), the forms real clients send (OkHttp, Alamofire, parts in any order, empty
+# fields, unknown parts, chunked bodies), media part contents that look like delimiters, NUL
+# bytes and trailing CRLFs (stored byte for byte: fetched back over /media/ and compared, with
+# the served Content-Type), every media type we sniff, the stored file names (sanitised
+# prefix, "ジョン", "../../etc/passwd"), the URL base (Host header, absolute
+# chatterd_media_url) and /postimages/ with a slash.
 # Sizes and lengths are in postimages_limits.t, real clients (curl, HTTP/2, Expect,
 # disconnects) in postimages_clients.t, concurrency in postimages_concurrency.t.
 #
@@ -813,3 +814,39 @@ HEAD /postimages
 Allow: POST
 --- no_error_log
 [error]
+
+
+
+=== TEST 48: 422: a NUL byte in username (libpq would cut the text there); the received image does not stay
+--- raw_request eval
+::post(parts => [::text_part(username => "ali\0ce"), ::text_part(message => 'b'), ::image_part(::jpeg(5000, 18))])
+--- error_code: 422
+--- response_body chomp
+"Unprocessable entity"
+--- response_headers
+Content-Type: application/json
+--- error_log
+chatterd: postimages: form part "username" contains a NUL byte
+
+
+
+=== TEST 49: 422: a NUL byte at the end of message, chunked body with a video
+--- raw_request eval
+::post(chunks => [4096], parts => [::text_part(username => 'a'), ::video_part(::mp4(20_000, 19)),
+                                   ::text_part(message => "hello\0")])
+--- error_code: 422
+--- response_body chomp
+"Unprocessable entity"
+--- error_log
+chatterd: postimages: form part "message" contains a NUL byte
+
+
+
+=== TEST 50: 422: a message that is a single NUL byte, text fields only
+--- raw_request eval
+::post(parts => [::text_part(username => 'a'), ::text_part(message => "\0")])
+--- error_code: 422
+--- response_body chomp
+"Unprocessable entity"
+--- error_log
+chatterd: postimages: form part "message" contains a NUL byte

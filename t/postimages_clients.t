@@ -10,9 +10,12 @@
 #     send (the limit is checked as bytes arrive);
 #   - clients that disconnect half-way (FIN or RST, Content-Length or chunked): no row, no
 #     file, and the worker holds no descriptor into the media root afterwards; likewise a
-#     client that stalls until client_body_timeout;
+#     client that stalls until client_body_timeout (Content-Length, chunked, or no body byte
+#     at all), which the error log reports at info level;
 #   - keep-alive: forms one after the other on one connection (as OkHttp and URLSession
-#     reuse connections); a form refused half-way never lets its body be read as requests;
+#     reuse connections); a form refused half-way (415, 413, 422) is answered with
+#     "Connection: close" while the client is still sending, and never lets its body be read
+#     as requests;
 #   - the media root vanishing under a running server: 500 with a JSON string, no row.
 # Every scenario starts with an empty chatts table and media root and ends with
 # check_media_consistency().
@@ -456,27 +459,52 @@ sub disconnect_half_way {
         log => 'client prematurely closed connection');
 }
 
-subtest 'a client that stalls half-way: client_body_timeout ends it, nothing stays' => sub {
-    truncate_chatts();
-    $ng->mark_error_log;
+# Sends the head and the first $o{cut} bytes of $o{body} to /slow/postimages (client_body_timeout
+# 1s), then nothing: nginx must close the connection, log why, and leave nothing behind.
+sub stall_half_way {
+    my ($label, %o) = @_;
+    subtest $label => sub {
+        truncate_chatts();
+        $ng->mark_error_log;
+        my $access_408 = sub {
+            my $log = slurp("$servroot/logs/access.log");
+            return scalar(() = $log =~ m{"POST /slow/postimages HTTP/1\.1" 408 }g);
+        };
+        my $timeouts_before = $access_408->();
+        my $sock = connect_raw();
+        ok(send_all($sock, ($o{head} =~ s{/postimages}{/slow/postimages}r) . substr($o{body}, 0, $o{cut})),
+           "head and $o{cut} body bytes sent, then nothing");
+        if ($o{cut}) {
+            ok(wait_until(5, sub { upload_files_open() }), 'the upload is being received');
+        }
+        my $closed = wait_until(10, sub {
+            IO::Select->new($sock)->can_read(0) or return 0;
+            return !sysread($sock, my $buf, 65536);
+        });
+        ok($closed, 'nginx closed the connection after client_body_timeout 1s');
+        ok(wait_until(5, sub { $access_408->() > $timeouts_before }), 'the access log says 408');
+        like($ng->wait_for_error_log('no body data within client_body_timeout', timeout => 5) // '',
+             qr/\[info\] .*chatterd: postimages: no body data within client_body_timeout/,
+             'the error log says why, at info level');
+        ok(wait_until(5, sub { !media_fds() }), 'the worker holds no descriptor into the media root')
+            or diag(join "\n", media_fds());
+        check_nothing_stored($label);
+        unlike(scalar $ng->error_log_since_mark, qr/\[(?:alert|crit|emerg)\]/, 'no alert in the error log');
+        close $sock;
+        check_media_consistency($label);
+    };
+}
+
+{
     my $body = form('slow', 'stalls', image_part(media(jpeg => 1 * MiB, 46)));
-    my $sock = connect_raw();
-    ok(send_all($sock, (post_head(length $body) =~ s{/postimages}{/slow/postimages}r) . substr($body, 0, 400_000)),
-       'head and 400000 body bytes sent, then nothing');
-    ok(wait_until(5, sub { upload_files_open() }), 'the upload is being received');
-    my $closed = wait_until(10, sub {
-        IO::Select->new($sock)->can_read(0) or return 0;
-        return !sysread($sock, my $buf, 65536);
-    });
-    ok($closed, 'nginx closed the connection after client_body_timeout 1s');
-    like(wait_until(5, sub { my $log = slurp("$servroot/logs/access.log"); $log =~ m{"POST /slow/postimages HTTP/1.1" 408 } && $log }),
-         qr{"POST /slow/postimages HTTP/1\.1" 408 }, 'the access log says 408');
-    ok(wait_until(5, sub { !media_fds() }), 'the worker holds no descriptor into the media root')
-        or diag(join "\n", media_fds());
-    check_nothing_stored('stalled');
-    close $sock;
-    check_media_consistency('stalled');
-};
+    stall_half_way('a client that stalls half-way: client_body_timeout ends it, nothing stays',
+        head => post_head(length $body), body => $body, cut => 400_000);
+    my $chunked = join('', map { sprintf("%x\r\n%s\r\n", length $_, $_) } unpack('(a65536)*', $body)) . "0\r\n\r\n";
+    stall_half_way('a chunked body that stalls in the middle of a chunk',
+        head => post_head(undef), body => $chunked, cut => 300_000);
+    stall_half_way('a client that sends the head and no body byte',
+        head => post_head(length $body), body => $body, cut => 0);
+}
 
 #---------------------------------------------------------------------------
 # Several requests on one connection (OkHttp and URLSession reuse connections)
@@ -508,6 +536,42 @@ subtest 'keep-alive: two forms on one connection, a form refused after its whole
     is_deeply([map { $_->[0] } sql('SELECT message FROM chatts ORDER BY time')], [qw(first second last)],
               'three rows, in order');
     check_media_consistency('keep-alive');
+};
+
+subtest 'a form refused before its body ended is answered with Connection: close' => sub {
+    truncate_chatts();
+    $ng->mark_error_log;
+    my $big_form = form('s', 't', image_part(media(jpeg => 15 * MiB, 47)));
+    my $text_form = form('s', 't', image_part("<html>not an image</html>\n" x 80_000));    # ~2 MiB
+    my $malformed = "--XyZ junk\r\n" . ('x' x (1 * MiB)) . "\r\n--XyZ--\r\n";
+    my $chunked_text = join('', map { sprintf("%x\r\n%s\r\n", length $_, $_) } unpack('(a8192)*', $text_form))
+                     . "0\r\n\r\n";
+    # [label, status, answer body, head (keep-alive: no Connection header), body, bytes sent]
+    for my $case (['415 (text in the image part)', 415, '"Unsupported media type"',
+                   post_head(length $text_form), $text_form, 256 * 1024],
+                  ['415, chunked', 415, '"Unsupported media type"',
+                   post_head(undef), $chunked_text, 256 * 1024],
+                  ['413 (image over chatterd_media_max_size)', 413, '"Payload too large"',
+                   post_head(length $big_form), $big_form, 10 * MiB + 256 * 1024],
+                  ['422 (malformed form, 1 MiB after the error)', 422, '"Unprocessable entity"',
+                   post_head(length $malformed), $malformed, 64 * 1024]) {
+        my ($label, $status, $answer, $head, $body, $sent) = @$case;
+        $head =~ s/Connection: close\r\n// or die "post_head changed\n";
+        my $sock = connect_raw();
+        ok(send_all($sock, $head . substr($body, 0, $sent)),
+           "$label: head and $sent of " . length($body) . ' body bytes sent');
+        my $res = read_response($sock, 10);
+        is($res && $res->{status}, $status, "$label: $status while the client is still sending");
+        is($res && $res->{body}, $answer, "$label: body $answer");
+        is($res && lc($res->{headers}{connection} // ''), 'close',
+           "$label: Connection: close (the connection will not be reused)")
+            or diag($res ? $res->{head} : 'no answer');
+        close $sock;
+    }
+    ok(wait_until(5, sub { !media_fds() }), 'the worker holds no descriptor into the media root')
+        or diag(join "\n", media_fds());
+    check_nothing_stored('refused early');
+    check_media_consistency('refused early');
 };
 
 subtest 'a form refused half-way: what follows in its body is never taken for a request' => sub {

@@ -63,9 +63,9 @@ char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) {
     char* error = nullptr;
     PQconninfoOption* options = PQconninfoParse(reinterpret_cast<char*>(text), &error);
     if (options == nullptr) {
-        std::string_view why = without_trailing_newlines(error ? error : "out of memory");
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid chatterd_pg conninfo: %*s", why.size(),
-                           why.data());
+        OneLine why(error ? error : "out of memory");
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid chatterd_pg conninfo: %*s",
+                           why.view().size(), why.view().data());
         PQfreemem(error);
         return static_cast<char*>(NGX_CONF_ERROR);
     }

@@ -67,7 +67,8 @@ ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome) {
                       "nothing stored (check the clocks of nginx and PostgreSQL if this repeats)");
         return send_failure(r, Failure::unavailable);
     }
-    std::string_view message = pg_error_message(outcome.result);
+    OneLine line = pg_error_message(outcome.result);
+    std::string_view message = line.view();
     const char* state = PQresultErrorField(outcome.result, PG_DIAG_SQLSTATE);
     ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: INSERT failed (SQLSTATE %s): %*s",
                   state ? state : "none", message.size(), message.data());

@@ -78,7 +78,8 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
         return send_failure(r, Failure::unavailable);
     }
     if (PQresultStatus(outcome.result) != PGRES_TUPLES_OK) {
-        std::string_view message = pg_error_message(outcome.result);
+        OneLine line = pg_error_message(outcome.result);
+        std::string_view message = line.view();
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: SELECT failed: %*s",
                       message.size(), message.data());
         if (pg_result_means_unavailable(outcome.result)) return send_failure(r, Failure::unavailable);

@@ -98,7 +98,8 @@ void PgPool::log_failure(PgSlot& slot, const char* what) {
     const char* host = slot.conn ? PQhost(slot.conn) : nullptr;
     const char* port = slot.conn ? PQport(slot.conn) : nullptr;
     const char* db = slot.conn ? PQdb(slot.conn) : nullptr;
-    std::string_view message = without_trailing_newlines(slot.conn ? PQerrorMessage(slot.conn) : "");
+    OneLine line(slot.conn ? PQerrorMessage(slot.conn) : "");
+    std::string_view message = line.view();
     ngx_log_error(NGX_LOG_ERR, log_, 0, "postgres %s (host=%s port=%s dbname=%s) failed: %*s",
                   what, host ? host : "", port ? port : "", db ? db : "", message.size(),
                   message.data());
@@ -253,7 +254,8 @@ void PgPool::on_slot_deadline(ngx_event_t* ev) {
 
 void PgPool::log_notice(void* data, const char* message) {
     auto* slot = static_cast<PgSlot*>(data);
-    std::string_view text = without_trailing_newlines(message);
+    OneLine line(message);
+    std::string_view text = line.view();
     ngx_log_error(NGX_LOG_NOTICE, slot->pool->log_, 0, "postgres: %*s", text.size(), text.data());
 }
 

@@ -174,8 +174,8 @@ void pg_pools_stop(ngx_cycle_t* cycle) noexcept {
     }
 }
 
-std::string_view pg_error_message(const PGresult* result) {
-    return without_trailing_newlines(PQresultErrorMessage(result));
+OneLine pg_error_message(const PGresult* result) {
+    return OneLine(PQresultErrorMessage(result));
 }
 
 bool pg_result_means_unavailable(const PGresult* result) {

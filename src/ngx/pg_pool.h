@@ -40,8 +40,8 @@ void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
 ngx_int_t pg_pools_start(ngx_cycle_t* cycle) noexcept;
 void pg_pools_stop(ngx_cycle_t* cycle) noexcept;
 
-// A failed result's message without libpq's trailing newline, for one-line log entries.
-std::string_view pg_error_message(const PGresult* result);
+// A failed result's message, on one line for the error log.
+OneLine pg_error_message(const PGresult* result);
 
 // Whether a failed result means "the database is not available" (503) rather than a query error.
 bool pg_result_means_unavailable(const PGresult* result);

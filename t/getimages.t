@@ -9,54 +9,11 @@ use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 use Chatterd::Db ();
+use Chatterd::Suite ();
 use JSON::PP ();
 
-# Defaults for a run outside scripts/test.sh (a local PostgreSQL with the course setup).
-$ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user=chatter';
-# A socket directory that does not exist: every connection attempt fails at once.
-$ENV{TEST_NGINX_PG_DOWN} = 'host=/nonexistent/chatterd-test port=5432 dbname=chatterdb user=chatter';
-# Same server, a database without the chatts table: the SELECT fails with 42P01.
-$ENV{TEST_NGINX_PG_NO_TABLE} = "$ENV{TEST_NGINX_PG_CONNINFO} dbname=postgres";
-
-our $UUID = qr/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
-our $TIME = qr/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!000000)\d{6})?/;
-
-add_block_preprocessor(sub {
-    my ($block) = @_;
-    $block->set_value('http_config', qq{chatterd_pg "\$TEST_NGINX_PG_CONNINFO";\n})
-        unless defined $block->http_config;
-    $block->set_value('config', <<'CONF') unless defined $block->config;
-location ~ ^/getchatts/?$  { chatterd getchatts; }
-location ~ ^/postchatt/?$  { chatterd postchatt; }
-location ~ ^/getimages/?$  { chatterd getimages; }
-CONF
-});
-
-# --- json_rows eval: {request index => expected rows}. The body must be a JSON array of
-# 6-element arrays equal to the expected rows, where the string 'UUID' / 'TIME' stands for any
-# uuid / any API timestamp in that cell.
-add_response_body_check(sub {
-    my ($block, $body, $idx, $rep, $dry_run) = @_;
-    return if $dry_run || !defined $block->json_rows;
-    my $expected = $block->json_rows->{$idx} // return;
-    my $name = $block->name;
-    my $rows = eval { JSON::PP->new->utf8->decode($body) };
-    ok(ref $rows eq 'ARRAY', "$name - body is a JSON array (req $idx)") or do {
-        diag($@ || $body);
-        return;
-    };
-    my @bad = grep { ref $_ ne 'ARRAY' || @$_ != 6 } @$rows;
-    ok(!@bad, "$name - every row has 6 elements (req $idx)");
-    is_deeply([map { [main::mask_row(@$_)] } @$rows], $expected,
-              "$name - rows as JSON (req $idx)");
-});
-
-sub main::mask_row {
-    my @row = @_;
-    $row[2] = 'UUID' if defined $row[2] && $row[2] =~ /\A$UUID\z/;
-    $row[3] = 'TIME' if defined $row[3] && !ref $row[3] && $row[3] =~ /\A$TIME\z/;
-    return @row;
-}
+our ($UUID, $TIME);   # set by Chatterd::Suite::setup
+Chatterd::Suite::setup(row_length => 6);
 
 run_tests();
 

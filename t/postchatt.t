@@ -14,48 +14,11 @@ use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 use Chatterd::Db ();
+use Chatterd::Suite ();
 use JSON::PP ();
 
-# Defaults for a run outside scripts/test.sh (a local PostgreSQL with the course setup).
-$ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user=chatter';
-# A socket directory that does not exist: every connection attempt fails at once.
-$ENV{TEST_NGINX_PG_DOWN} = 'host=/nonexistent/chatterd-test port=5432 dbname=chatterdb user=chatter';
-# Same server, a database without the chatts table: the INSERT fails with 42P01.
-$ENV{TEST_NGINX_PG_NO_TABLE} = "$ENV{TEST_NGINX_PG_CONNINFO} dbname=postgres";
-
-our $UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
-our $TIME = '\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!000000)\d{6})?';
-
-add_block_preprocessor(sub {
-    my ($block) = @_;
-    $block->set_value('http_config', qq{chatterd_pg "\$TEST_NGINX_PG_CONNINFO";\n})
-        unless defined $block->http_config;
-    $block->set_value('config', <<'CONF') unless defined $block->config;
-location ~ ^/getchatts/?$  { chatterd getchatts; }
-location ~ ^/postchatt/?$  { chatterd postchatt; }
-location ~ ^/getimages/?$  { chatterd getimages; }
-CONF
-});
-
-# --- json_rows eval: {request index => expected rows} for getchatts answers (decoded JSON;
-# 'UUID' / 'TIME' stand for any uuid / API timestamp).
-add_response_body_check(sub {
-    my ($block, $body, $idx, $rep, $dry_run) = @_;
-    return if $dry_run || !defined $block->json_rows;
-    my $expected = $block->json_rows->{$idx} // return;
-    my $name = $block->name;
-    my $rows = eval { JSON::PP->new->utf8->decode($body) };
-    ok(ref $rows eq 'ARRAY', "$name - body is a JSON array (req $idx)") or do {
-        diag($@ || $body);
-        return;
-    };
-    for my $row (@$rows) {
-        next unless ref $row eq 'ARRAY' && @$row == 4;
-        $row->[2] = 'UUID' if defined $row->[2] && $row->[2] =~ /\A$UUID\z/;
-        $row->[3] = 'TIME' if defined $row->[3] && $row->[3] =~ /\A$TIME\z/;
-    }
-    is_deeply($rows, $expected, "$name - rows as JSON (req $idx)");
-});
+Chatterd::Suite::setup(row_length => 4);   # --- json_rows: getchatts answers
+our ($UUID, $TIME);   # set by Chatterd::Suite::setup
 
 # --- db_rows eval: {request index => [[username, message], ...]}: what the table holds right
 # after that request, read with psql (oldest first), as Perl character strings.

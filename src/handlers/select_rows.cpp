@@ -97,8 +97,8 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
 
 }  // namespace
 
-ngx_int_t answer_with_rows(ngx_http_request_t* r, const char* sql, const ColumnKind* kinds,
-                           std::size_t column_count) noexcept try {
+ngx_int_t answer_with_rows(ngx_http_request_t* r, const char* statement, const char* sql,
+                           const ColumnKind* kinds, std::size_t column_count) noexcept try {
     ngx_int_t rc = require_method(r, NGX_HTTP_GET | NGX_HTTP_HEAD);
     if (rc != NGX_DECLINED) return rc;
     rc = ngx_http_discard_request_body(r);
@@ -112,7 +112,7 @@ ngx_int_t answer_with_rows(ngx_http_request_t* r, const char* sql, const ColumnK
 
     // A client that leaves while the query runs is noticed and its request released.
     r->read_event_handler = ngx_http_test_reading;
-    pg_run(r, PgQuery{sql, 0, nullptr, true}, take_row, answer_rows);
+    pg_run(r, PgQuery{statement, sql, 0, nullptr, true}, take_row, answer_rows);
     return NGX_DONE;
 } catch (const std::exception& e) {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: %s", e.what());

@@ -123,6 +123,8 @@ void PgPool::close_slot(PgSlot& slot) {
     slot.final_result = nullptr;
     slot.conn = nullptr;
     slot.call = nullptr;
+    slot.preparing = nullptr;
+    slot.prepared_count = 0;
     slot.state = SlotState::closed;
 }
 
@@ -133,10 +135,7 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
     slot.call = call;
     slot.rows_refused = false;
     call->slot = &slot;
-    const PgQuery& q = call->query;
-    if (!PQsendQueryParams(slot.conn, q.sql, q.param_count, nullptr, q.params, nullptr, nullptr,
-                           0)
-        || (q.row_by_row && !PQsetSingleRowMode(slot.conn))) {
+    if (!send_query(slot, call->query)) {
         // Nothing reached the server: the query may safely go to another connection.
         log_failure(slot, "send");
         slot.call = nullptr;
@@ -149,6 +148,45 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
     }
     ngx_add_timer(&slot.deadline, spec_.timeout);
     if (!flush(slot)) fail_slot(slot, "query");
+}
+
+namespace {
+bool is_prepared(const PgSlot& slot, const char* name) {
+    for (std::size_t i = 0; i < slot.prepared_count; i++) {
+        if (slot.prepared[i] == name) return true;
+    }
+    return false;
+}
+}  // namespace
+
+// Sends the query, or first its preparation when this connection has not prepared it yet:
+// the statement is then parsed and planned once per connection, not once per request.
+bool PgPool::send_query(PgSlot& slot, const PgQuery& q) {
+    bool prepared = q.name != nullptr && is_prepared(slot, q.name);
+    if (q.name != nullptr && !prepared
+        && slot.prepared_count < sizeof(slot.prepared) / sizeof(slot.prepared[0])) {
+        slot.preparing = q.name;
+        return PQsendPrepare(slot.conn, q.name, q.sql, q.param_count, nullptr);
+    }
+    int sent = prepared ? PQsendQueryPrepared(slot.conn, q.name, q.param_count, q.params, nullptr,
+                                              nullptr, 0)
+                        : PQsendQueryParams(slot.conn, q.sql, q.param_count, nullptr, q.params,
+                                            nullptr, nullptr, 0);
+    return sent && (!q.row_by_row || PQsetSingleRowMode(slot.conn));
+}
+
+// The preparation is done: run the statement for the request, still under its deadline. A
+// failed preparation (say, a missing table) is the request's answer.
+void PgPool::finish_preparing(PgSlot& slot) {
+    PGresult* result = slot.final_result;
+    const char* name = slot.preparing;
+    slot.preparing = nullptr;
+    if (result == nullptr || PQresultStatus(result) != PGRES_COMMAND_OK) return finish_query(slot);
+    slot.prepared[slot.prepared_count++] = name;
+    if (slot.call == nullptr) return finish_query(slot);
+    PQclear(result);
+    slot.final_result = nullptr;
+    if (!send_query(slot, slot.call->query) || !flush(slot)) fail_slot(slot, "query");
 }
 
 bool PgPool::flush(PgSlot& slot) {
@@ -164,7 +202,7 @@ void PgPool::advance_query(PgSlot& slot, bool writable) {
     if (!PQconsumeInput(slot.conn) || !flush(slot)) return fail_slot(slot, "query");
     while (!PQisBusy(slot.conn)) {
         PGresult* result = PQgetResult(slot.conn);
-        if (result == nullptr) return finish_query(slot);
+        if (result == nullptr) return slot.preparing ? finish_preparing(slot) : finish_query(slot);
         keep_result(slot, result);
     }
 }

@@ -16,6 +16,7 @@ struct PgOutcome {
 };
 
 struct PgQuery {
+    const char* name;           // prepared once per connection under this name (a constant)
     const char* sql;
     int param_count;
     const char* const* params;  // text values, NUL-terminated; a null pointer is SQL NULL

@@ -18,6 +18,9 @@ struct PgSlot {
     struct PgCall* call = nullptr;  // busy: the request's call, null once the request went away
     PGresult* final_result = nullptr;
     bool rows_refused = false;
+    const char* preparing = nullptr;     // busy preparing this statement before running it
+    const char* prepared[8] = {};        // statement names this connection has prepared
+    std::size_t prepared_count = 0;
     ngx_event_t deadline{};
 };
 
@@ -71,6 +74,8 @@ private:
     bool want_write(PgSlot& slot, bool on);
     void advance_connect(PgSlot& slot);
     void start_query(PgSlot& slot, PgCall* call);
+    bool send_query(PgSlot& slot, const PgQuery& query);
+    void finish_preparing(PgSlot& slot);
     void advance_query(PgSlot& slot, bool writable);
     bool flush(PgSlot& slot);
     void keep_result(PgSlot& slot, PGresult* result);

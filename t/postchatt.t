@@ -75,6 +75,16 @@ sub main::one_row_like {
          . ",\"$UUID\",\"$TIME\"\\]\\]\\z";
 }
 
+# The (username, message) pairs that TEST 6-9 post and then expect back through getchatts
+# (response_body_like, json_rows) and in the table (db_rows): each text written once.
+our %Pair = (
+    utf8    => ["\x{30b8}\x{30e7}\x{30f3} \x{1F468}\x{200D}\x{1F469}\x{200D}\x{1F467}",
+                qq{\x{4f60}\x{597d}\x{ff01} caf\x{e9} e\x{301} "quoted" 'single' back\\slash \\\\ a/b \x{1F600}\x{2764}\x{FE0F}}],
+    escaped => ["\x{30b8}\x{30e7}\x{30f3}\x{1F600}", qq{\x{4f60}\x{597d} "q" \\ \x{1F4F7}\x{10FFFF}}],
+    control => ["tab\there\x{7f}", "line1\nline2\r\nbell\x07 bs\x08 ff\x0c esc\x1b us\x1f \x{2028}\x{2029}"],
+    sql     => [q{alice'); DROP TABLE chatts; --}, q{' OR '1'='1' -- $1 $2 %s %% \\' E'\\x00' $$ ; SELECT pg_sleep(10);}],
+);
+
 # The usual pair of requests: post the chatt, then read it back.
 sub main::round_trip {
     my ($username, $message, %opt) = @_;
@@ -169,21 +179,15 @@ main::round_trip('', '')
 --- init
 Chatterd::Db::truncate_chatts();
 --- request eval
-main::round_trip("\x{30b8}\x{30e7}\x{30f3} \x{1F468}\x{200D}\x{1F469}\x{200D}\x{1F467}",
-                 qq{\x{4f60}\x{597d}\x{ff01} caf\x{e9} e\x{301} "quoted" 'single' back\\slash \\\\ a/b \x{1F600}\x{2764}\x{FE0F}})
+main::round_trip(@{$::Pair{utf8}})
 --- error_code eval
 [200, 200]
 --- response_body_like eval
-['\A\{\}\z',
- main::one_row_like("\x{30b8}\x{30e7}\x{30f3} \x{1F468}\x{200D}\x{1F469}\x{200D}\x{1F467}",
-                    qq{\x{4f60}\x{597d}\x{ff01} caf\x{e9} e\x{301} "quoted" 'single' back\\slash \\\\ a/b \x{1F600}\x{2764}\x{FE0F}})]
+['\A\{\}\z', main::one_row_like(@{$::Pair{utf8}})]
 --- json_rows eval
-{1 => [["\x{30b8}\x{30e7}\x{30f3} \x{1F468}\x{200D}\x{1F469}\x{200D}\x{1F467}",
-        qq{\x{4f60}\x{597d}\x{ff01} caf\x{e9} e\x{301} "quoted" 'single' back\\slash \\\\ a/b \x{1F600}\x{2764}\x{FE0F}},
-        'UUID', 'TIME']]}
+{1 => [[@{$::Pair{utf8}}, 'UUID', 'TIME']]}
 --- db_rows eval
-{0 => [["\x{30b8}\x{30e7}\x{30f3} \x{1F468}\x{200D}\x{1F469}\x{200D}\x{1F467}",
-        qq{\x{4f60}\x{597d}\x{ff01} caf\x{e9} e\x{301} "quoted" 'single' back\\slash \\\\ a/b \x{1F600}\x{2764}\x{FE0F}}]]}
+{0 => [$::Pair{utf8}]}
 --- no_error_log
 [error]
 
@@ -193,13 +197,13 @@ main::round_trip("\x{30b8}\x{30e7}\x{30f3} \x{1F468}\x{200D}\x{1F469}\x{200D}\x{
 --- init
 Chatterd::Db::truncate_chatts();
 --- request eval
-main::round_trip("\x{30b8}\x{30e7}\x{30f3}\x{1F600}", qq{\x{4f60}\x{597d} "q" \\ \x{1F4F7}\x{10FFFF}}, ascii => 1)
+main::round_trip(@{$::Pair{escaped}}, ascii => 1)
 --- error_code eval
 [200, 200]
 --- response_body_like eval
-['\A\{\}\z', main::one_row_like("\x{30b8}\x{30e7}\x{30f3}\x{1F600}", qq{\x{4f60}\x{597d} "q" \\ \x{1F4F7}\x{10FFFF}})]
+['\A\{\}\z', main::one_row_like(@{$::Pair{escaped}})]
 --- json_rows eval
-{1 => [["\x{30b8}\x{30e7}\x{30f3}\x{1F600}", qq{\x{4f60}\x{597d} "q" \\ \x{1F4F7}\x{10FFFF}}, 'UUID', 'TIME']]}
+{1 => [[@{$::Pair{escaped}}, 'UUID', 'TIME']]}
 
 
 
@@ -207,15 +211,15 @@ main::round_trip("\x{30b8}\x{30e7}\x{30f3}\x{1F600}", qq{\x{4f60}\x{597d} "q" \\
 --- init
 Chatterd::Db::truncate_chatts();
 --- request eval
-main::round_trip("tab\there\x{7f}", "line1\nline2\r\nbell\x07 bs\x08 ff\x0c esc\x1b us\x1f \x{2028}\x{2029}")
+main::round_trip(@{$::Pair{control}})
 --- error_code eval
 [200, 200]
 --- response_body_like eval
-['\A\{\}\z', main::one_row_like("tab\there\x{7f}", "line1\nline2\r\nbell\x07 bs\x08 ff\x0c esc\x1b us\x1f \x{2028}\x{2029}")]
+['\A\{\}\z', main::one_row_like(@{$::Pair{control}})]
 --- json_rows eval
-{1 => [["tab\there\x{7f}", "line1\nline2\r\nbell\x07 bs\x08 ff\x0c esc\x1b us\x1f \x{2028}\x{2029}", 'UUID', 'TIME']]}
+{1 => [[@{$::Pair{control}}, 'UUID', 'TIME']]}
 --- db_rows eval
-{0 => [["tab\there\x{7f}", "line1\nline2\r\nbell\x07 bs\x08 ff\x0c esc\x1b us\x1f \x{2028}\x{2029}"]]}
+{0 => [$::Pair{control}]}
 
 
 
@@ -223,15 +227,15 @@ main::round_trip("tab\there\x{7f}", "line1\nline2\r\nbell\x07 bs\x08 ff\x0c esc\
 --- init
 Chatterd::Db::truncate_chatts();
 --- request eval
-main::round_trip(q{alice'); DROP TABLE chatts; --}, q{' OR '1'='1' -- $1 $2 %s %% \\' E'\\x00' $$ ; SELECT pg_sleep(10);})
+main::round_trip(@{$::Pair{sql}})
 --- error_code eval
 [200, 200]
 --- response_body_like eval
-['\A\{\}\z', main::one_row_like(q{alice'); DROP TABLE chatts; --}, q{' OR '1'='1' -- $1 $2 %s %% \\' E'\\x00' $$ ; SELECT pg_sleep(10);})]
+['\A\{\}\z', main::one_row_like(@{$::Pair{sql}})]
 --- json_rows eval
-{1 => [[q{alice'); DROP TABLE chatts; --}, q{' OR '1'='1' -- $1 $2 %s %% \\' E'\\x00' $$ ; SELECT pg_sleep(10);}, 'UUID', 'TIME']]}
+{1 => [[@{$::Pair{sql}}, 'UUID', 'TIME']]}
 --- db_rows eval
-{0 => [[q{alice'); DROP TABLE chatts; --}, q{' OR '1'='1' -- $1 $2 %s %% \\' E'\\x00' $$ ; SELECT pg_sleep(10);}]]}
+{0 => [$::Pair{sql}]}
 --- no_error_log
 [error]
 

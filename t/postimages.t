@@ -15,8 +15,9 @@
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
-use Chatterd::Db qw(sql truncate_chatts media_root media_files check_media_consistency);
-use Chatterd::Http qw(http_get multipart_body);
+use Chatterd::Db qw(media_root);
+use Chatterd::Http qw(multipart_body);
+use Chatterd::Upload qw(expect filler text_part image_part video_part);
 
 media_root();    # sets $ENV{TEST_NGINX_MEDIA_ROOT}
 $ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user=chatter';
@@ -25,13 +26,7 @@ $ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user
 # Media bytes with real magic numbers and deterministic filler
 #---------------------------------------------------------------------------
 
-# $n bytes in which every aligned 4-byte word differs (a multiplicative hash of its
-# index), so a lost, repeated or moved piece cannot go unnoticed.
-sub filler {
-    my ($n, $seed) = @_;
-    my $words = int($n / 4) + 1;
-    return substr(pack('N*', map { ($_ * 2654435761 + $seed * 40503) & 0xFFFFFFFF } 0 .. $words), 0, $n);
-}
+# filler($n, $seed): Chatterd::Upload.
 sub jpeg { "\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" . filler($_[0], $_[1] // 1) . "\xFF\xD9" }
 sub png  { "\x89PNG\r\n\x1A\n\x00\x00\x00\x0DIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x02\x00\x00\x00" . filler($_[0], $_[1] // 2) }
 sub gif  { "GIF89a\x10\x00\x10\x00\x80\x00\x00" . filler($_[0], $_[1] // 3) }
@@ -102,34 +97,13 @@ for ($Tricky_image, $Tricky_video, "line 1\r\n--XyY\r\n--Xy") {
     die "a tricky part contains a real delimiter\n" if index("$_\r\n", "\r\n--XyZ") >= 0;
 }
 
-sub text_part  { [name => $_[0], value => $_[1]] }
-sub image_part { [name => 'image', filename => 'chattImage', type => 'image/jpeg', value => $_[0]] }
-sub video_part { [name => 'video', filename => 'chattVideo', type => 'video/mp4', value => $_[0]] }
-
 #---------------------------------------------------------------------------
 # What every block must leave behind
 #---------------------------------------------------------------------------
 
-our $Expect;    # set by a block's --- init through expect()
-
-# expect(username => ..., message => ..., image => [bytes, ext, mime], video => [...],
-#        prefix => file name prefix (undef: none), base => URL base)
-sub expect {
-    my (%e) = @_;
-    $e{base} //= 'http://localhost/media/';
-    $Expect = \%e;
-}
-
-add_block_preprocessor(sub {
-    my ($block) = @_;
-    truncate_chatts();
-    $Expect = undef;
-    $block->set_value(http_config => <<'EOF') unless defined $block->http_config;
-chatterd_pg "$TEST_NGINX_PG_CONNINFO";
-chatterd_media_root $TEST_NGINX_MEDIA_ROOT;
-EOF
-    $block->set_value(config => $::Config) unless defined $block->config;
-});
+# A block's --- init calls ::expect(username => ..., message => ..., image => [bytes, ext, mime],
+# video => [...], prefix => file name prefix (undef: none), base => URL base (default
+# http://localhost/media/)); Chatterd::Upload checks the row and files it leaves behind.
 
 our $Config = <<'EOF';
 location ~ ^/postimages/?$ {
@@ -149,61 +123,7 @@ location /media/ {
 }
 EOF
 
-add_response_body_check(sub {
-    my ($block, $body, $req_idx, $repeated, $dry_run) = @_;
-    return if $dry_run;
-    my $name = $block->name;
-    my @rows = sql('SELECT username, message, imageurl, videourl FROM chatts');
-    if (my $e = $Expect) {
-        check_stored($name, $e, @rows);
-    }
-    else {
-        is(scalar @rows, 0, "$name - no row stored");
-        is_deeply([media_files()], [], "$name - no file left in the media root");
-    }
-    check_media_consistency($name);
-});
-
-sub check_stored {
-    my ($name, $e, @rows) = @_;
-    is(scalar @rows, 1, "$name - exactly one row stored") or return;
-    my ($username, $message, $imageurl, $videourl) = @{ $rows[0] };
-    my %url = (image => $imageurl, video => $videourl);
-    is($username, $e->{username}, "$name - username stored as sent");
-    is($message, $e->{message}, "$name - message stored as sent");
-    my @files;
-    for my $field (qw(image video)) {
-        unless ($e->{$field}) {
-            is($url{$field}, undef, "$name - ${field}url is NULL");
-            next;
-        }
-        my ($bytes, $ext, $mime) = @{ $e->{$field} };
-        my $prefix = defined $e->{prefix} ? quotemeta("$e->{prefix}-") : '';
-        like($url{$field} // '', qr{\A\Q$e->{base}\E$prefix[0-9a-f]{32}\.\Q$ext\E\z},
-             "$name - ${field}url is base + name + .$ext") or next;
-        my ($file) = $url{$field} =~ m{([^/]+)\z};
-        push @files, $file;
-        my $res = http_get(server_port(), "/media/$file");
-        is($res->{status}, 200, "$name - $field served over /media/");
-        is($res->{headers}{'content-type'}, $mime, "$name - $field served as $mime");
-        same_bytes($res->{body}, $bytes, "$name - $field served byte for byte");
-    }
-    is_deeply([media_files()], [sort @files], "$name - the media root holds exactly its files");
-}
-
-# Byte equality without dumping megabytes: reports lengths and the first difference.
-sub same_bytes {
-    my ($got, $want, $label) = @_;
-    $got //= '';
-    return pass($label) if $got eq $want;
-    my $at = 0;
-    $at++ while $at < length($got) && $at < length($want)
-             && substr($got, $at, 1) eq substr($want, $at, 1);
-    fail($label);
-    diag(sprintf "got %d bytes, want %d; first difference at offset %d: got %s, want %s",
-         length $got, length $want, $at,
-         map { unpack('H*', substr($_, $at, 16)) } $got, $want);
-}
+Chatterd::Upload::setup(config => $Config);
 
 no_shuffle();
 run_tests();

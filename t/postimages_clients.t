@@ -24,8 +24,9 @@ use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
 use Chatterd::Nginx;
 use Chatterd::NginxProcess ();
-use Chatterd::Http qw(http_request http_get multipart_body parse_http_response);
-use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency);
+use Chatterd::Http qw(http_request multipart_body parse_http_response);
+use Chatterd::Db qw(sql sql_value truncate_chatts media_root check_media_consistency);
+use Chatterd::Upload qw(media image_part video_part same_bytes check_stored check_nothing_stored);
 use File::Spec;
 use File::Temp qw(tempdir);
 use IO::Select;
@@ -39,24 +40,7 @@ $ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user
 use constant MiB => 1024 * 1024;
 my $Root = media_root();
 
-#---------------------------------------------------------------------------
-# Media bytes: real magic, deterministic filler
-#---------------------------------------------------------------------------
-
-my %Magic = (
-    jpeg => "\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00",
-    mp4  => "\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41",
-    mov  => "\0\0\0\x14ftypqt  \0\0\0\0qt  ",
-);
-
-# Exactly $size bytes; every aligned 4-byte word of the filler differs.
-sub media {
-    my ($kind, $size, $seed) = @_;
-    my $n = $size - length $Magic{$kind};
-    my $words = int($n / 4) + 1;
-    return $Magic{$kind}
-         . substr(pack('N*', map { ($_ * 2654435761 + ($seed // 1) * 40503) & 0xFFFFFFFF } 0 .. $words), 0, $n);
-}
+# media('jpeg', $size, $seed): exactly $size bytes of jpeg, mp4 or mov (Chatterd::Upload).
 
 #---------------------------------------------------------------------------
 # The server: plain HTTP on the launcher's port, HTTP/2 over TLS on a second one
@@ -135,53 +119,14 @@ sub curl {
     return ($? >> 8, $written, -e $out ? slurp($out) : undef);
 }
 
-# Byte equality without dumping megabytes.
-sub same_bytes {
-    my ($got, $want, $label) = @_;
-    $got //= '';
-    return pass($label) if $got eq $want;
-    my $at = 0;
-    $at++ while $at < length($got) && $at < length($want)
-             && substr($got, $at, 1) eq substr($want, $at, 1);
-    fail($label);
-    diag(sprintf "got %d bytes, want %d; first difference at offset %d", length $got, length $want, $at);
-}
-
 # The one stored row must hold the posted fields, and its URLs name files in the media
-# root, served over /media/ byte for byte with the right type:
+# root, served over /media/ byte for byte with the right type (Chatterd::Upload::check_stored):
 #   check_row($label, username => ..., message => ..., base => 'http://...',
 #             image => [bytes, ext, mime], video => [...], prefix => ...)
+# check_nothing_stored($label): no row, no file in the media root (Chatterd::Upload).
 sub check_row {
     my ($label, %e) = @_;
-    my @rows = sql('SELECT username, message, imageurl, videourl FROM chatts');
-    is(scalar @rows, 1, "$label: one row") or return;
-    my ($username, $message, $imageurl, $videourl) = @{ $rows[0] };
-    my %url = (image => $imageurl, video => $videourl);
-    is($username, $e{username}, "$label: username");
-    is($message, $e{message}, "$label: message");
-    my @files;
-    for my $field (qw(image video)) {
-        unless ($e{$field}) {
-            is($url{$field}, undef, "$label: ${field}url is NULL");
-            next;
-        }
-        my ($bytes, $ext, $mime) = @{ $e{$field} };
-        like($url{$field} // '', qr{\A\Q$e{base}\E\Q$e{prefix}\E-[0-9a-f]{32}\.\Q$ext\E\z},
-             "$label: ${field}url") or next;
-        my ($file) = $url{$field} =~ m{([^/]+)\z};
-        push @files, $file;
-        my $res = http_get($port, "/media/$file", timeout => 30);
-        is($res->{status}, 200, "$label: $field served");
-        is($res->{headers}{'content-type'}, $mime, "$label: $field served as $mime");
-        same_bytes($res->{body}, $bytes, "$label: $field served byte for byte");
-    }
-    is_deeply([media_files()], [sort @files], "$label: the media root holds exactly its files");
-}
-
-sub check_nothing_stored {
-    my ($label) = @_;
-    is(sql_count(), 0, "$label: no row");
-    is_deeply([media_files()], [], "$label: no file in the media root");
+    check_stored($label, \%e, port => $port, timeout => 30);
 }
 
 sub sql_count { return sql_value('SELECT count(*) FROM chatts') }
@@ -281,8 +226,6 @@ sub form {
     return multipart_body('XyZ', [name => 'username', value => $username],
                           [name => 'message', value => $message], @media);
 }
-sub image_part { [name => 'image', filename => 'chattImage', type => 'image/jpeg', value => $_[0]] }
-sub video_part { [name => 'video', filename => 'chattVideo', type => 'video/mp4', value => $_[0]] }
 
 #---------------------------------------------------------------------------
 # curl

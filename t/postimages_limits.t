@@ -15,36 +15,16 @@
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
-use Chatterd::Db qw(sql truncate_chatts media_root media_files check_media_consistency);
-use Chatterd::Http qw(http_get multipart_body);
+use Chatterd::Db qw(media_root);
+use Chatterd::Http qw(multipart_body);
+use Chatterd::Upload qw(expect media text_part image_part video_part);
 
 media_root();    # sets $ENV{TEST_NGINX_MEDIA_ROOT}
 $ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user=chatter';
 
 use constant MiB => 1024 * 1024;
 
-#---------------------------------------------------------------------------
-# Media of an exact size: real magic, then deterministic filler
-#---------------------------------------------------------------------------
-
-my %Magic = (
-    jpeg => "\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00",
-    mp4  => "\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41",
-    mov  => "\0\0\0\x14ftypqt  \0\0\0\0qt  ",
-);
-my %Cache;
-
-# media('jpeg', $size, $seed): exactly $size bytes.  Every aligned 4-byte word of the filler
-# differs (a multiplicative hash of its index), so no lost or repeated piece goes unnoticed.
-sub media {
-    my ($kind, $size, $seed) = @_;
-    $seed //= 1;
-    return $Cache{"$kind/$size/$seed"} //= do {
-        my $n = $size - length $Magic{$kind};
-        my $words = int($n / 4) + 1;
-        $Magic{$kind} . substr(pack('N*', map { ($_ * 2654435761 + $seed * 40503) & 0xFFFFFFFF } 0 .. $words), 0, $n);
-    };
-}
+# media('jpeg', $size, $seed): exactly $size bytes of jpeg, mp4 or mov (Chatterd::Upload).
 
 #---------------------------------------------------------------------------
 # Requests
@@ -72,10 +52,6 @@ sub post {
     return "POST /postimages HTTP/1.1\r\n" . join('', map { "$_\r\n" } @headers) . "\r\n" . $body;
 }
 
-sub text_part  { [name => $_[0], value => $_[1]] }
-sub image_part { [name => 'image', filename => 'chattImage', type => 'image/jpeg', value => $_[0]] }
-sub video_part { [name => 'video', filename => 'chattVideo', type => 'video/mp4', value => $_[0]] }
-
 # Texts of exact lengths: 255/256 characters; "ジ" is one character, three UTF-8 bytes.
 our $Chars255 = substr('abcdefghijklmnopqrstuvwxyz0123456789' x 8, 0, 255);
 our $Chars256 = $Chars255 . 'Z';
@@ -85,11 +61,9 @@ our $Ji = "\xE3\x82\xB8";
 # What every block must leave behind
 #---------------------------------------------------------------------------
 
-our $Expect;    # set by a block's --- init through expect()
-
-# expect(username => ..., message => ..., image => [bytes, ext, mime], video => [...],
-#        prefix => file name prefix (undef: none))
-sub expect { $Expect = {@_} }
+# A block's --- init calls ::expect(username => ..., message => ..., image => [bytes, ext, mime],
+# video => [...], prefix => file name prefix (undef: none)); Chatterd::Upload checks the row
+# and files it leaves behind (URL base http://localhost/media/).
 
 our $Config = <<'EOF';
 location ~ ^/postimages/?$ {
@@ -104,73 +78,7 @@ location /media/ {
 }
 EOF
 
-add_block_preprocessor(sub {
-    my ($block) = @_;
-    truncate_chatts();
-    $Expect = undef;
-    $block->set_value(http_config => <<'EOF') unless defined $block->http_config;
-chatterd_pg "$TEST_NGINX_PG_CONNINFO";
-chatterd_media_root $TEST_NGINX_MEDIA_ROOT;
-EOF
-    $block->set_value(config => $Config) unless defined $block->config;
-    $block->set_value(timeout => '30s') unless defined $block->timeout;
-});
-
-add_response_body_check(sub {
-    my ($block, $body, $req_idx, $repeated, $dry_run) = @_;
-    return if $dry_run;
-    my $name = $block->name;
-    my @rows = sql('SELECT username, message, imageurl, videourl FROM chatts');
-    if (my $e = $Expect) {
-        check_stored($name, $e, @rows);
-    }
-    else {
-        is(scalar @rows, 0, "$name - no row stored");
-        is_deeply([media_files()], [], "$name - no file left in the media root");
-    }
-    check_media_consistency($name);
-});
-
-sub check_stored {
-    my ($name, $e, @rows) = @_;
-    is(scalar @rows, 1, "$name - exactly one row stored") or return;
-    my ($username, $message, $imageurl, $videourl) = @{ $rows[0] };
-    my %url = (image => $imageurl, video => $videourl);
-    is($username, $e->{username}, "$name - username stored as sent");
-    is($message, $e->{message}, "$name - message stored as sent");
-    my @files;
-    for my $field (qw(image video)) {
-        unless ($e->{$field}) {
-            is($url{$field}, undef, "$name - ${field}url is NULL");
-            next;
-        }
-        my ($bytes, $ext, $mime) = @{ $e->{$field} };
-        my $prefix = defined $e->{prefix} ? quotemeta("$e->{prefix}-") : '';
-        like($url{$field} // '', qr{\Ahttp://localhost/media/$prefix[0-9a-f]{32}\.\Q$ext\E\z},
-             "$name - ${field}url is base + name + .$ext") or next;
-        my ($file) = $url{$field} =~ m{([^/]+)\z};
-        push @files, $file;
-        my $res = http_get(server_port(), "/media/$file", timeout => 30);
-        is($res->{status}, 200, "$name - $field served over /media/");
-        is($res->{headers}{'content-type'}, $mime, "$name - $field served as $mime");
-        same_bytes($res->{body}, $bytes, "$name - $field served byte for byte");
-    }
-    is_deeply([media_files()], [sort @files], "$name - the media root holds exactly its files");
-}
-
-# Byte equality without dumping megabytes: reports lengths and the first difference.
-sub same_bytes {
-    my ($got, $want, $label) = @_;
-    $got //= '';
-    return pass($label) if $got eq $want;
-    my $at = 0;
-    $at++ while $at < length($got) && $at < length($want)
-             && substr($got, $at, 1) eq substr($want, $at, 1);
-    fail($label);
-    diag(sprintf "got %d bytes, want %d; first difference at offset %d: got %s, want %s",
-         length $got, length $want, $at,
-         map { unpack('H*', substr($_, $at, 16)) } $got, $want);
-}
+Chatterd::Upload::setup(config => $Config, block_timeout => '30s', get_timeout => 30);
 
 no_shuffle();
 run_tests();

@@ -1,0 +1,30 @@
+-- wrk script for bench/run.sh. Configured through the environment:
+--   BENCH_METHOD  GET (default), POST or PUT
+--   BENCH_BODY    file whose bytes are the request body (read once; wrk then sends the same
+--                 pre-formatted request on every connection, with no Lua work per request)
+--   BENCH_CTYPE   Content-Type of the body
+-- At the end it prints one machine-readable line for run.sh:
+--   BENCH <req/s> <p50 ms> <p99 ms> <requests> <non-2xx> <socket errors> <response bytes>
+
+wrk.method = os.getenv("BENCH_METHOD") or "GET"
+
+local body_file = os.getenv("BENCH_BODY") or ""
+if body_file ~= "" then
+  local f = assert(io.open(body_file, "rb"))
+  wrk.body = f:read("*a")
+  f:close()
+end
+
+local ctype = os.getenv("BENCH_CTYPE") or ""
+if ctype ~= "" then
+  wrk.headers["Content-Type"] = ctype
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  local seconds = summary.duration / 1e6
+  io.write(string.format("BENCH %.2f %.3f %.3f %d %d %d %d\n",
+    summary.requests / seconds,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.requests, e.status, e.connect + e.read + e.write + e.timeout, summary.bytes))
+end

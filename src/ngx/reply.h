@@ -25,7 +25,7 @@ ngx_int_t send_json(ngx_http_request_t* r, ngx_uint_t status, ngx_chain_t* body,
 ngx_int_t send_json_text(ngx_http_request_t* r, ngx_uint_t status, std::string_view json);
 
 // Sends the failure's status and JSON string body. `cause` replaces the body text for
-// Failure::internal; `allow` is the Allow header for Failure::method_not_allowed.
+// Failure::internal (require_method adds the Allow header of a 405).
 ngx_int_t send_failure(ngx_http_request_t* r, Failure failure, std::string_view cause = {});
 
 // 405 unless the method is one of `allowed` (NGX_HTTP_GET | NGX_HTTP_HEAD, ...).

@@ -107,10 +107,15 @@ void PgPool::log_failure(PgSlot& slot, const char* what) {
 
 void PgPool::fail_slot(PgSlot& slot, const char* what) {
     log_failure(slot, what);
+    drop_slot(slot, "postgres connection failed");
+}
+
+// Closes a slot that failed or timed out and answers its request with reason (503).
+void PgPool::drop_slot(PgSlot& slot, const char* reason) {
     PgCall* call = slot.call;
     bool was_connecting = slot.state == SlotState::connecting;
     close_slot(slot);
-    if (call != nullptr) deliver(call, nullptr, "postgres connection failed");
+    if (call != nullptr) deliver(call, nullptr, reason);
     if (was_connecting) fail_waiting_if_no_hope();
     dispatch();
 }
@@ -282,12 +287,7 @@ void PgPool::on_slot_deadline(ngx_event_t* ev) {
     PgPool* pool = slot->pool;
     ngx_log_error(NGX_LOG_ERR, pool->log_, 0, "postgres %s timed out after %M ms",
                   slot->state == SlotState::connecting ? "connect" : "query", pool->spec_.timeout);
-    PgCall* call = slot->call;
-    bool was_connecting = slot->state == SlotState::connecting;
-    pool->close_slot(*slot);
-    if (call != nullptr) pool->deliver(call, nullptr, "postgres timed out");
-    if (was_connecting) pool->fail_waiting_if_no_hope();
-    pool->dispatch();
+    pool->drop_slot(*slot, "postgres timed out");
 }
 
 void PgPool::log_notice(void* data, const char* message) {

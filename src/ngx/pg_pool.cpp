@@ -2,8 +2,6 @@
 // contract and pg_connection.cpp for the connections.
 #include "ngx/pg_pool_impl.h"
 
-#include <new>
-
 namespace chatterd {
 
 // ---- waiting requests ----------------------------------------------------------------------
@@ -115,10 +113,6 @@ void on_request_gone(void* data) {
     if (call->request != nullptr) call->pool->detach(call);
 }
 
-ngx_int_t answer_unavailable(ngx_http_request_t* r, PgDoneHandler on_done, const char* reason) {
-    return on_done(r, PgOutcome{nullptr, reason});
-}
-
 }  // namespace
 
 void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
@@ -131,7 +125,7 @@ void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
     if (pool == nullptr || cleanup == nullptr) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       pool ? "chatterd: out of memory" : "chatterd: no postgres pool in this worker");
-        ngx_http_finalize_request(r, answer_unavailable(r, on_done, "no pool"));
+        ngx_http_finalize_request(r, on_done(r, PgOutcome{nullptr, "no pool"}));
         return;
     }
     call->request = r;
@@ -147,14 +141,28 @@ void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
     pool->submit(call);
 }
 
-ngx_int_t pg_pools_start(ngx_cycle_t* cycle) noexcept try {
+namespace {
+// The pool specs of the configuration, as a range (empty when the http block has none).
+struct PoolSpecs {
+    PgPoolSpec** first;
+    PgPoolSpec** last;
+    PgPoolSpec** begin() const { return first; }
+    PgPoolSpec** end() const { return last; }
+};
+
+PoolSpecs pool_specs(ngx_cycle_t* cycle) {
     auto* main = static_cast<MainConf*>(
         ngx_http_cycle_get_module_main_conf(cycle, ngx_http_chatterd_module));
-    if (main == nullptr) return NGX_OK;
+    if (main == nullptr) return {nullptr, nullptr};
     auto** specs = static_cast<PgPoolSpec**>(main->pool_specs.elts);
-    for (ngx_uint_t i = 0; i < main->pool_specs.nelts; i++) {
-        specs[i]->pool = new PgPool(*specs[i], cycle->log);
-        specs[i]->pool->connect_all();
+    return {specs, specs + main->pool_specs.nelts};
+}
+}  // namespace
+
+ngx_int_t pg_pools_start(ngx_cycle_t* cycle) noexcept try {
+    for (PgPoolSpec* spec : pool_specs(cycle)) {
+        spec->pool = new PgPool(*spec, cycle->log);
+        spec->pool->connect_all();
     }
     return NGX_OK;
 } catch (const std::exception& e) {
@@ -164,13 +172,9 @@ ngx_int_t pg_pools_start(ngx_cycle_t* cycle) noexcept try {
 }
 
 void pg_pools_stop(ngx_cycle_t* cycle) noexcept {
-    auto* main = static_cast<MainConf*>(
-        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_chatterd_module));
-    if (main == nullptr) return;
-    auto** specs = static_cast<PgPoolSpec**>(main->pool_specs.elts);
-    for (ngx_uint_t i = 0; i < main->pool_specs.nelts; i++) {
-        delete specs[i]->pool;
-        specs[i]->pool = nullptr;
+    for (PgPoolSpec* spec : pool_specs(cycle)) {
+        delete spec->pool;
+        spec->pool = nullptr;
     }
 }
 

@@ -82,6 +82,7 @@ private:
     void finish_query(PgSlot& slot);
     void on_idle_event(PgSlot& slot);
     void fail_slot(PgSlot& slot, const char* what);
+    void drop_slot(PgSlot& slot, const char* reason);
     void close_slot(PgSlot& slot);
     bool has_idle_slot() const;
     void dispatch();

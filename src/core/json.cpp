@@ -1,131 +1,23 @@
 #include "core/json.h"
 
 #include <cctype>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <utility>
 
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
-#include "core/timestamp.h"
+// The postchatt body in, with yajl's parser. (JSON out is json_out.cpp.)
 
 namespace chatterd {
 
 namespace {
 
-using GenHandle = std::unique_ptr<yajl_gen_t, decltype(&yajl_gen_free)>;
-
 const unsigned char* as_bytes(const char* text)
 {
     return reinterpret_cast<const unsigned char*>(text);
 }
-
-// yajl's defaults are what we want; they are set here anyway because the output must match Python's byte for byte
-// as far as yajl can: no indentation, "/" left alone, and no UTF-8 validation (see JsonRowsWriter in json.h).
-void configure_compact(yajl_gen gen)
-{
-    yajl_gen_config(gen, yajl_gen_beautify, 0);
-    yajl_gen_config(gen, yajl_gen_escape_solidus, 0);
-    yajl_gen_config(gen, yajl_gen_validate_utf8, 0);
-}
-
-yajl_gen new_compact_gen()
-{
-    yajl_gen gen = yajl_gen_alloc(nullptr);
-    if (gen == nullptr) {
-        throw std::bad_alloc();
-    }
-    configure_compact(gen);
-    return gen;
-}
-
-}  // namespace
-
-// ---- rows out ----
-
-void JsonRowsWriter::FreeGen::operator()(yajl_gen_t* gen) const noexcept
-{
-    yajl_gen_free(gen);
-}
-
-JsonRowsWriter::JsonRowsWriter(JsonOutput out, void* ctx) : out_(out), ctx_(ctx), gen_(new_compact_gen())
-{
-    check(yajl_gen_array_open(gen_.get()));
-}
-
-JsonRowsWriter::~JsonRowsWriter() = default;
-
-// yajl writes into its own buffer, token by token; out receives it in pieces of about kFlushBytes.
-// A print callback would instead be called for every token: a dozen calls per row.
-void JsonRowsWriter::flush(std::size_t at_least)
-{
-    const unsigned char* text = nullptr;
-    std::size_t len = 0;
-    yajl_gen_get_buf(gen_.get(), &text, &len);
-    if (len < at_least || len == 0) {
-        return;
-    }
-    out_(ctx_, reinterpret_cast<const char*>(text), len);
-    yajl_gen_clear(gen_.get());
-}
-
-void JsonRowsWriter::check(int status)
-{
-    if (status != yajl_gen_status_ok) {
-        // Only a misuse can get here, such as row() after finish().
-        throw std::runtime_error("yajl_gen failed with status " + std::to_string(status));
-    }
-}
-
-void JsonRowsWriter::cell(const Cell& cell, ColumnKind kind)
-{
-    if (cell.is_null) {
-        check(yajl_gen_null(gen_.get()));
-        return;
-    }
-    if (kind == ColumnKind::timestamp) {
-        char iso[kIsoTimestampMax];
-        std::size_t iso_len = iso_timestamp(std::string_view(cell.data, cell.len), iso);
-        check(yajl_gen_string(gen_.get(), as_bytes(iso), iso_len));
-        return;
-    }
-    check(yajl_gen_string(gen_.get(), as_bytes(cell.data), cell.len));
-}
-
-void JsonRowsWriter::row(const Cell* cells, const ColumnKind* kinds, std::size_t count)
-{
-    check(yajl_gen_array_open(gen_.get()));
-    for (std::size_t i = 0; i < count; ++i) {
-        cell(cells[i], kinds[i]);
-    }
-    check(yajl_gen_array_close(gen_.get()));
-    flush(kFlushBytes);
-}
-
-void JsonRowsWriter::finish()
-{
-    check(yajl_gen_array_close(gen_.get()));
-    flush(0);
-}
-
-// ---- error bodies ----
-
-std::string json_string(std::string_view text)
-{
-    GenHandle gen(new_compact_gen(), &yajl_gen_free);
-    if (yajl_gen_string(gen.get(), as_bytes(text.data()), text.size()) != yajl_gen_status_ok) {
-        throw std::runtime_error("yajl_gen_string failed");
-    }
-    const unsigned char* literal = nullptr;
-    std::size_t literal_len = 0;
-    yajl_gen_get_buf(gen.get(), &literal, &literal_len);
-    return std::string(reinterpret_cast<const char*>(literal), literal_len);
-}
-
-// ---- the postchatt body in ----
-
-namespace {
 
 // What the parser has seen as the value of one wanted top-level key.
 struct FieldSeen {

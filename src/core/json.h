@@ -1,13 +1,12 @@
-// JSON in and out of chatterd, with yajl: the rows of getchatts/getimages, the postchatt body, error bodies.
+// JSON in and out of chatterd: the rows of getchatts/getimages and error bodies out (json_out.cpp, a writer of our
+// own: escaping strings was the largest cost of a big getimages with yajl_gen), the postchatt body in (json.cpp,
+// yajl's parser).
 #pragma once
 
 #include <cstddef>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-
-struct yajl_gen_t;   // yajl's generator; kept out of this header
 
 namespace chatterd {
 
@@ -24,12 +23,13 @@ struct Cell {
     bool is_null;
 };
 
-// Streams a JSON array of arrays to out, written as Python's JSONResponse writes it: compact (separators "," and
-// ":"), UTF-8 left as is (ensure_ascii=False), "/" not escaped, control characters escaped. SQL NULL becomes null;
+// Streams a JSON array of arrays to out, byte for byte as Python's JSONResponse writes it (json.dumps with
+// ensure_ascii=False and separators "," and ":"): UTF-8 left as is, "/" not escaped, '"' and '\\' escaped,
+// \n \r \t \b \f as such and the other control characters as \u00xx (lower-case hex). SQL NULL becomes null;
 // timestamp cells are converted with iso_timestamp. Strings are not UTF-8-validated: PostgreSQL with a UTF8
 // database only returns valid UTF-8, and anything else is passed through byte for byte.
-// yajl writes into its own small buffer, which goes to out after a row once it holds 16 KiB, and at finish():
-// no copy of a row or of the whole answer is kept.
+// Rows are written into a small buffer, which goes to out after a row once it holds 16 KiB, and at finish():
+// no copy of the whole answer is kept.
 class JsonRowsWriter {
 public:
     JsonRowsWriter(JsonOutput out, void* ctx);   // starts with "["
@@ -41,19 +41,17 @@ public:
     void finish();                                                               // emits "]"
 
 private:
-    struct FreeGen {
-        void operator()(yajl_gen_t* gen) const noexcept;
-    };
-
     static constexpr std::size_t kFlushBytes = 16 * 1024;
 
-    void flush(std::size_t at_least);
+    void flush();
     void cell(const Cell& cell, ColumnKind kind);
-    void check(int status);
+    void refuse_after_finish() const;
 
     JsonOutput out_;
     void* ctx_;
-    std::unique_ptr<yajl_gen_t, FreeGen> gen_;
+    std::string pending_;   // written, not yet given to out_
+    bool any_row_ = false;
+    bool finished_ = false;
 };
 
 // The postchatt body: a JSON object with string values for "username" and "message"; other keys are ignored and,
@@ -70,6 +68,9 @@ struct ChattFields {
 // escape" (PostgreSQL would refuse the UTF-8 it decodes to).
 // UTF-8 is checked strictly (no overlong forms, surrogates or code points past U+10FFFF), as PostgreSQL checks it.
 std::optional<ChattFields> parse_chatt_json(std::string_view body, std::string& why);
+
+// A JSON string literal, escaped as JsonRowsWriter escapes, appended to out.
+void append_json_string(std::string& out, std::string_view text);
 
 // A JSON string literal for an error body, escaped as JsonRowsWriter escapes:
 // json_string("Unprocessable entity") == "\"Unprocessable entity\"".

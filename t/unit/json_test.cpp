@@ -1,5 +1,7 @@
 #include "core/json.h"
 
+#include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -98,12 +100,75 @@ TEST(JsonRows, StringsMatchPythonByteForByte)
     }
 }
 
-// The one difference from Python: yajl writes the hex digits of \u00XX escapes in upper case, Python in lower case
-// (json.dumps("\x0b\x1a\x1f") == '"\\u000b\\u001a\\u001f"'). Same JSON value; no yajl option changes it, and control
-// characters in a chatt are rare. \n, \r, \t, \b, \f use the same short escapes in both.
-TEST(JsonRows, ControlCharacterEscapesDifferFromPythonOnlyInHexCase)
+// Python writes the hex digits of \u00XX escapes in lower case: json.dumps("\x0b\x1a\x1f") == '"\\u000b\\u001a\\u001f"'.
+TEST(JsonRows, ControlCharacterEscapesUseLowerCaseHexAsPython)
 {
-    EXPECT_EQ(one_string_json("\x0B\x1A\x1F"), R"([["\u000B\u001A\u001F"]])");
+    EXPECT_EQ(one_string_json("\x0B\x1A\x1F\x7F"), "[[\"\\u000b\\u001a\\u001f\x7F\"]]");
+}
+
+// What Python's json.dumps(ensure_ascii=False) writes for one byte, byte by byte: the reference for the word-at-a-time
+// scan of the writer.
+std::string python_escape(unsigned char byte)
+{
+    switch (byte) {
+    case '"': return "\\\"";
+    case '\\': return "\\\\";
+    case '\n': return "\\n";
+    case '\r': return "\\r";
+    case '\t': return "\\t";
+    case '\b': return "\\b";
+    case '\f': return "\\f";
+    default: break;
+    }
+    if (byte < 0x20) {
+        char escape[7];
+        std::snprintf(escape, sizeof escape, "\\u%04x", byte);
+        return escape;
+    }
+    return std::string(1, static_cast<char>(byte));
+}
+
+// Every byte value at every position of strings of several lengths, among plain ASCII or among UTF-8 bytes
+// (high bit set): the 8-bytes-at-a-time scan must find every byte to escape, wherever it sits in a word.
+TEST(JsonRows, EveryByteAtEveryPositionIsEscapedAsPythonDoes)
+{
+    for (char filler : {'a', '\xE9'}) {
+        for (std::size_t size : {1u, 7u, 8u, 9u, 16u, 17u, 23u}) {
+            for (std::size_t at = 0; at < size; ++at) {
+                for (int byte = 0; byte < 256; ++byte) {
+                    std::string value(size, filler);
+                    value[at] = static_cast<char>(byte);
+                    std::string expected = "\"";
+                    for (char c : value) {
+                        expected += python_escape(static_cast<unsigned char>(c));
+                    }
+                    expected += "\"";
+                    ASSERT_EQ(json_string(value), expected) << "byte " << byte << " at " << at << " of " << size;
+                }
+            }
+        }
+    }
+}
+
+// Random strings dense in bytes to escape, several per word (fixed seed: the same strings every run).
+TEST(JsonRows, RandomStringsAreEscapedAsPythonDoes)
+{
+    const char alphabet[] = {'a', '"', '\\', '\n', '\x01', '\x1f', ' ', '\xC3', '\xA9', '\x7F', '/'};
+    std::uint32_t state = 12345;
+    for (int round = 0; round < 2000; ++round) {
+        std::string value;
+        std::string expected = "\"";
+        state = state * 1664525u + 1013904223u;
+        std::size_t size = state % 40;
+        for (std::size_t i = 0; i < size; ++i) {
+            state = state * 1664525u + 1013904223u;
+            char c = alphabet[(state >> 16) % sizeof alphabet];
+            value += c;
+            expected += python_escape(static_cast<unsigned char>(c));
+        }
+        expected += "\"";
+        ASSERT_EQ(json_string(value), expected) << "round " << round;
+    }
 }
 
 // PostgreSQL with a UTF8 database never returns invalid UTF-8; if bytes like these arrive anyway they are passed
@@ -144,7 +209,7 @@ TEST(JsonRows, ExceptionFromOutputReachesTheCaller)
     FailingOutput output{0, {}};
     JsonRowsWriter writer(fail_after_some_calls, &output);
     const ColumnKind kind = ColumnKind::text;
-    const Cell cell = text("a value, still in yajl's buffer");
+    const Cell cell = text("a value, still in the writer's buffer");
     writer.row(&cell, &kind, 1);
     EXPECT_THROW(writer.finish(), std::runtime_error);
     EXPECT_EQ(output.received, "");
@@ -157,7 +222,7 @@ TEST(JsonRows, RowAfterFinishIsRefused)
     writer.finish();
     const ColumnKind kind = ColumnKind::text;
     const Cell cell = text("late");
-    EXPECT_THROW(writer.row(&cell, &kind, 1), std::runtime_error);
+    EXPECT_THROW(writer.row(&cell, &kind, 1), std::logic_error);
     EXPECT_EQ(json, "[]");
 }
 

@@ -298,3 +298,25 @@ GET /getchatts
 [qr/\[error\] .*chatterd: SELECT failed: .*relation "chatts" does not exist.*, client: 127\.0\.0\.1, server: /]
 --- no_error_log eval
 [qr/^(?!\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d ).*, client: \d/, qr/^LINE \d+: /]
+
+
+
+=== TEST 19: times isoformat() cannot write are sent as PostgreSQL writes them; before 2000 too
+The rows come from PostgreSQL as binary COPY (microseconds since 2000-01-01), converted by
+chatterd: these are the edges of that conversion.
+--- init
+Chatterd::Db::truncate_chatts();
+Chatterd::Db::sql(q{INSERT INTO chatts (username, message, id, time) VALUES
+  ('a', 'infinity',   '00000000-0000-4000-8000-00000000000a', 'infinity'),
+  ('b', '-infinity',  '00000000-0000-4000-8000-00000000000b', '-infinity'),
+  ('c', 'BC',         '00000000-0000-4000-8000-00000000000c', '0044-03-15 12:00:00.5 BC'),
+  ('d', 'year 10000', '00000000-0000-4000-8000-00000000000d', '10000-01-01 00:00:00'),
+  ('e', 'epoch',      '00000000-0000-4000-8000-00000000000e', '1970-01-01 00:00:00'),
+  ('f', 'just before','00000000-0000-4000-8000-00000000000f', '1999-12-31 23:59:59.999999'),
+  ('g', 'year 1',     'ffffffff-ffff-4fff-bfff-ffffffffffff', '0001-01-01 00:00:00')});
+--- request
+GET /getchatts
+--- response_body chomp
+[["b","-infinity","00000000-0000-4000-8000-00000000000b","-infinity"],["c","BC","00000000-0000-4000-8000-00000000000c","0044-03-15 12:00:00.5 BC"],["g","year 1","ffffffff-ffff-4fff-bfff-ffffffffffff","0001-01-01T00:00:00"],["e","epoch","00000000-0000-4000-8000-00000000000e","1970-01-01T00:00:00"],["f","just before","00000000-0000-4000-8000-00000000000f","1999-12-31T23:59:59.999999"],["d","year 10000","00000000-0000-4000-8000-00000000000d","10000-01-01 00:00:00"],["a","infinity","00000000-0000-4000-8000-00000000000a","infinity"]]
+--- no_error_log
+[error]

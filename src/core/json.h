@@ -14,9 +14,11 @@ namespace chatterd {
 // (it is never called from inside yajl), after which the writer must not be used again.
 using JsonOutput = void (*)(void* ctx, const char* bytes, std::size_t len);
 
-enum class ColumnKind { text, timestamp };
+// How a column's values arrive, as PostgreSQL sends them in binary: text as its UTF-8 bytes, uuid as its 16 bytes,
+// timestamp as 8 bytes of big-endian microseconds since 2000-01-01 (see iso_timestamp).
+enum class ColumnKind { text, uuid, timestamp };
 
-// One field of a result row as libpq gives it: bytes and length, or SQL NULL.
+// One field of a result row: bytes and length, or SQL NULL.
 struct Cell {
     const char* data;
     std::size_t len;
@@ -26,7 +28,8 @@ struct Cell {
 // Streams a JSON array of arrays to out, byte for byte as Python's JSONResponse writes it (json.dumps with
 // ensure_ascii=False and separators "," and ":"): UTF-8 left as is, "/" not escaped, '"' and '\\' escaped,
 // \n \r \t \b \f as such and the other control characters as \u00xx (lower-case hex). SQL NULL becomes null;
-// timestamp cells are converted with iso_timestamp. Strings are not UTF-8-validated: PostgreSQL with a UTF8
+// uuid cells are written in their usual form ("5b0c2f6e-0000-4000-8000-000000000001"), timestamp cells with
+// iso_timestamp; a uuid or timestamp cell of the wrong length throws std::runtime_error. Strings are not UTF-8-validated: PostgreSQL with a UTF8
 // database only returns valid UTF-8, and anything else is passed through byte for byte.
 // Rows are written into a small buffer, which goes to out after a row once it holds 16 KiB, and at finish():
 // no copy of the whole answer is kept.

@@ -1,15 +1,19 @@
-// JSON out: the rows of getchatts/getimages and the error bodies, escaped as Python's json.dumps escapes.
+// JSON out: the rows of getchatts/getimages (from binary COPY cells) and the error bodies, escaped as Python's
+// json.dumps escapes.
 #include "core/json.h"
 
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 #include "core/timestamp.h"
 
 namespace chatterd {
 
 namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";   // lower case, as Python and PostgreSQL write hex
 
 // The bytes a JSON string cannot hold as they are.
 constexpr bool needs_escape(unsigned char byte)
@@ -60,11 +64,48 @@ void append_escape(std::string& out, unsigned char byte)
     case '\b': out.append("\\b"); return;
     case '\f': out.append("\\f"); return;
     default: {
-        static constexpr char hex[] = "0123456789abcdef";
-        const char escape[] = {'\\', 'u', '0', '0', hex[byte >> 4], hex[byte & 0xF]};
+        const char escape[] = {'\\', 'u', '0', '0', kHexDigits[byte >> 4], kHexDigits[byte & 0xF]};
         out.append(escape, sizeof escape);
     }
     }
+}
+
+constexpr std::size_t kUuidBytes = 16;
+
+// The bytes of a binary cell that must be exactly Size long.
+template <std::size_t Size>
+const unsigned char* binary_value(const Cell& cell, const char* type)
+{
+    if (cell.len != Size) {
+        throw std::runtime_error(std::string("a binary ") + type + " of " + std::to_string(cell.len) + " bytes");
+    }
+    return reinterpret_cast<const unsigned char*>(cell.data);
+}
+
+std::int64_t big_endian_i64(const unsigned char* bytes)
+{
+    std::uint64_t value = 0;
+    for (int i = 0; i < 8; ++i) {
+        value = (value << 8) | bytes[i];
+    }
+    return static_cast<std::int64_t>(value);
+}
+
+// "5b0c2f6e-0000-4000-8000-000000000001", quoted, as PostgreSQL (and Python's str(UUID)) writes it.
+void append_uuid(std::string& out, const unsigned char* bytes)
+{
+    char text[38];
+    std::size_t at = 0;
+    text[at++] = '"';
+    for (std::size_t i = 0; i < kUuidBytes; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            text[at++] = '-';
+        }
+        text[at++] = kHexDigits[bytes[i] >> 4];
+        text[at++] = kHexDigits[bytes[i] & 0xF];
+    }
+    text[at++] = '"';
+    out.append(text, at);
 }
 
 }  // namespace
@@ -124,12 +165,22 @@ void JsonRowsWriter::cell(const Cell& cell, ColumnKind kind)
         pending_.append("null");
         return;
     }
-    std::string_view value(cell.data, cell.len);
-    char iso[kIsoTimestampMax];
-    if (kind == ColumnKind::timestamp) {
-        value = std::string_view(iso, iso_timestamp(value, iso));
+    switch (kind) {
+    case ColumnKind::text:
+        append_json_string(pending_, std::string_view(cell.data, cell.len));
+        return;
+    case ColumnKind::uuid:
+        append_uuid(pending_, binary_value<kUuidBytes>(cell, "uuid"));
+        return;
+    case ColumnKind::timestamp: {
+        char iso[kIsoTimestampMax];
+        std::size_t iso_length = iso_timestamp(big_endian_i64(binary_value<8>(cell, "timestamp")), iso);
+        pending_.push_back('"');
+        pending_.append(iso, iso_length);
+        pending_.push_back('"');
+        return;
     }
-    append_json_string(pending_, value);
+    }
 }
 
 void JsonRowsWriter::row(const Cell* cells, const ColumnKind* kinds, std::size_t count)

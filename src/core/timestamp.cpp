@@ -1,160 +1,130 @@
 #include "core/timestamp.h"
 
-#include <algorithm>
-#include <optional>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <limits>
 
 namespace chatterd {
 
 namespace {
 
-constexpr std::string_view kDateTimeShape = "dddd-dd-dd dd:dd:dd";   // 'd' stands for any digit
-constexpr std::size_t kDateLength = 10;                               // "2025-01-29"
-constexpr std::size_t kMaxFractionDigits = 6;                         // PostgreSQL keeps microseconds
+constexpr std::int64_t kMicrosPerSecond = 1000000;
+constexpr std::int64_t kMicrosPerDay = 86400 * kMicrosPerSecond;
+constexpr std::int64_t kDaysFrom1970To2000 = 10957;
 
-// The pieces of a PostgreSQL ISO timestamp, each still in PostgreSQL's spelling.
-struct PgTimestamp {
-    std::string_view date_time;   // "2025-01-29 19:03:12"
-    std::string_view fraction;    // "12" of ".12"; empty when there is none
-    std::string_view zone;        // "+05", "+05:30" or "+05:53:28"; empty when there is none
+struct CivilDate {
+    std::int64_t year;   // astronomical: 0 is 1 BC
+    unsigned month;
+    unsigned day;
 };
 
-bool is_digit(char c)
+// The proleptic Gregorian date of a day count from 1970-01-01 (H. Hinnant's civil_from_days algorithm).
+CivilDate civil_from_days(std::int64_t days)
 {
-    return c >= '0' && c <= '9';
+    days += 719468;
+    const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    const auto day_of_era = static_cast<unsigned>(days - era * 146097);
+    const unsigned year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+    const unsigned day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    const unsigned shifted_month = (5 * day_of_year + 2) / 153;   // March = 0
+    const unsigned day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    const unsigned month = shifted_month < 10 ? shifted_month + 3 : shifted_month - 9;
+    const std::int64_t year = static_cast<std::int64_t>(year_of_era) + era * 400 + (month <= 2 ? 1 : 0);
+    return CivilDate{year, month, day};
 }
 
-// Does text start with shape, where 'd' in shape is any digit and every other character stands for itself?
-bool starts_with_shape(std::string_view text, std::string_view shape)
+// Floor division: timestamps before 2000 are negative and still belong to the day that starts before them.
+std::int64_t floor_div(std::int64_t value, std::int64_t divisor)
 {
-    if (text.size() < shape.size()) {
-        return false;
+    std::int64_t quotient = value / divisor;
+    return (value % divisor != 0 && value < 0) ? quotient - 1 : quotient;
+}
+
+void put_two_digits(char* out, unsigned value)
+{
+    out[0] = static_cast<char>('0' + value / 10);
+    out[1] = static_cast<char>('0' + value % 10);
+}
+
+std::size_t copy_text(const char* text, char* out)
+{
+    std::size_t length = std::strlen(text);
+    std::memcpy(out, text, length);
+    return length;
+}
+
+// ".ffffff": the six digits of the microseconds.
+std::size_t put_fraction(char* out, unsigned micros)
+{
+    out[0] = '.';
+    for (int i = 6; i >= 1; --i) {
+        out[i] = static_cast<char>('0' + micros % 10);
+        micros /= 10;
     }
-    for (std::size_t i = 0; i < shape.size(); ++i) {
-        bool matches = shape[i] == 'd' ? is_digit(text[i]) : text[i] == shape[i];
-        if (!matches) {
-            return false;
+    return 7;
+}
+
+// PostgreSQL's text output for what isoformat() cannot write: a year past 9999 or before 1 AD. At most 34 bytes:
+// "294276-12-31 23:59:59.999999" or "4713-11-24 00:00:00.999999 BC".
+std::size_t pg_text_form(const CivilDate& date, unsigned hour, unsigned minute, unsigned second, unsigned micros,
+                         char* out)
+{
+    const bool bc = date.year <= 0;
+    const std::int64_t year = bc ? 1 - date.year : date.year;
+    int written = std::snprintf(out, kIsoTimestampMax, "%04" PRId64 "-%02u-%02u %02u:%02u:%02u", year, date.month,
+                                date.day, hour % 100, minute % 100, second % 100);
+    std::size_t length = written < 0 ? 0 : static_cast<std::size_t>(written);
+    if (micros != 0) {
+        length += put_fraction(out + length, micros);
+        while (out[length - 1] == '0') {
+            --length;
         }
     }
-    return true;
-}
-
-std::size_t leading_digit_count(std::string_view text)
-{
-    auto first_non_digit = std::find_if_not(text.begin(), text.end(), is_digit);
-    return static_cast<std::size_t>(first_non_digit - text.begin());
-}
-
-// Length of the UTC offset PostgreSQL writes for a timestamptz at the start of text: "+hh", "+hh:mm" or
-// "+hh:mm:ss" (either sign); 0 when text does not start with one.
-std::size_t zone_length(std::string_view text)
-{
-    if (text.empty() || (text.front() != '+' && text.front() != '-') || !starts_with_shape(text.substr(1), "dd")) {
-        return 0;
-    }
-    constexpr std::size_t kLongestZone = 9;   // "+hh:mm:ss"
-    std::size_t length = 3;
-    while (length < kLongestZone && starts_with_shape(text.substr(length), ":dd")) {
+    if (bc) {
+        std::memcpy(out + length, " BC", 3);
         length += 3;
     }
     return length;
 }
 
-std::optional<PgTimestamp> split_pg_timestamp(std::string_view text)
-{
-    if (!starts_with_shape(text, kDateTimeShape)) {
-        return std::nullopt;
-    }
-    PgTimestamp parts;
-    parts.date_time = text.substr(0, kDateTimeShape.size());
-    text.remove_prefix(kDateTimeShape.size());
-
-    if (!text.empty() && text.front() == '.') {
-        std::size_t digits = leading_digit_count(text.substr(1));
-        if (digits == 0 || digits > kMaxFractionDigits) {
-            return std::nullopt;
-        }
-        parts.fraction = text.substr(1, digits);
-        text.remove_prefix(1 + digits);
-    }
-
-    parts.zone = text.substr(0, zone_length(text));
-    text.remove_prefix(parts.zone.size());
-
-    if (!text.empty()) {   // " BC", a sixth-digit year, anything else isoformat() has no form for
-        return std::nullopt;
-    }
-    return parts;
-}
-
-// Appends to a buffer whose capacity the caller has checked: the converted form is at most 35 bytes.
-class IsoWriter {
-public:
-    explicit IsoWriter(char* out) : out_(out) {}
-
-    void put(std::string_view text)
-    {
-        std::copy(text.begin(), text.end(), out_ + length_);
-        length_ += text.size();
-    }
-
-    void put(char c) { out_[length_++] = c; }
-
-    std::size_t length() const { return length_; }
-
-private:
-    char* out_;
-    std::size_t length_ = 0;
-};
-
-// Python prints a fraction only when microsecond != 0, and then always six digits.
-void put_fraction(IsoWriter& iso, std::string_view fraction)
-{
-    if (fraction.find_first_not_of('0') == std::string_view::npos) {
-        return;
-    }
-    iso.put('.');
-    iso.put(fraction);
-    for (std::size_t i = fraction.size(); i < kMaxFractionDigits; ++i) {
-        iso.put('0');
-    }
-}
-
-// Python prints an aware datetime's offset as "+hh:mm", adding ":ss" only when the seconds are non-zero.
-void put_zone(IsoWriter& iso, std::string_view zone)
-{
-    if (zone.empty()) {
-        return;
-    }
-    std::string_view sign_and_hours = zone.substr(0, 3);
-    std::string_view minutes = zone.size() >= 6 ? zone.substr(4, 2) : "00";
-    std::string_view seconds = zone.size() >= 9 ? zone.substr(7, 2) : "00";
-    iso.put(sign_and_hours);
-    iso.put(':');
-    iso.put(minutes);
-    if (seconds != "00") {
-        iso.put(':');
-        iso.put(seconds);
-    }
-}
-
 }  // namespace
 
-std::size_t iso_timestamp(std::string_view pg_text, char* out)
+std::size_t iso_timestamp(std::int64_t pg_micros, char* out)
 {
-    std::optional<PgTimestamp> parts = split_pg_timestamp(pg_text);
-    if (!parts) {
-        std::size_t copied = std::min(pg_text.size(), kIsoTimestampMax);
-        std::copy_n(pg_text.begin(), copied, out);
-        return copied;
+    if (pg_micros == std::numeric_limits<std::int64_t>::max()) {
+        return copy_text("infinity", out);
+    }
+    if (pg_micros == std::numeric_limits<std::int64_t>::min()) {
+        return copy_text("-infinity", out);
+    }
+    const std::int64_t days = floor_div(pg_micros, kMicrosPerDay);
+    const std::int64_t micros_of_day = pg_micros - days * kMicrosPerDay;
+    const CivilDate date = civil_from_days(days + kDaysFrom1970To2000);
+    const auto seconds_of_day = static_cast<unsigned>(micros_of_day / kMicrosPerSecond);
+    const auto micros = static_cast<unsigned>(micros_of_day % kMicrosPerSecond);
+    const unsigned hour = seconds_of_day / 3600;
+    const unsigned minute = seconds_of_day / 60 % 60;
+    const unsigned second = seconds_of_day % 60;
+    if (date.year < 1 || date.year > 9999) {
+        return pg_text_form(date, hour, minute, second, micros, out);
     }
 
-    IsoWriter iso(out);
-    iso.put(parts->date_time.substr(0, kDateLength));
-    iso.put('T');
-    iso.put(parts->date_time.substr(kDateLength + 1));
-    put_fraction(iso, parts->fraction);
-    put_zone(iso, parts->zone);
-    return iso.length();
+    // "YYYY-MM-DDTHH:MM:SS" then ".ffffff" when the microseconds are not zero, as Python writes it.
+    const auto year = static_cast<unsigned>(date.year);
+    put_two_digits(out, year / 100);
+    put_two_digits(out + 2, year % 100);
+    out[4] = '-';
+    put_two_digits(out + 5, date.month);
+    out[7] = '-';
+    put_two_digits(out + 8, date.day);
+    out[10] = 'T';
+    put_two_digits(out + 11, hour);
+    out[13] = ':';
+    put_two_digits(out + 14, minute);
+    out[16] = ':';
+    put_two_digits(out + 17, second);
+    return micros == 0 ? 19 : 19 + put_fraction(out + 19, micros);
 }
 
 }  // namespace chatterd

@@ -5,11 +5,13 @@
 namespace chatterd {
 
 ngx_int_t getimages_handler(ngx_http_request_t* r) noexcept {
-    static const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text,      ColumnKind::text,
+    static const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text,      ColumnKind::uuid,
                                        ColumnKind::timestamp, ColumnKind::text, ColumnKind::text};
-    return answer_with_rows(r, "chatterd_getimages",
-                            "SELECT username, message, id, time, imageurl, videourl FROM chatts "
-                            "ORDER BY time ASC",
+    // As getchatts_handler's query, with the media URLs.
+    return answer_with_rows(r,
+                            "COPY (SELECT username::text, message::text, id::uuid, "
+                            "time::timestamp, imageurl::text, videourl::text FROM chatts "
+                            "ORDER BY chatts.time ASC) TO STDOUT (FORMAT binary)",
                             kinds, sizeof(kinds) / sizeof(kinds[0]));
 }
 

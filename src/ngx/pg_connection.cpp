@@ -130,6 +130,7 @@ void PgPool::close_slot(PgSlot& slot) {
     slot.call = nullptr;
     slot.preparing = nullptr;
     slot.prepared_count = 0;
+    slot.copying = false;
     slot.state = SlotState::closed;
 }
 
@@ -139,6 +140,7 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
     slot.state = SlotState::busy;
     slot.call = call;
     slot.rows_refused = false;
+    slot.copying = false;
     call->slot = &slot;
     if (!send_query(slot, call->query)) {
         // Nothing reached the server: the query may safely go to another connection.
@@ -173,11 +175,10 @@ bool PgPool::send_query(PgSlot& slot, const PgQuery& q) {
         slot.preparing = q.name;
         return PQsendPrepare(slot.conn, q.name, q.sql, q.param_count, nullptr);
     }
-    int sent = prepared ? PQsendQueryPrepared(slot.conn, q.name, q.param_count, q.params, nullptr,
-                                              nullptr, 0)
-                        : PQsendQueryParams(slot.conn, q.sql, q.param_count, nullptr, q.params,
-                                            nullptr, nullptr, 0);
-    return sent && (!q.row_by_row || PQsetSingleRowMode(slot.conn));
+    return prepared ? PQsendQueryPrepared(slot.conn, q.name, q.param_count, q.params, nullptr,
+                                          nullptr, 0)
+                    : PQsendQueryParams(slot.conn, q.sql, q.param_count, nullptr, q.params,
+                                        nullptr, nullptr, 0);
 }
 
 // The preparation is done: run the statement for the request, still under its deadline. A
@@ -205,18 +206,39 @@ void PgPool::advance_query(PgSlot& slot, bool writable) {
         return;
     }
     if (!PQconsumeInput(slot.conn) || !flush(slot)) return fail_slot(slot, "query");
-    while (!PQisBusy(slot.conn)) {
+    while (true) {
+        if (slot.copying) {
+            CopyProgress progress = take_copy_data(slot);
+            if (progress == CopyProgress::failed) return fail_slot(slot, "COPY");
+            if (progress == CopyProgress::needs_input) return;
+        }
+        if (PQisBusy(slot.conn)) return;
         PGresult* result = PQgetResult(slot.conn);
         if (result == nullptr) return slot.preparing ? finish_preparing(slot) : finish_query(slot);
         keep_result(slot, result);
     }
 }
 
-void PgPool::keep_result(PgSlot& slot, PGresult* result) {
-    if (PQresultStatus(result) == PGRES_SINGLE_TUPLE) {
+// Hands every CopyData message libpq has read to the request, until the COPY ends (its final
+// result follows) or more input is needed.
+PgPool::CopyProgress PgPool::take_copy_data(PgSlot& slot) {
+    char* data = nullptr;
+    int length;
+    while ((length = PQgetCopyData(slot.conn, &data, 1)) > 0) {
         if (slot.call != nullptr && !slot.rows_refused) {
-            slot.rows_refused = !slot.call->on_row(slot.call->request, result);
+            std::string_view message(data, static_cast<std::size_t>(length));
+            slot.rows_refused = !slot.call->on_row(slot.call->request, message);
         }
+        PQfreemem(data);
+    }
+    if (length == 0) return CopyProgress::needs_input;
+    slot.copying = false;
+    return length == -1 ? CopyProgress::done : CopyProgress::failed;
+}
+
+void PgPool::keep_result(PgSlot& slot, PGresult* result) {
+    if (PQresultStatus(result) == PGRES_COPY_OUT) {
+        slot.copying = true;
         PQclear(result);
         return;
     }
@@ -243,7 +265,7 @@ void PgPool::finish_query(PgSlot& slot) {
         if (slot.rows_refused && result != nullptr) {
             PQclear(result);
             result = nullptr;
-            deliver(call, nullptr, "out of memory while reading rows");
+            deliver(call, nullptr, "the rows were refused");
         } else {
             deliver(call, result, result ? nullptr : "postgres returned no result");
         }

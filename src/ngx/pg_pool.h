@@ -12,20 +12,23 @@ namespace chatterd {
 // What a query produced, handed to the caller's done handler.
 struct PgOutcome {
     PGresult* result;    // final result (COMMAND_OK, TUPLES_OK or FATAL_ERROR); null when unavailable
-    const char* reason;  // unavailable: why, for the error log
+    const char* reason;  // no result: why, for the error log
 };
 
 struct PgQuery {
-    const char* name;           // prepared once per connection under this name (a constant)
+    const char* name;           // prepared once per connection under this name (a constant);
+                                // null: sent unprepared
     const char* sql;
     int param_count;
     const char* const* params;  // text values, NUL-terminated; a null pointer is SQL NULL
-    bool row_by_row;            // single-row mode: each row goes to on_row, then is freed
+    bool copy_out;              // sql is a COPY ... TO STDOUT (name null: COPY cannot be
+                                // prepared): each CopyData message goes to on_row, then is freed
 };
 
-// Called for every row in row_by_row mode; returns false when it could not take the row
-// (out of memory): the rest is discarded and done sees the error.
-using PgRowHandler = bool (*)(ngx_http_request_t* r, const PGresult* row);
+// Called for every CopyData message of a copy_out query (binary COPY: whole rows, see
+// core/pg_copy.h); returns false when it could not take them (malformed, out of memory): the
+// rest is discarded and on_done sees outcome.result null.
+using PgRowHandler = bool (*)(ngx_http_request_t* r, std::string_view copy_data);
 // Called once; builds the response and returns the code the request is finalized with.
 using PgDoneHandler = ngx_int_t (*)(ngx_http_request_t* r, const PgOutcome& outcome);
 

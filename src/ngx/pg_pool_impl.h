@@ -17,7 +17,8 @@ struct PgSlot {
     SlotState state = SlotState::closed;
     struct PgCall* call = nullptr;  // busy: the request's call, null once the request went away
     PGresult* final_result = nullptr;
-    bool rows_refused = false;
+    bool rows_refused = false;           // on_row refused rows: the rest are read and dropped
+    bool copying = false;                // busy reading a COPY's data
     const char* preparing = nullptr;     // busy preparing this statement before running it
     const char* prepared[8] = {};        // statement names this connection has prepared
     std::size_t prepared_count = 0;
@@ -78,6 +79,8 @@ private:
     void finish_preparing(PgSlot& slot);
     void advance_query(PgSlot& slot, bool writable);
     bool flush(PgSlot& slot);
+    enum class CopyProgress { needs_input, done, failed };
+    CopyProgress take_copy_data(PgSlot& slot);
     void keep_result(PgSlot& slot, PGresult* result);
     void finish_query(PgSlot& slot);
     void on_idle_event(PgSlot& slot);

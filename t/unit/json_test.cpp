@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -25,10 +26,35 @@ Cell text(std::string_view value)
 
 constexpr Cell kNull{nullptr, 0, true};
 
-// The JSON a getchatts-shaped answer produces for these rows (4 columns, the last a timestamp).
+// Binary values as PostgreSQL sends them in COPY BINARY; the strings are kept for the life of the test program.
+Cell binary(std::string bytes)
+{
+    static std::vector<std::unique_ptr<std::string>> kept;
+    kept.push_back(std::make_unique<std::string>(std::move(bytes)));
+    return text(*kept.back());
+}
+
+// 2025-01-29 19:03:12.12 is 791492592120000 microseconds after 2000-01-01 (see timestamp_test.cpp).
+Cell timestamp(std::int64_t pg_micros)
+{
+    std::string bytes(8, '\0');
+    for (int i = 7; i >= 0; --i, pg_micros >>= 8) {
+        bytes[i] = static_cast<char>(pg_micros & 0xFF);
+    }
+    return binary(bytes);
+}
+
+Cell uuid_with_last_byte(unsigned char last)
+{
+    std::string bytes = "\x5b\x0c\x2f\x6e\x00\x00\x40\x00\x80\x00\x00\x00\x00\x00\x00"s;
+    bytes.push_back(static_cast<char>(last));
+    return binary(bytes);
+}
+
+// The JSON a getchatts-shaped answer produces for these rows (username, message, id, time).
 std::string chatts_json(const std::vector<std::vector<Cell>>& rows)
 {
-    const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text, ColumnKind::text, ColumnKind::timestamp};
+    const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text, ColumnKind::uuid, ColumnKind::timestamp};
     std::string json;
     JsonRowsWriter writer(append_to_string, &json);
     for (const std::vector<Cell>& row : rows) {
@@ -59,24 +85,24 @@ TEST(JsonRows, NoRowsIsAnEmptyArray)
 TEST(JsonRows, CompactArrayOfArraysWithIsoTimes)
 {
     std::string json = chatts_json({
-        {text("alice"), text("hello"), text("5b0c2f6e-0000-4000-8000-000000000001"), text("2025-01-29 19:03:12.12")},
-        {text("bob"), text(""), text("5b0c2f6e-0000-4000-8000-000000000002"), text("2025-01-29 19:03:13")},
+        {text("alice"), text("hello"), uuid_with_last_byte(0x01), timestamp(791492592120000)},
+        {text("bob"), text(""), uuid_with_last_byte(0xfe), timestamp(791492593000000)},
     });
     EXPECT_EQ(json,
               R"([["alice","hello","5b0c2f6e-0000-4000-8000-000000000001","2025-01-29T19:03:12.120000"],)"
-              R"(["bob","","5b0c2f6e-0000-4000-8000-000000000002","2025-01-29T19:03:13"]])");
+              R"(["bob","","5b0c2f6e-0000-4000-8000-0000000000fe","2025-01-29T19:03:13"]])");
 }
 
 TEST(JsonRows, SqlNullIsJsonNullInAnyColumn)
 {
-    const ColumnKind kinds[] = {ColumnKind::text,      ColumnKind::text, ColumnKind::text,
+    const ColumnKind kinds[] = {ColumnKind::text,      ColumnKind::text, ColumnKind::uuid,
                                 ColumnKind::timestamp, ColumnKind::text, ColumnKind::text};
-    const Cell cells[] = {text("alice"), kNull, text("id"), kNull, text("https://h/media/a.jpeg"), kNull};
+    const Cell cells[] = {text("alice"), kNull, kNull, kNull, text("https://h/media/a.jpeg"), kNull};
     std::string json;
     JsonRowsWriter writer(append_to_string, &json);
     writer.row(cells, kinds, 6);
     writer.finish();
-    EXPECT_EQ(json, R"([["alice",null,"id",null,"https://h/media/a.jpeg",null]])");
+    EXPECT_EQ(json, R"([["alice",null,null,null,"https://h/media/a.jpeg",null]])");
 }
 
 // Expected bytes are Python's json.dumps(value, ensure_ascii=False, separators=(",", ":")), which is what
@@ -178,16 +204,24 @@ TEST(JsonRows, InvalidUtf8IsPassedThroughUnchanged)
     EXPECT_EQ(one_string_json("\xFF\xFE ok \xE2\x80"), "[[\"\xFF\xFE ok \xE2\x80\"]]");
 }
 
-TEST(JsonRows, TimestampCellsThatAreNotTimestampsAreCopied)
+TEST(JsonRows, TimestampsIsoformatCannotWriteAreWrittenAsPostgresWritesThem)
 {
-    std::string json = chatts_json({{text("a"), text("b"), text("c"), text("infinity")}});
-    EXPECT_EQ(json, R"([["a","b","c","infinity"]])");
+    std::string json = chatts_json({{text("a"), text("b"), uuid_with_last_byte(0), timestamp(INT64_MAX)}});
+    EXPECT_EQ(json, R"([["a","b","5b0c2f6e-0000-4000-8000-000000000000","infinity"]])");
+}
+
+// A binary uuid or timestamp of the wrong size means the columns are not what the query promised: refused, not
+// guessed at (the handler answers 500).
+TEST(JsonRows, BinaryCellsOfTheWrongSizeAreRefused)
+{
+    EXPECT_THROW(chatts_json({{text("a"), text("b"), text("not 16 bytes"), timestamp(0)}}), std::runtime_error);
+    EXPECT_THROW(chatts_json({{text("a"), text("b"), uuid_with_last_byte(0), text("7 bytes")}}), std::runtime_error);
 }
 
 TEST(JsonRows, EmptyTextCellWithoutData)
 {
-    std::string json = chatts_json({{Cell{nullptr, 0, false}, text("b"), text("c"), text("2025-01-29 19:03:12")}});
-    EXPECT_EQ(json, R"([["","b","c","2025-01-29T19:03:12"]])");
+    std::string json = chatts_json({{Cell{nullptr, 0, false}, text("b"), uuid_with_last_byte(1), timestamp(791492592000000)}});
+    EXPECT_EQ(json, R"([["","b","5b0c2f6e-0000-4000-8000-000000000001","2025-01-29T19:03:12"]])");
 }
 
 struct FailingOutput {
@@ -228,15 +262,15 @@ TEST(JsonRows, RowAfterFinishIsRefused)
 
 TEST(JsonRows, ManyRowsStreamWithoutGrowth)
 {
-    const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text, ColumnKind::text, ColumnKind::timestamp};
-    const Cell cells[] = {text("u"), text("m"), text("i"), text("2025-01-29 19:03:12.5")};
+    const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text, ColumnKind::uuid, ColumnKind::timestamp};
+    const Cell cells[] = {text("u"), text("m"), uuid_with_last_byte(0xab), timestamp(791492592500000)};
     std::string json;
     JsonRowsWriter writer(append_to_string, &json);
     for (int i = 0; i < 10000; ++i) {
         writer.row(cells, kinds, 4);
     }
     writer.finish();
-    const std::string one_row = R"(["u","m","i","2025-01-29T19:03:12.500000"])";
+    const std::string one_row = R"(["u","m","5b0c2f6e-0000-4000-8000-0000000000ab","2025-01-29T19:03:12.500000"])";
     EXPECT_EQ(json.size(), 2 + 10000 * one_row.size() + 9999);
     EXPECT_EQ(json.substr(0, 1 + one_row.size() + 1), "[" + one_row + ",");
 }

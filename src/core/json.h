@@ -10,9 +10,22 @@
 
 namespace chatterd {
 
-// Receives the JSON text piecewise, in order. It may throw: the exception leaves the writer call that caused it
-// (it is never called from inside yajl), after which the writer must not be used again.
-using JsonOutput = void (*)(void* ctx, const char* bytes, std::size_t len);
+// Memory that JsonRowsWriter writes its text into directly, a region at a time (getimages: nginx buffers).
+struct JsonRoom {
+    char* begin;
+    char* end;
+};
+class JsonSink {
+public:
+    // The text so far ends at written_end, in the room last given (null before the first): a room of at least size
+    // bytes for what follows. May throw; the writer must not be used again after that.
+    virtual JsonRoom more_room(char* written_end, std::size_t size) = 0;
+    // The text is complete and ends at written_end, in the room last given.
+    virtual void complete(char* written_end) = 0;
+
+protected:
+    ~JsonSink() = default;
+};
 
 // How a column's values arrive, as PostgreSQL sends them in binary: text as its UTF-8 bytes, uuid as its 16 bytes,
 // timestamp as 8 bytes of big-endian microseconds since 2000-01-01 (see iso_timestamp).
@@ -29,30 +42,27 @@ struct Cell {
 // ensure_ascii=False and separators "," and ":"): UTF-8 left as is, "/" not escaped, '"' and '\\' escaped,
 // \n \r \t \b \f as such and the other control characters as \u00xx (lower-case hex). SQL NULL becomes null;
 // uuid cells are written in their usual form ("5b0c2f6e-0000-4000-8000-000000000001"), timestamp cells with
-// iso_timestamp; a uuid or timestamp cell of the wrong length throws std::runtime_error. Strings are not UTF-8-validated: PostgreSQL with a UTF8
-// database only returns valid UTF-8, and anything else is passed through byte for byte.
-// Rows are written into a small buffer, which goes to out after a row once it holds 16 KiB, and at finish():
-// no copy of the whole answer is kept.
+// iso_timestamp; a uuid or timestamp cell of the wrong length throws std::runtime_error. Strings are not
+// UTF-8-validated: PostgreSQL with a UTF8 database only returns valid UTF-8, and anything else is passed through
+// byte for byte.
+// Each row is written straight into the sink's memory, in one room that holds its longest possible JSON (6 bytes
+// per text byte): no copy of a row or of the answer is made.
 class JsonRowsWriter {
 public:
-    JsonRowsWriter(JsonOutput out, void* ctx);   // starts with "["
-    ~JsonRowsWriter();
+    explicit JsonRowsWriter(JsonSink& sink);   // starts with "["
     JsonRowsWriter(const JsonRowsWriter&) = delete;
     JsonRowsWriter& operator=(const JsonRowsWriter&) = delete;
 
-    void row(const Cell* cells, const ColumnKind* kinds, std::size_t count);   // emits one inner array
-    void finish();                                                               // emits "]"
+    void row(const Cell* cells, const ColumnKind* kinds, std::size_t count);   // writes one inner array
+    void finish();                                                               // writes "]", completes the sink
 
 private:
-    static constexpr std::size_t kFlushBytes = 16 * 1024;
-
-    void flush();
-    void cell(const Cell& cell, ColumnKind kind);
+    void reserve(std::size_t size);
     void refuse_after_finish() const;
 
-    JsonOutput out_;
-    void* ctx_;
-    std::string pending_;   // written, not yet given to out_
+    JsonSink& sink_;
+    char* next_ = nullptr;       // where the next byte goes, in the current room
+    char* room_end_ = nullptr;
     bool any_row_ = false;
     bool finished_ = false;
 };
@@ -71,9 +81,6 @@ struct ChattFields {
 // escape" (PostgreSQL would refuse the UTF-8 it decodes to).
 // UTF-8 is checked strictly (no overlong forms, surrogates or code points past U+10FFFF), as PostgreSQL checks it.
 std::optional<ChattFields> parse_chatt_json(std::string_view body, std::string& why);
-
-// A JSON string literal, escaped as JsonRowsWriter escapes, appended to out.
-void append_json_string(std::string& out, std::string_view text);
 
 // A JSON string literal for an error body, escaped as JsonRowsWriter escapes:
 // json_string("Unprocessable entity") == "\"Unprocessable entity\"".

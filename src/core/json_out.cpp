@@ -53,24 +53,55 @@ std::size_t next_escape(const char* text, std::size_t from, std::size_t size)
     return size;
 }
 
-void append_escape(std::string& out, unsigned char byte)
+char* write_escape(char* out, unsigned char byte)
 {
+    const char* escape = nullptr;
     switch (byte) {
-    case '"': out.append("\\\""); return;
-    case '\\': out.append("\\\\"); return;
-    case '\n': out.append("\\n"); return;
-    case '\r': out.append("\\r"); return;
-    case '\t': out.append("\\t"); return;
-    case '\b': out.append("\\b"); return;
-    case '\f': out.append("\\f"); return;
+    case '"': escape = "\\\""; break;
+    case '\\': escape = "\\\\"; break;
+    case '\n': escape = "\\n"; break;
+    case '\r': escape = "\\r"; break;
+    case '\t': escape = "\\t"; break;
+    case '\b': escape = "\\b"; break;
+    case '\f': escape = "\\f"; break;
     default: {
-        const char escape[] = {'\\', 'u', '0', '0', kHexDigits[byte >> 4], kHexDigits[byte & 0xF]};
-        out.append(escape, sizeof escape);
+        const char unicode[] = {'\\', 'u', '0', '0', kHexDigits[byte >> 4], kHexDigits[byte & 0xF]};
+        std::memcpy(out, unicode, sizeof unicode);
+        return out + sizeof unicode;
     }
     }
+    out[0] = escape[0];
+    out[1] = escape[1];
+    return out + 2;
+}
+
+// The most bytes a JSON string literal of text can take: quotes, and 6 bytes for each escaped byte.
+constexpr std::size_t string_bound(std::size_t text_length)
+{
+    return 2 + 6 * text_length;
+}
+
+// Writes text as a JSON string literal at out, which has room for string_bound(text.size()) bytes; returns its end.
+char* write_json_string(char* out, std::string_view text)
+{
+    *out++ = '"';
+    std::size_t plain_from = 0;
+    while (true) {
+        std::size_t at = next_escape(text.data(), plain_from, text.size());
+        std::memcpy(out, text.data() + plain_from, at - plain_from);
+        out += at - plain_from;
+        if (at == text.size()) {
+            break;
+        }
+        out = write_escape(out, static_cast<unsigned char>(text[at]));
+        plain_from = at + 1;
+    }
+    *out++ = '"';
+    return out;
 }
 
 constexpr std::size_t kUuidBytes = 16;
+constexpr std::size_t kUuidLiteralLength = 38;   // "8-4-4-4-12" hex digits, quoted
 
 // The bytes of a binary cell that must be exactly Size long.
 template <std::size_t Size>
@@ -92,64 +123,79 @@ std::int64_t big_endian_i64(const unsigned char* bytes)
 }
 
 // "5b0c2f6e-0000-4000-8000-000000000001", quoted, as PostgreSQL (and Python's str(UUID)) writes it.
-void append_uuid(std::string& out, const unsigned char* bytes)
+char* write_uuid(char* out, const unsigned char* bytes)
 {
-    char text[38];
-    std::size_t at = 0;
-    text[at++] = '"';
+    *out++ = '"';
     for (std::size_t i = 0; i < kUuidBytes; ++i) {
         if (i == 4 || i == 6 || i == 8 || i == 10) {
-            text[at++] = '-';
+            *out++ = '-';
         }
-        text[at++] = kHexDigits[bytes[i] >> 4];
-        text[at++] = kHexDigits[bytes[i] & 0xF];
+        *out++ = kHexDigits[bytes[i] >> 4];
+        *out++ = kHexDigits[bytes[i] & 0xF];
     }
-    text[at++] = '"';
-    out.append(text, at);
+    *out++ = '"';
+    return out;
+}
+
+// The most bytes a cell's JSON can take.
+std::size_t cell_bound(const Cell& cell, ColumnKind kind)
+{
+    if (cell.is_null) {
+        return 4;   // null
+    }
+    switch (kind) {
+    case ColumnKind::uuid: return kUuidLiteralLength;
+    case ColumnKind::timestamp: return 2 + kIsoTimestampMax;
+    case ColumnKind::text: break;
+    }
+    return string_bound(cell.len);
+}
+
+char* write_cell(char* out, const Cell& cell, ColumnKind kind)
+{
+    if (cell.is_null) {
+        std::memcpy(out, "null", 4);
+        return out + 4;
+    }
+    switch (kind) {
+    case ColumnKind::uuid:
+        return write_uuid(out, binary_value<kUuidBytes>(cell, "uuid"));
+    case ColumnKind::timestamp:
+        *out++ = '"';
+        out += iso_timestamp(big_endian_i64(binary_value<8>(cell, "timestamp")), out);
+        *out++ = '"';
+        return out;
+    case ColumnKind::text: break;
+    }
+    return write_json_string(out, std::string_view(cell.data, cell.len));
 }
 
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view text)
-{
-    out.push_back('"');
-    std::size_t plain_from = 0;
-    while (true) {
-        std::size_t at = next_escape(text.data(), plain_from, text.size());
-        out.append(text.data() + plain_from, at - plain_from);
-        if (at == text.size()) {
-            break;
-        }
-        append_escape(out, static_cast<unsigned char>(text[at]));
-        plain_from = at + 1;
-    }
-    out.push_back('"');
-}
-
 std::string json_string(std::string_view text)
 {
-    std::string literal;
-    append_json_string(literal, text);
+    std::string literal(string_bound(text.size()), '\0');
+    char* end = write_json_string(literal.data(), text);
+    literal.resize(static_cast<std::size_t>(end - literal.data()));
     return literal;
 }
 
 // ---- rows ----
 
-JsonRowsWriter::JsonRowsWriter(JsonOutput out, void* ctx) : out_(out), ctx_(ctx)
+JsonRowsWriter::JsonRowsWriter(JsonSink& sink) : sink_(sink)
 {
-    pending_.reserve(kFlushBytes + kFlushBytes / 4);
-    pending_.push_back('[');
+    reserve(1);
+    *next_++ = '[';
 }
 
-JsonRowsWriter::~JsonRowsWriter() = default;
-
-void JsonRowsWriter::flush()
+void JsonRowsWriter::reserve(std::size_t size)
 {
-    if (pending_.empty()) {
+    if (static_cast<std::size_t>(room_end_ - next_) >= size) {
         return;
     }
-    out_(ctx_, pending_.data(), pending_.size());
-    pending_.clear();
+    JsonRoom room = sink_.more_room(next_, size);
+    next_ = room.begin;
+    room_end_ = room.end;
 }
 
 void JsonRowsWriter::refuse_after_finish() const
@@ -159,56 +205,37 @@ void JsonRowsWriter::refuse_after_finish() const
     }
 }
 
-void JsonRowsWriter::cell(const Cell& cell, ColumnKind kind)
-{
-    if (cell.is_null) {
-        pending_.append("null");
-        return;
-    }
-    switch (kind) {
-    case ColumnKind::text:
-        append_json_string(pending_, std::string_view(cell.data, cell.len));
-        return;
-    case ColumnKind::uuid:
-        append_uuid(pending_, binary_value<kUuidBytes>(cell, "uuid"));
-        return;
-    case ColumnKind::timestamp: {
-        char iso[kIsoTimestampMax];
-        std::size_t iso_length = iso_timestamp(big_endian_i64(binary_value<8>(cell, "timestamp")), iso);
-        pending_.push_back('"');
-        pending_.append(iso, iso_length);
-        pending_.push_back('"');
-        return;
-    }
-    }
-}
-
 void JsonRowsWriter::row(const Cell* cells, const ColumnKind* kinds, std::size_t count)
 {
     refuse_after_finish();
-    if (any_row_) {
-        pending_.push_back(',');
+    std::size_t bound = count + 2;   // ",[" or "[", the commas between cells, "]"
+    for (std::size_t i = 0; i < count; ++i) {
+        bound += cell_bound(cells[i], kinds[i]);
     }
-    any_row_ = true;
-    pending_.push_back('[');
+    reserve(bound);
+    char* out = next_;
+    if (any_row_) {
+        *out++ = ',';
+    }
+    *out++ = '[';
     for (std::size_t i = 0; i < count; ++i) {
         if (i > 0) {
-            pending_.push_back(',');
+            *out++ = ',';
         }
-        cell(cells[i], kinds[i]);
+        out = write_cell(out, cells[i], kinds[i]);
     }
-    pending_.push_back(']');
-    if (pending_.size() >= kFlushBytes) {
-        flush();
-    }
+    *out++ = ']';
+    next_ = out;
+    any_row_ = true;
 }
 
 void JsonRowsWriter::finish()
 {
     refuse_after_finish();
     finished_ = true;
-    pending_.push_back(']');
-    flush();
+    reserve(1);
+    *next_++ = ']';
+    sink_.complete(next_);
 }
 
 }  // namespace chatterd

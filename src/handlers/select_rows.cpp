@@ -4,6 +4,7 @@
 #include "ngx/pg_pool.h"
 #include "ngx/reply.h"
 
+#include <algorithm>
 #include <new>
 
 namespace chatterd {
@@ -12,14 +13,14 @@ namespace {
 constexpr std::size_t kJsonBufferSize = 64 * 1024;
 constexpr std::size_t kMaxColumns = 8;
 
-// The JSON answer being built for one request: nginx buffers filled as rows arrive.
-// Lives in request-pool cleanup storage, destroyed with the request.
-struct RowsAnswer {
+// The JSON answer being built for one request: nginx buffers that the writer fills as rows
+// arrive. Lives in request-pool cleanup storage, destroyed with the request.
+struct RowsAnswer final : JsonSink {
     RowsAnswer(ngx_http_request_t* request, const ColumnKind* column_kinds, std::size_t columns)
-        : r(request), kinds(column_kinds), column_count(columns), rows(columns),
-          writer(append, this) {}
+        : r(request), kinds(column_kinds), column_count(columns), rows(columns), writer(*this) {}
 
-    static void append(void* self, const char* bytes, std::size_t len);
+    JsonRoom more_room(char* written_end, std::size_t size) override;
+    void complete(char* written_end) override;
 
     ngx_http_request_t* r;
     const ColumnKind* kinds;
@@ -30,29 +31,30 @@ struct RowsAnswer {
     ngx_chain_t** tail = &head;
     ngx_buf_t* current = nullptr;
     off_t length = 0;
-    JsonRowsWriter writer;  // last: it writes "[" through append on construction
+    JsonRowsWriter writer;  // last: it writes "[" through more_room on construction
 };
 
-void RowsAnswer::append(void* self, const char* bytes, std::size_t len) {
-    auto* answer = static_cast<RowsAnswer*>(self);
-    answer->length += static_cast<off_t>(len);
-    while (len > 0) {
-        ngx_buf_t* b = answer->current;
-        if (b == nullptr || b->last == b->end) {
-            b = ngx_create_temp_buf(answer->r->pool, kJsonBufferSize);
-            ngx_chain_t* link = ngx_alloc_chain_link(answer->r->pool);
-            if (b == nullptr || link == nullptr) throw std::bad_alloc();
-            link->buf = b;
-            link->next = nullptr;
-            *answer->tail = link;
-            answer->tail = &link->next;
-            answer->current = b;
-        }
-        std::size_t n = std::min(len, static_cast<std::size_t>(b->end - b->last));
-        b->last = ngx_cpymem(b->last, bytes, n);
-        bytes += n;
-        len -= n;
+void RowsAnswer::complete(char* written_end) {
+    if (current == nullptr) return;
+    length += reinterpret_cast<u_char*>(written_end) - current->last;
+    current->last = reinterpret_cast<u_char*>(written_end);
+}
+
+// The rest of the current buffer when it is large enough, else a new buffer (of at least
+// kJsonBufferSize: a row is small, but its room is its longest possible JSON).
+JsonRoom RowsAnswer::more_room(char* written_end, std::size_t size) {
+    if (written_end != nullptr) complete(written_end);
+    if (current == nullptr || static_cast<std::size_t>(current->end - current->last) < size) {
+        ngx_buf_t* b = ngx_create_temp_buf(r->pool, std::max(size, kJsonBufferSize));
+        ngx_chain_t* link = ngx_alloc_chain_link(r->pool);
+        if (b == nullptr || link == nullptr) throw std::bad_alloc();
+        link->buf = b;
+        link->next = nullptr;
+        *tail = link;
+        tail = &link->next;
+        current = b;
     }
+    return JsonRoom{reinterpret_cast<char*>(current->last), reinterpret_cast<char*>(current->end)};
 }
 
 RowsAnswer* rows_answer(ngx_http_request_t* r) {

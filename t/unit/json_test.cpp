@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -14,10 +15,46 @@ namespace {
 
 using namespace std::string_literals;   // "..."s keeps embedded NULs
 
-void append_to_string(void* ctx, const char* bytes, std::size_t len)
-{
-    static_cast<std::string*>(ctx)->append(bytes, len);
-}
+// Collects the writer's text. Every room is as large as asked plus `slack`, so that rows often need a new one.
+class StringSink final : public JsonSink {
+public:
+    explicit StringSink(std::size_t slack = 0, int rooms_before_failure = -1)
+        : slack_(slack), rooms_before_failure_(rooms_before_failure) {}
+
+    JsonRoom more_room(char* written_end, std::size_t size) override
+    {
+        take(written_end);
+        if (rooms_before_failure_-- == 0) {
+            throw std::runtime_error("out of memory");
+        }
+        rooms_.emplace_back(size + slack_, '\x7f');
+        ++room_count;
+        return JsonRoom{rooms_.back().data(), rooms_.back().data() + rooms_.back().size()};
+    }
+
+    void complete(char* written_end) override
+    {
+        take(written_end);
+        completed = true;
+    }
+
+    std::string text;
+    int room_count = 0;
+    bool completed = false;
+
+private:
+    void take(char* written_end)
+    {
+        if (written_end != nullptr) {
+            ASSERT_FALSE(completed);
+            text.append(rooms_.back().data(), written_end);
+        }
+    }
+
+    std::size_t slack_;
+    int rooms_before_failure_;
+    std::deque<std::string> rooms_;
+};
 
 Cell text(std::string_view value)
 {
@@ -55,24 +92,25 @@ Cell uuid_with_last_byte(unsigned char last)
 std::string chatts_json(const std::vector<std::vector<Cell>>& rows)
 {
     const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text, ColumnKind::uuid, ColumnKind::timestamp};
-    std::string json;
-    JsonRowsWriter writer(append_to_string, &json);
+    StringSink sink;
+    JsonRowsWriter writer(sink);
     for (const std::vector<Cell>& row : rows) {
         writer.row(row.data(), kinds, row.size());
     }
     writer.finish();
-    return json;
+    EXPECT_TRUE(sink.completed);
+    return sink.text;
 }
 
 std::string one_string_json(std::string_view value)
 {
     const ColumnKind kind = ColumnKind::text;
     const Cell cell = text(value);
-    std::string json;
-    JsonRowsWriter writer(append_to_string, &json);
+    StringSink sink;
+    JsonRowsWriter writer(sink);
     writer.row(&cell, &kind, 1);
     writer.finish();
-    return json;
+    return sink.text;
 }
 
 // ---- rows ----
@@ -98,11 +136,11 @@ TEST(JsonRows, SqlNullIsJsonNullInAnyColumn)
     const ColumnKind kinds[] = {ColumnKind::text,      ColumnKind::text, ColumnKind::uuid,
                                 ColumnKind::timestamp, ColumnKind::text, ColumnKind::text};
     const Cell cells[] = {text("alice"), kNull, kNull, kNull, text("https://h/media/a.jpeg"), kNull};
-    std::string json;
-    JsonRowsWriter writer(append_to_string, &json);
+    StringSink sink;
+    JsonRowsWriter writer(sink);
     writer.row(cells, kinds, 6);
     writer.finish();
-    EXPECT_EQ(json, R"([["alice",null,null,null,"https://h/media/a.jpeg",null]])");
+    EXPECT_EQ(sink.text, R"([["alice",null,null,null,"https://h/media/a.jpeg",null]])");
 }
 
 // Expected bytes are Python's json.dumps(value, ensure_ascii=False, separators=(",", ":")), which is what
@@ -224,55 +262,64 @@ TEST(JsonRows, EmptyTextCellWithoutData)
     EXPECT_EQ(json, R"([["","b","5b0c2f6e-0000-4000-8000-000000000001","2025-01-29T19:03:12"]])");
 }
 
-struct FailingOutput {
-    int calls_before_failure;
-    std::string received;
-};
-
-void fail_after_some_calls(void* ctx, const char* bytes, std::size_t len)
+TEST(JsonRows, ExceptionFromTheSinkReachesTheCaller)
 {
-    auto* output = static_cast<FailingOutput*>(ctx);
-    if (output->calls_before_failure-- == 0) {
-        throw std::runtime_error("client went away");
-    }
-    output->received.append(bytes, len);
-}
-
-TEST(JsonRows, ExceptionFromOutputReachesTheCaller)
-{
-    FailingOutput output{0, {}};
-    JsonRowsWriter writer(fail_after_some_calls, &output);
+    StringSink sink(0, 1);   // a room for "[", then none
+    JsonRowsWriter writer(sink);
     const ColumnKind kind = ColumnKind::text;
-    const Cell cell = text("a value, still in the writer's buffer");
-    writer.row(&cell, &kind, 1);
-    EXPECT_THROW(writer.finish(), std::runtime_error);
-    EXPECT_EQ(output.received, "");
+    const Cell cell = text("a value");
+    EXPECT_THROW(writer.row(&cell, &kind, 1), std::runtime_error);
+    EXPECT_EQ(sink.text, "[");
 }
 
 TEST(JsonRows, RowAfterFinishIsRefused)
 {
-    std::string json;
-    JsonRowsWriter writer(append_to_string, &json);
+    StringSink sink;
+    JsonRowsWriter writer(sink);
     writer.finish();
     const ColumnKind kind = ColumnKind::text;
     const Cell cell = text("late");
     EXPECT_THROW(writer.row(&cell, &kind, 1), std::logic_error);
-    EXPECT_EQ(json, "[]");
+    EXPECT_EQ(sink.text, "[]");
 }
 
-TEST(JsonRows, ManyRowsStreamWithoutGrowth)
+// Rooms of 16 KiB, as nginx buffers would be: a room is asked for only when a row's longest JSON does not fit.
+TEST(JsonRows, ManyRowsFillRoomsInOrder)
 {
     const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text, ColumnKind::uuid, ColumnKind::timestamp};
     const Cell cells[] = {text("u"), text("m"), uuid_with_last_byte(0xab), timestamp(791492592500000)};
-    std::string json;
-    JsonRowsWriter writer(append_to_string, &json);
+    StringSink sink(16 * 1024);
+    JsonRowsWriter writer(sink);
     for (int i = 0; i < 10000; ++i) {
         writer.row(cells, kinds, 4);
     }
     writer.finish();
     const std::string one_row = R"(["u","m","5b0c2f6e-0000-4000-8000-0000000000ab","2025-01-29T19:03:12.500000"])";
-    EXPECT_EQ(json.size(), 2 + 10000 * one_row.size() + 9999);
-    EXPECT_EQ(json.substr(0, 1 + one_row.size() + 1), "[" + one_row + ",");
+    EXPECT_EQ(sink.text.size(), 2 + 10000 * one_row.size() + 9999);
+    EXPECT_EQ(sink.text.substr(0, 1 + one_row.size() + 1), "[" + one_row + ",");
+    EXPECT_EQ(sink.text.substr(sink.text.size() - one_row.size() - 2), "," + one_row + "]");
+    EXPECT_LT(sink.room_count, 70);   // 10000 rows of 79 bytes in 16 KiB rooms: about 50
+}
+
+// Rooms just as large as asked: every row needs a new one, and rows whose escaped text is as long as it can be
+// (6 bytes per byte) still fit.
+TEST(JsonRows, RowsFitTheRoomTheyAskForEvenWhenFullyEscaped)
+{
+    const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::uuid, ColumnKind::timestamp, ColumnKind::text};
+    const std::string controls(300, '\x01');
+    const Cell cells[] = {text(controls), uuid_with_last_byte(0), timestamp(-211781865600000000), kNull};
+    StringSink sink;
+    JsonRowsWriter writer(sink);
+    writer.row(cells, kinds, 4);
+    writer.row(cells, kinds, 4);
+    writer.finish();
+    std::string escaped;
+    for (int i = 0; i < 300; ++i) {
+        escaped += "\\u0001";
+    }
+    const std::string one_row = "[\"" + escaped + R"(","5b0c2f6e-0000-4000-8000-000000000000","4713-11-24 00:00:00 BC",null])";
+    EXPECT_EQ(sink.text, "[" + one_row + "," + one_row + "]");
+    EXPECT_EQ(sink.room_count, 3);   // "[", then one per row ("]" fits where the timestamp's bound was not used)
 }
 
 // ---- error bodies ----

@@ -34,12 +34,6 @@ CivilDate civil_from_days(std::int64_t days)
     return CivilDate{year, month, day};
 }
 
-// Floor division: timestamps before 2000 are negative and still belong to the day that starts before them.
-std::int64_t floor_div(std::int64_t value, std::int64_t divisor)
-{
-    std::int64_t quotient = value / divisor;
-    return (value % divisor != 0 && value < 0) ? quotient - 1 : quotient;
-}
 
 void put_two_digits(char* out, unsigned value)
 {
@@ -98,8 +92,11 @@ std::size_t iso_timestamp(std::int64_t pg_micros, char* out)
     if (pg_micros == std::numeric_limits<std::int64_t>::min()) {
         return copy_text("-infinity", out);
     }
-    const std::int64_t days = floor_div(pg_micros, kMicrosPerDay);
-    const std::int64_t micros_of_day = pg_micros - days * kMicrosPerDay;
+    // Times before 2000 are negative and belong to the day that starts before them (floor, not truncation),
+    // computed without overflow for any 64-bit value, not only PostgreSQL's range.
+    const std::int64_t remainder = pg_micros % kMicrosPerDay;
+    const std::int64_t days = pg_micros / kMicrosPerDay - (remainder < 0 ? 1 : 0);
+    const std::int64_t micros_of_day = remainder < 0 ? remainder + kMicrosPerDay : remainder;
     const CivilDate date = civil_from_days(days + kDaysFrom1970To2000);
     const auto seconds_of_day = static_cast<unsigned>(micros_of_day / kMicrosPerSecond);
     const auto micros = static_cast<unsigned>(micros_of_day % kMicrosPerSecond);

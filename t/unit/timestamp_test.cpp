@@ -60,5 +60,13 @@ TEST(TimestampIso, OtherValuesAreWrittenAsPostgresWritesThem)
     EXPECT_EQ(iso(9223371331199999999), "294276-12-31 23:59:59.999999");   // and latest
 }
 
+// PostgreSQL never sends these, but a 64-bit value past its range must still give a date, not overflow.
+// (Expected: Python's date.fromordinal, shifted by whole 400-year cycles of 146097 days.)
+TEST(TimestampIso, AnyValueGivesADate)
+{
+    EXPECT_EQ(iso(std::numeric_limits<std::int64_t>::max() - 1), "294277-01-09 04:00:54.775806");
+    EXPECT_EQ(iso(std::numeric_limits<std::int64_t>::min() + 1), "290279-12-22 19:59:05.224193 BC");
+}
+
 }  // namespace
 }  // namespace chatterd

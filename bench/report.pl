@@ -131,7 +131,7 @@ sub system_name {
     return 'chatterd' if $system eq 'chatterd';
     return "peer (" . ($info{peer_name} // $info{peer}) . ")" if $system eq 'peer';
     return 'pgbench INSERT (same SQL, -M prepared)' if $system eq 'pgbench' && $scenario eq 'insert';
-    return 'pgbench SELECT (same SQL, -M prepared)' if $system eq 'pgbench';
+    return 'pgbench SELECT (the SELECT chatterd COPYs, -M prepared)' if $system eq 'pgbench';
     return 'nginx DAV PUT (same body)' if $system eq 'dav';
     return 'nginx static (same bytes)' if $system eq 'static';
     return $system;

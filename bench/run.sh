@@ -397,7 +397,7 @@ for rep in $(seq 1 "$RUNS"); do
     # (pgbench: the baseline of both), postchatt; then DAV PUT of the same form, the peer.
     form="$pay/form-none.body" json="$pay/chatt.json"
     wrk_run reset_inserts post-none chatterd "$(size "$form")" "$CHATTERD/postimages" POST "$form" "$CTYPE"
-    pgbench_run reset_inserts insert "$bench/pgbench-insert.sql" \
+    pgbench_run reset_inserts insert "$bench/pgbench-insert.sql" -D deadline=4102444800 \
         -D username=bench -D "message=$(perl -ne 'print $1 if /"message":"([^"]*)"/' "$json")"
     wrk_run reset_inserts postchatt chatterd "$(size "$json")" "$CHATTERD/postchatt" POST "$json" application/json
     wrk_run reset_inserts post-none dav "$(size "$form")" "$BASE/put/x" PUT "$form" "$CTYPE"

@@ -24,7 +24,7 @@ trap cleanup EXIT
 "$here/scripts/pg.sh" psql "$work/pg" "$pg_port" <<'SQL'
 TRUNCATE chatts;
 INSERT INTO chatts (username, message, id, time, imageurl, videourl)
-SELECT 'user' || (i % 50) || CASE WHEN i % 7 = 0 THEN ' ジョン 😀 "q" \ ' || chr(9) || chr(1) ELSE '' END,
+SELECT 'user' || (i % 50) || CASE WHEN i % 7 = 0 THEN ' ジョン 😀 "q" \ ' || chr(9) || chr(1) || chr(31) ELSE '' END,
        CASE WHEN i % 11 = 0 THEN NULL ELSE 'message number ' || i || ' / seed ' || chr(10) || '</script>' END,
        md5(i::text)::uuid,
        timestamp '2025-01-01 00:00:00' + i * interval '1 second'

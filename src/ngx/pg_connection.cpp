@@ -220,12 +220,13 @@ void PgPool::advance_query(PgSlot& slot, bool writable) {
 }
 
 // Hands every CopyData message libpq has read to the request, until the COPY ends (its final
-// result follows) or more input is needed.
+// result follows) or more input is needed. A request that went away, or that did not ask for a
+// COPY, gets none: the data is read and dropped.
 PgPool::CopyProgress PgPool::take_copy_data(PgSlot& slot) {
     char* data = nullptr;
     int length;
     while ((length = PQgetCopyData(slot.conn, &data, 1)) > 0) {
-        if (slot.call != nullptr && !slot.rows_refused) {
+        if (slot.call != nullptr && slot.call->query.copy_out && !slot.rows_refused) {
             std::string_view message(data, static_cast<std::size_t>(length));
             slot.rows_refused = !slot.call->on_row(slot.call->request, message);
         }

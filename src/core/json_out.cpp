@@ -21,8 +21,11 @@ constexpr bool needs_escape(unsigned char byte)
     return byte < 0x20 || byte == '"' || byte == '\\';
 }
 
-// Whether any of the 8 bytes of word needs escaping, without a branch per byte. Each test sets
-// the high bit of the bytes it matches, or of an earlier byte of the word, so "any" is exact.
+// Whether any of the 8 bytes of word needs escaping, without a branch per byte ("has a byte less
+// than n" and "has a zero byte" tests). Each test sets the high bit of every byte it matches; a
+// borrow can also set it in a more significant byte, but only above a true match, so "any" is
+// exact. Bytes of 0x80 and up never match: ~word clears their high bit (the same bit as in
+// word ^ '"' and word ^ '\\', since both patterns are below 0x80).
 constexpr bool any_needs_escape(std::uint64_t word)
 {
     constexpr std::uint64_t ones = 0x0101010101010101ULL;
@@ -208,7 +211,7 @@ void JsonRowsWriter::refuse_after_finish() const
 void JsonRowsWriter::row(const Cell* cells, const ColumnKind* kinds, std::size_t count)
 {
     refuse_after_finish();
-    std::size_t bound = count + 2;   // ",[" or "[", the commas between cells, "]"
+    std::size_t bound = count + 3;   // "," before all but the first row, "[", "]", and count - 1 commas
     for (std::size_t i = 0; i < count; ++i) {
         bound += cell_bound(cells[i], kinds[i]);
     }

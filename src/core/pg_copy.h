@@ -29,6 +29,9 @@ public:
     // Reads the next row of the current message into cells (room for `columns` of them).
     Next next(Cell* cells);
 
+    // Whether the end-of-data trailer has been read: only then were all the rows there.
+    bool complete() const { return ended_ && !broken_; }
+
 private:
     bool read_header();
 

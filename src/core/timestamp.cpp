@@ -34,7 +34,6 @@ CivilDate civil_from_days(std::int64_t days)
     return CivilDate{year, month, day};
 }
 
-
 void put_two_digits(char* out, unsigned value)
 {
     out[0] = static_cast<char>('0' + value / 10);

@@ -105,6 +105,11 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
         if (pg_result_means_unavailable(outcome.result)) return send_failure(r, Failure::unavailable);
         return send_failure(r, Failure::internal, "Database error while reading chatts");
     }
+    if (!answer->rows.complete()) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "chatterd: the COPY ended before its end-of-data trailer");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
     try {
         answer->writer.finish();
     } catch (const std::exception& e) {

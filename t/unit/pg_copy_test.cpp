@@ -126,6 +126,24 @@ TEST(CopyBinaryRows, MalformedInput)
     }
 }
 
+TEST(CopyBinaryRows, CompleteOnlyAfterTheTrailer)
+{
+    CopyBinaryRows reader(1);
+    Cell cell{};
+    std::string first = kHeader + row({"a"});
+    reader.feed(first);
+    EXPECT_EQ(reader.next(&cell), CopyBinaryRows::Next::row);
+    EXPECT_EQ(reader.next(&cell), CopyBinaryRows::Next::message_done);
+    EXPECT_FALSE(reader.complete());
+    reader.feed(kTrailer);
+    EXPECT_EQ(reader.next(&cell), CopyBinaryRows::Next::end_of_data);
+    EXPECT_TRUE(reader.complete());
+    std::string late = row({"b"});
+    reader.feed(late);
+    EXPECT_EQ(reader.next(&cell), CopyBinaryRows::Next::malformed);
+    EXPECT_FALSE(reader.complete());
+}
+
 TEST(CopyBinaryRows, StaysMalformedOnceRefused)
 {
     CopyBinaryRows reader(1);

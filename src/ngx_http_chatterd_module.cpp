@@ -3,6 +3,7 @@
 #include "ngx/ngx.h"
 
 #include "handlers/handlers.h"
+#include "ngx/answer_blocks.h"
 #include "ngx/conf.h"
 #include "ngx/pg_pool.h"
 
@@ -242,7 +243,10 @@ ngx_http_module_t module_ctx = {
 // Pools belong to worker processes: created here, never in the master, whose descriptors
 // every worker would inherit.
 ngx_int_t init_process(ngx_cycle_t* cycle) { return pg_pools_start(cycle); }
-void exit_process(ngx_cycle_t* cycle) { pg_pools_stop(cycle); }
+void exit_process(ngx_cycle_t* cycle) {
+    pg_pools_stop(cycle);
+    release_answer_blocks();
+}
 
 }  // namespace
 }  // namespace chatterd

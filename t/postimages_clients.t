@@ -4,6 +4,9 @@
 #   - curl --http2 over TLS (listen ... ssl http2, a self-signed certificate generated with
 #     openssl in the setup): image + video, the URL takes https and the :authority, an
 #     exactly 10 MiB image is stored and 10485761 bytes get 413;
+#   - getimages read back over HTTP/2: a many-row answer (several 64 KiB answer blocks,
+#     which the worker keeps and reuses), four fetches at once, twice: the same bytes as over
+#     HTTP/1.1 every time;
 #   - a raw socket that sends "Expect: 100-continue", waits for "100 Continue", then sends
 #     the body;
 #   - a media part crossing 10 MiB is answered 413 while the client still has megabytes to
@@ -64,6 +67,9 @@ location ~ ^/postimages/?$ {
     chatterd postimages;
     chatterd_media_max_size 10m;
     client_max_body_size 21m;
+}
+location ~ ^/getimages/?$ {
+    chatterd getimages;
 }
 location = /slow/postimages {
     chatterd postimages;
@@ -288,6 +294,36 @@ subtest 'curl --http2 over TLS' => sub {
     like(slurp($headers), qr/^content-type: video\/quicktime\r$/mi, 'served as video/quicktime');
     same_bytes($body, $video, 'video fetched over HTTP/2 byte for byte');
     check_media_consistency('HTTP/2');
+};
+
+subtest 'getimages over HTTP/2: many rows, four fetches at once, twice, the bytes of HTTP/1.1' => sub {
+    truncate_chatts();
+    sql(q{INSERT INTO chatts (username, message, time, imageurl)
+          SELECT 'reader' || i, repeat('m', 200) || i, timestamp '2025-01-01' + i * interval '1 second',
+                 'https://127.0.0.1/media/reader' || i || '.jpeg'
+          FROM generate_series(1, 3000) AS i});
+    my ($rc, $w, $h1) = curl("http://127.0.0.1:$port/getimages");
+    is($w, '200 1.1', 'getimages over HTTP/1.1');
+    cmp_ok(length($h1 // ''), '>', 10 * 64 * 1024, 'the answer spans more than ten 64 KiB blocks');
+    for my $round (1, 2) {
+        # Four curl processes at once, read after all have started.
+        my @fetches = map {
+            my $out = "$work/h2-$round-$_.json";
+            unlink $out;
+            open my $fh, '-|', 'curl', '-sS', '--max-time', '60', '--http2', '-k', '-o', $out,
+                 '-w', '%{http_code} %{http_version}', "https://127.0.0.1:$tls/getimages"
+                or die "curl: $!";
+            [$fh, $out];
+        } 1 .. 4;
+        for my $fetch (@fetches) {
+            my ($fh, $out) = @$fetch;
+            my $written = do { local $/; <$fh> } // '';
+            close $fh;
+            is($written, '200 2', "round $round: 200 over HTTP/2");
+            same_bytes(-e $out ? slurp($out) : '', $h1, "round $round: the bytes of the HTTP/1.1 answer");
+        }
+    }
+    truncate_chatts();
 };
 
 subtest 'curl --http2: exactly 10 MiB stored, 10485761 bytes refused with 413' => sub {

@@ -1,23 +1,30 @@
 #include "handlers/select_rows.h"
 
 #include "core/pg_copy.h"
+#include "ngx/answer_blocks.h"
 #include "ngx/pg_pool.h"
 #include "ngx/reply.h"
 
-#include <algorithm>
 #include <new>
 
 namespace chatterd {
 namespace {
 
-constexpr std::size_t kJsonBufferSize = 64 * 1024;
 constexpr std::size_t kMaxColumns = 8;
 
 // The JSON answer being built for one request: nginx buffers that the writer fills as rows
-// arrive. Lives in request-pool cleanup storage, destroyed with the request.
+// arrive. Lives in request-pool cleanup storage, destroyed with the request, when its buffers
+// have been sent (or the client has gone) and their blocks can serve the next answer.
 struct RowsAnswer final : JsonSink {
     RowsAnswer(ngx_http_request_t* request, const ColumnKind* column_kinds, std::size_t columns)
         : r(request), kinds(column_kinds), column_count(columns), rows(columns), writer(*this) {}
+    ~RowsAnswer() {
+        for (ngx_chain_t* link = head; link != nullptr; link = link->next) {
+            give_back_answer_block(link->buf);
+        }
+    }
+    RowsAnswer(const RowsAnswer&) = delete;
+    RowsAnswer& operator=(const RowsAnswer&) = delete;
 
     JsonRoom more_room(char* written_end, std::size_t size) override;
     void complete(char* written_end) override;
@@ -40,14 +47,17 @@ void RowsAnswer::complete(char* written_end) {
     current->last = reinterpret_cast<u_char*>(written_end);
 }
 
-// The rest of the current buffer when it is large enough, else a new buffer (of at least
-// kJsonBufferSize: a row is small, but its room is its longest possible JSON).
+// The rest of the current buffer when it is large enough, else a new one: an answer block (a
+// row is small, but its room is its longest possible JSON), or for a row that would not fit
+// one, a buffer of its own from the request pool.
 JsonRoom RowsAnswer::more_room(char* written_end, std::size_t size) {
     if (written_end != nullptr) complete(written_end);
     if (current == nullptr || static_cast<std::size_t>(current->end - current->last) < size) {
-        ngx_buf_t* b = ngx_create_temp_buf(r->pool, std::max(size, kJsonBufferSize));
         ngx_chain_t* link = ngx_alloc_chain_link(r->pool);
-        if (b == nullptr || link == nullptr) throw std::bad_alloc();
+        if (link == nullptr) throw std::bad_alloc();
+        ngx_buf_t* b = size <= kAnswerBlockSize ? take_answer_block(r->pool)
+                                                : ngx_create_temp_buf(r->pool, size);
+        if (b == nullptr) throw std::bad_alloc();
         link->buf = b;
         link->next = nullptr;
         *tail = link;

@@ -1,0 +1,26 @@
+// Memory for answers built row by row (getchatts, getimages), kept by the worker between
+// requests. A 10,000-row answer is 30 blocks of 64 KiB: taken from the heap and handed back
+// for every request, they cost fresh pages (page faults, brk) each time, about a tenth of the
+// worker's time for such answers. Kept blocks are bounded (kMaxKeptAnswerBlocks per worker).
+#pragma once
+
+#include "ngx/ngx.h"
+
+namespace chatterd {
+
+constexpr std::size_t kAnswerBlockSize = 64 * 1024;
+constexpr std::size_t kMaxKeptAnswerBlocks = 64;   // 4 MiB per worker at most, once used
+
+// A buffer over an answer block, allocated in pool; null when out of memory. Its memory goes
+// back with give_back_answer_block(b) once nothing refers to it any more (the request pool's
+// cleanup): the pool does not free it.
+ngx_buf_t* take_answer_block(ngx_pool_t* pool) noexcept;
+
+// Returns b's block to the worker's cache (or to the heap when the cache is full) if b came
+// from take_answer_block; does nothing for other buffers.
+void give_back_answer_block(ngx_buf_t* b) noexcept;
+
+// Frees the cached blocks (worker exit).
+void release_answer_blocks() noexcept;
+
+}  // namespace chatterd

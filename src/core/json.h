@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/timestamp.h"
+
 namespace chatterd {
 
 // Memory that JsonRowsWriter writes its text into directly, a region at a time (getimages: nginx buffers).
@@ -60,7 +62,10 @@ private:
     void reserve(std::size_t size);
     void refuse_after_finish() const;
 
+    char* write_cell(char* out, const Cell& cell, ColumnKind kind);
+
     JsonSink& sink_;
+    IsoTimestamps timestamps_;
     char* next_ = nullptr;       // where the next byte goes, in the current room
     char* room_end_ = nullptr;
     bool any_row_ = false;

@@ -7,7 +7,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/timestamp.h"
 
 namespace chatterd {
 
@@ -154,25 +153,6 @@ std::size_t cell_bound(const Cell& cell, ColumnKind kind)
     return string_bound(cell.len);
 }
 
-char* write_cell(char* out, const Cell& cell, ColumnKind kind)
-{
-    if (cell.is_null) {
-        std::memcpy(out, "null", 4);
-        return out + 4;
-    }
-    switch (kind) {
-    case ColumnKind::uuid:
-        return write_uuid(out, binary_value<kUuidBytes>(cell, "uuid"));
-    case ColumnKind::timestamp:
-        *out++ = '"';
-        out += iso_timestamp(big_endian_i64(binary_value<8>(cell, "timestamp")), out);
-        *out++ = '"';
-        return out;
-    case ColumnKind::text: break;
-    }
-    return write_json_string(out, std::string_view(cell.data, cell.len));
-}
-
 }  // namespace
 
 std::string json_string(std::string_view text)
@@ -206,6 +186,25 @@ void JsonRowsWriter::refuse_after_finish() const
     if (finished_) {
         throw std::logic_error("JsonRowsWriter used after finish()");
     }
+}
+
+char* JsonRowsWriter::write_cell(char* out, const Cell& cell, ColumnKind kind)
+{
+    if (cell.is_null) {
+        std::memcpy(out, "null", 4);
+        return out + 4;
+    }
+    switch (kind) {
+    case ColumnKind::uuid:
+        return write_uuid(out, binary_value<kUuidBytes>(cell, "uuid"));
+    case ColumnKind::timestamp:
+        *out++ = '"';
+        out += timestamps_.write(big_endian_i64(binary_value<8>(cell, "timestamp")), out);
+        *out++ = '"';
+        return out;
+    case ColumnKind::text: break;
+    }
+    return write_json_string(out, std::string_view(cell.data, cell.len));
 }
 
 void JsonRowsWriter::row(const Cell* cells, const ColumnKind* kinds, std::size_t count)

@@ -83,7 +83,7 @@ std::size_t pg_text_form(const CivilDate& date, unsigned hour, unsigned minute, 
 
 }  // namespace
 
-std::size_t iso_timestamp(std::int64_t pg_micros, char* out)
+std::size_t IsoTimestamps::write(std::int64_t pg_micros, char* out)
 {
     if (pg_micros == std::numeric_limits<std::int64_t>::max()) {
         return copy_text("infinity", out);
@@ -96,24 +96,30 @@ std::size_t iso_timestamp(std::int64_t pg_micros, char* out)
     const std::int64_t remainder = pg_micros % kMicrosPerDay;
     const std::int64_t days = pg_micros / kMicrosPerDay - (remainder < 0 ? 1 : 0);
     const std::int64_t micros_of_day = remainder < 0 ? remainder + kMicrosPerDay : remainder;
-    const CivilDate date = civil_from_days(days + kDaysFrom1970To2000);
     const auto seconds_of_day = static_cast<unsigned>(micros_of_day / kMicrosPerSecond);
     const auto micros = static_cast<unsigned>(micros_of_day % kMicrosPerSecond);
     const unsigned hour = seconds_of_day / 3600;
     const unsigned minute = seconds_of_day / 60 % 60;
     const unsigned second = seconds_of_day % 60;
-    if (date.year < 1 || date.year > 9999) {
-        return pg_text_form(date, hour, minute, second, micros, out);
+    if (!has_date_ || days != day_) {
+        const CivilDate date = civil_from_days(days + kDaysFrom1970To2000);
+        if (date.year < 1 || date.year > 9999) {
+            return pg_text_form(date, hour, minute, second, micros, out);
+        }
+        // "YYYY-MM-DD", kept for the next timestamps of the same day.
+        const auto year = static_cast<unsigned>(date.year);
+        put_two_digits(date_, year / 100);
+        put_two_digits(date_ + 2, year % 100);
+        date_[4] = '-';
+        put_two_digits(date_ + 5, date.month);
+        date_[7] = '-';
+        put_two_digits(date_ + 8, date.day);
+        day_ = days;
+        has_date_ = true;
     }
 
     // "YYYY-MM-DDTHH:MM:SS" then ".ffffff" when the microseconds are not zero, as Python writes it.
-    const auto year = static_cast<unsigned>(date.year);
-    put_two_digits(out, year / 100);
-    put_two_digits(out + 2, year % 100);
-    out[4] = '-';
-    put_two_digits(out + 5, date.month);
-    out[7] = '-';
-    put_two_digits(out + 8, date.day);
+    std::memcpy(out, date_, sizeof date_);
     out[10] = 'T';
     put_two_digits(out + 11, hour);
     out[13] = ':';
@@ -121,6 +127,11 @@ std::size_t iso_timestamp(std::int64_t pg_micros, char* out)
     out[16] = ':';
     put_two_digits(out + 17, second);
     return micros == 0 ? 19 : 19 + put_fraction(out + 19, micros);
+}
+
+std::size_t iso_timestamp(std::int64_t pg_micros, char* out)
+{
+    return IsoTimestamps().write(pg_micros, out);
 }
 
 }  // namespace chatterd

@@ -17,4 +17,16 @@ constexpr std::size_t kIsoTimestampMax = 40;
 // Writes into out (capacity kIsoTimestampMax, not NUL-terminated) and returns the number of bytes written.
 std::size_t iso_timestamp(std::int64_t pg_micros, char* out);
 
+// iso_timestamp for many timestamps in a row, remembering the date of the last day it wrote: rows come sorted by
+// time, so most share their day with the row before, and computing a calendar date is the costly part.
+class IsoTimestamps {
+public:
+    std::size_t write(std::int64_t pg_micros, char* out);   // as iso_timestamp
+
+private:
+    bool has_date_ = false;
+    std::int64_t day_ = 0;   // days since 2000-01-01 of date_, a day isoformat() can write
+    char date_[10] = {};     // "YYYY-MM-DD"
+};
+
 }  // namespace chatterd

@@ -68,5 +68,24 @@ TEST(TimestampIso, AnyValueGivesADate)
     EXPECT_EQ(iso(std::numeric_limits<std::int64_t>::min() + 1), "290279-12-22 19:59:05.224193 BC");
 }
 
+// One IsoTimestamps through days that repeat, change, go back, and leave isoformat()'s range: each result must be
+// what iso_timestamp gives for that value alone (the remembered date never leaks into another day).
+TEST(TimestampIso, RememberedDateIsOnlyUsedForItsOwnDay)
+{
+    const std::int64_t day = 86400000000;
+    const std::int64_t values[] = {
+        791492592120000, 791492592120001, 791492592120000 + day, 791492592120000,
+        -1, 0, -1, 252455615999999999, 252455616000000000, 252455615999999999,
+        -64464465599500000, -63082281600000000, std::numeric_limits<std::int64_t>::max(), -63082281600000000,
+        791492592000000 - day, 791492592000000 - day + 1, 791492592000000,
+    };
+    IsoTimestamps timestamps;
+    for (std::int64_t value : values) {
+        char out[kIsoTimestampMax];
+        std::size_t len = timestamps.write(value, out);
+        EXPECT_EQ(std::string(out, len), iso(value)) << value;
+    }
+}
+
 }  // namespace
 }  // namespace chatterd

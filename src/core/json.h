@@ -40,7 +40,7 @@ struct Cell {
     bool is_null;
 };
 
-// Streams a JSON array of arrays to out, byte for byte as Python's JSONResponse writes it (json.dumps with
+// Writes a JSON array of arrays into a JsonSink, byte for byte as Python's JSONResponse writes it (json.dumps with
 // ensure_ascii=False and separators "," and ":"): UTF-8 left as is, "/" not escaped, '"' and '\\' escaped,
 // \n \r \t \b \f as such and the other control characters as \u00xx (lower-case hex). SQL NULL becomes null;
 // uuid cells are written in their usual form ("5b0c2f6e-0000-4000-8000-000000000001"), timestamp cells with

@@ -47,8 +47,7 @@ void insert_chatt(ngx_http_request_t* r, const ChattRow& row, PgDoneHandler on_d
     params[2] = row.imageurl;
     params[3] = row.videourl;
     params[4] = deadline;
-    pg_run(r, PgQuery{"chatterd_insert_chatt", kInsertSql, kParamCount, params, false}, nullptr,
-           on_done);
+    pg_run(r, PgQuery{"chatterd_insert_chatt", kInsertSql, kParamCount, params}, nullptr, on_done);
 }
 
 bool insert_succeeded(const PgOutcome& outcome) {

@@ -226,7 +226,7 @@ PgPool::CopyProgress PgPool::take_copy_data(PgSlot& slot) {
     char* data = nullptr;
     int length;
     while ((length = PQgetCopyData(slot.conn, &data, 1)) > 0) {
-        if (slot.call != nullptr && slot.call->query.copy_out && !slot.rows_refused) {
+        if (slot.call != nullptr && slot.call->on_row != nullptr && !slot.rows_refused) {
             std::string_view message(data, static_cast<std::size_t>(length));
             slot.rows_refused = !slot.call->on_row(slot.call->request, message);
         }

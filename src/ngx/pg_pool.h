@@ -21,13 +21,12 @@ struct PgQuery {
     const char* sql;
     int param_count;
     const char* const* params;  // text values, NUL-terminated; a null pointer is SQL NULL
-    bool copy_out;              // sql is a COPY ... TO STDOUT (name null: COPY cannot be
-                                // prepared): each CopyData message goes to on_row, then is freed
 };
 
-// Called for every CopyData message of a copy_out query (binary COPY: whole rows, see
-// core/pg_copy.h); returns false when it could not take them (malformed, out of memory): the
-// rest is discarded and on_done sees outcome.result null.
+// For a COPY ... TO STDOUT (sent unprepared: COPY cannot be prepared), called for every
+// CopyData message (binary COPY: whole rows, see core/pg_copy.h), which is freed afterwards;
+// null for other queries. Returns false when it could not take them (malformed, out of
+// memory): the rest is discarded and on_done sees outcome.result null.
 using PgRowHandler = bool (*)(ngx_http_request_t* r, std::string_view copy_data);
 // Called once; builds the response and returns the code the request is finalized with.
 using PgDoneHandler = ngx_int_t (*)(ngx_http_request_t* r, const PgOutcome& outcome);

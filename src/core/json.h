@@ -30,7 +30,7 @@ protected:
 };
 
 // How a column's values arrive, as PostgreSQL sends them in binary: text as its UTF-8 bytes, uuid as its 16 bytes,
-// timestamp as 8 bytes of big-endian microseconds since 2000-01-01 (see iso_timestamp).
+// timestamp as 8 bytes of big-endian microseconds since 2000-01-01 (see IsoTimestamps).
 enum class ColumnKind { text, uuid, timestamp };
 
 // One field of a result row: bytes and length, or SQL NULL.
@@ -44,7 +44,7 @@ struct Cell {
 // ensure_ascii=False and separators "," and ":"): UTF-8 left as is, "/" not escaped, '"' and '\\' escaped,
 // \n \r \t \b \f as such and the other control characters as \u00xx (lower-case hex). SQL NULL becomes null;
 // uuid cells are written in their usual form ("5b0c2f6e-0000-4000-8000-000000000001"), timestamp cells with
-// iso_timestamp; a uuid or timestamp cell of the wrong length throws std::runtime_error. Strings are not
+// IsoTimestamps; a uuid or timestamp cell of the wrong length throws std::runtime_error. Strings are not
 // UTF-8-validated: PostgreSQL with a UTF8 database only returns valid UTF-8, and anything else is passed through
 // byte for byte.
 // Each row is written straight into the sink's memory, in one room that holds its longest possible JSON (6 bytes

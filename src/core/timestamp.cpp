@@ -129,9 +129,4 @@ std::size_t IsoTimestamps::write(std::int64_t pg_micros, char* out)
     return micros == 0 ? 19 : 19 + put_fraction(out + 19, micros);
 }
 
-std::size_t iso_timestamp(std::int64_t pg_micros, char* out)
-{
-    return IsoTimestamps().write(pg_micros, out);
-}
-
 }  // namespace chatterd

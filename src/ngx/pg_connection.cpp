@@ -11,10 +11,10 @@ namespace chatterd {
 
 void PgPool::connect(PgSlot& slot) {
     // Before dbname, so the operator's conninfo (expanded in its place) can override them:
-    // UTF-8 and ISO dates are what the JSON conversion expects.
-    static const char* const keywords[] = {"client_encoding", "options",
-                                           "fallback_application_name", "dbname", nullptr};
-    const char* const values[] = {"UTF8", "-c DateStyle=ISO", "chatterd",
+    // text arrives in UTF-8, as the JSON is written (timestamps come in binary, so no DateStyle).
+    static const char* const keywords[] = {"client_encoding", "fallback_application_name",
+                                           "dbname", nullptr};
+    const char* const values[] = {"UTF8", "chatterd",
                                   reinterpret_cast<const char*>(spec_.conninfo.data), nullptr};
     slot.conn = PQconnectStartParams(keywords, values, 1);
     if (slot.conn == nullptr) {

@@ -12,7 +12,7 @@ namespace {
 std::string iso(std::int64_t pg_micros)
 {
     char out[kIsoTimestampMax];
-    std::size_t len = iso_timestamp(pg_micros, out);
+    std::size_t len = IsoTimestamps().write(pg_micros, out);   // nothing remembered
     return std::string(out, len);
 }
 
@@ -69,7 +69,7 @@ TEST(TimestampIso, AnyValueGivesADate)
 }
 
 // One IsoTimestamps through days that repeat, change, go back, and leave isoformat()'s range: each result must be
-// what iso_timestamp gives for that value alone (the remembered date never leaks into another day).
+// what a fresh IsoTimestamps gives for that value alone (the remembered date never leaks into another day).
 TEST(TimestampIso, RememberedDateIsOnlyUsedForItsOwnDay)
 {
     const std::int64_t day = 86400000000;

@@ -112,18 +112,26 @@ sub spew {
     return $path;
 }
 
-# Runs curl; returns (exit status, "<http_code> <http_version>", response body).
-sub curl {
-    my (@args) = @_;
-    my $out = "$work/curl.out";
+# Starts curl with its response body going to the file $out; curl_result waits for it and
+# returns (exit status, "<http_code> <http_version>", response body).
+sub start_curl {
+    my ($out, @args) = @_;
     unlink $out;
     open my $fh, '-|', 'curl', '-sS', '--max-time', '60', '-o', $out,
          '-w', '%{http_code} %{http_version}', @args
         or die "curl: $!";
+    return [$fh, $out];
+}
+
+sub curl_result {
+    my ($fh, $out) = @{ $_[0] };
     my $written = do { local $/; <$fh> } // '';
     close $fh;
     return ($? >> 8, $written, -e $out ? slurp($out) : undef);
 }
+
+# Runs curl to the end: (exit status, "<http_code> <http_version>", response body).
+sub curl { return curl_result(start_curl("$work/curl.out", @_)) }
 
 # The one stored row must hold the posted fields, and its URLs name files in the media
 # root, served over /media/ byte for byte with the right type (Chatterd::Upload::check_stored):
@@ -308,19 +316,12 @@ subtest 'getimages over HTTP/2: many rows, four fetches at once, twice, the byte
     for my $round (1, 2) {
         # Four curl processes at once, read after all have started.
         my @fetches = map {
-            my $out = "$work/h2-$round-$_.json";
-            unlink $out;
-            open my $fh, '-|', 'curl', '-sS', '--max-time', '60', '--http2', '-k', '-o', $out,
-                 '-w', '%{http_code} %{http_version}', "https://127.0.0.1:$tls/getimages"
-                or die "curl: $!";
-            [$fh, $out];
+            start_curl("$work/h2-$round-$_.json", '--http2', '-k', "https://127.0.0.1:$tls/getimages");
         } 1 .. 4;
         for my $fetch (@fetches) {
-            my ($fh, $out) = @$fetch;
-            my $written = do { local $/; <$fh> } // '';
-            close $fh;
-            is($written, '200 2', "round $round: 200 over HTTP/2");
-            same_bytes(-e $out ? slurp($out) : '', $h1, "round $round: the bytes of the HTTP/1.1 answer");
+            my ($rc, $w, $body) = curl_result($fetch);
+            is($w, '200 2', "round $round: 200 over HTTP/2");
+            same_bytes($body // '', $h1, "round $round: the bytes of the HTTP/1.1 answer");
         }
     }
     truncate_chatts();

@@ -2,6 +2,8 @@
 
 #include "ngx/reply.h"
 
+#include <cstdlib>
+
 namespace chatterd {
 
 namespace {
@@ -14,6 +16,17 @@ constexpr const char* kInsertSql =
     "INSERT INTO chatts (username, message, id, imageurl, videourl) "
     "SELECT $1, $2, gen_random_uuid(), $3, $4 WHERE clock_timestamp() < to_timestamp($5)";
 constexpr int kParamCount = 5;
+// The same for the requests that waited for a connection together (see PgBatch): each
+// parameter an array of their values, one transaction, one commit. The deadline guard is
+// evaluated once (an uncorrelated subquery), against the earliest deadline: all rows or none.
+// Text goes into the varchar columns by assignment, so a value too long fails as above (22001).
+constexpr PgBatch kInsertBatch{
+    "chatterd_insert_chatts",
+    "INSERT INTO chatts (username, message, id, imageurl, videourl) "
+    "SELECT t.username, t.message, gen_random_uuid(), t.imageurl, t.videourl "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
+    "AS t(username, message, imageurl, videourl) "
+    "WHERE (SELECT clock_timestamp() < to_timestamp(min(d)) FROM unnest($5::float8[]) AS d)"};
 constexpr const char* kStringTooLong = "22001";  // string_data_right_truncation
 
 // The same instant as pg_run's deadline for this request, as epoch seconds with milliseconds.
@@ -27,9 +40,11 @@ const char* deadline_param(ngx_http_request_t* r) {
     return reinterpret_cast<const char*>(text);
 }
 
-bool stored_one_row(const PGresult* result) {
-    return PQresultStatus(result) == PGRES_COMMAND_OK && std::string_view(PQcmdTuples(
-               const_cast<PGresult*>(result))) == "1";
+// Whether the statement stored every row it carried (a batch stores all or none).
+bool stored_every_row(const PGresult* result, std::size_t rows) {
+    if (PQresultStatus(result) != PGRES_COMMAND_OK) return false;
+    const char* stored = PQcmdTuples(const_cast<PGresult*>(result));
+    return std::strtoull(stored, nullptr, 10) == rows && rows > 0;
 }
 }  // namespace
 
@@ -47,11 +62,12 @@ void insert_chatt(ngx_http_request_t* r, const ChattRow& row, PgDoneHandler on_d
     params[2] = row.imageurl;
     params[3] = row.videourl;
     params[4] = deadline;
-    pg_run(r, PgQuery{"chatterd_insert_chatt", kInsertSql, kParamCount, params}, nullptr, on_done);
+    pg_run(r, PgQuery{"chatterd_insert_chatt", kInsertSql, kParamCount, params, &kInsertBatch},
+           nullptr, on_done);
 }
 
 bool insert_succeeded(const PgOutcome& outcome) {
-    return outcome.result != nullptr && stored_one_row(outcome.result);
+    return outcome.result != nullptr && stored_every_row(outcome.result, outcome.calls);
 }
 
 ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome) {

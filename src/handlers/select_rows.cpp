@@ -147,7 +147,7 @@ ngx_int_t answer_with_rows(ngx_http_request_t* r, const char* copy_sql, const Co
 
     // A client that leaves while the query runs is noticed and its request released.
     r->read_event_handler = ngx_http_test_reading;
-    pg_run(r, PgQuery{nullptr, copy_sql, 0, nullptr}, take_rows, answer_rows);
+    pg_run(r, PgQuery{nullptr, copy_sql, 0, nullptr, nullptr}, take_rows, answer_rows);
     return NGX_DONE;
 } catch (const std::exception& e) {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: %s", e.what());

@@ -7,6 +7,31 @@
 
 namespace chatterd {
 
+namespace {
+// Takes the requests a statement served out of its slot, for delivery or requeueing.
+SlotCalls take_calls(PgSlot& slot) {
+    SlotCalls calls = slot.calls;
+    for (std::size_t i = 0; i < calls.count; i++) {
+        if (calls.entries[i] != nullptr) calls.entries[i]->slot = nullptr;
+    }
+    slot.calls.count = 0;
+    return calls;
+}
+
+bool has_calls(const SlotCalls& calls) {
+    for (std::size_t i = 0; i < calls.count; i++) {
+        if (calls.entries[i] != nullptr) return true;
+    }
+    return false;
+}
+
+// A batch that did not store what it carried: one request's values may be the cause.
+bool batch_failed(const PGresult* result) {
+    ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+    return status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
+}
+}  // namespace
+
 // ---- connections ---------------------------------------------------------------------------
 
 void PgPool::connect(PgSlot& slot) {
@@ -110,12 +135,12 @@ void PgPool::fail_slot(PgSlot& slot, const char* what) {
     drop_slot(slot, "postgres connection failed");
 }
 
-// Closes a slot that failed or timed out and answers its request with reason (503).
+// Closes a slot that failed or timed out and answers its requests with reason (503).
 void PgPool::drop_slot(PgSlot& slot, const char* reason) {
-    PgCall* call = slot.call;
+    SlotCalls calls = take_calls(slot);
     bool was_connecting = slot.state == SlotState::connecting;
     close_slot(slot);
-    if (call != nullptr) deliver(call, nullptr, reason);
+    deliver_all(calls, nullptr, reason);
     if (was_connecting) fail_waiting_if_no_hope();
     dispatch();
 }
@@ -127,7 +152,10 @@ void PgPool::close_slot(PgSlot& slot) {
     if (slot.conn != nullptr) PQfinish(slot.conn);
     slot.final_result = nullptr;
     slot.conn = nullptr;
-    slot.call = nullptr;
+    for (std::size_t i = 0; i < slot.calls.count; i++) {
+        if (slot.calls.entries[i] != nullptr) slot.calls.entries[i]->slot = nullptr;
+    }
+    slot.calls.count = 0;
     slot.preparing = nullptr;
     slot.prepared_count = 0;
     slot.copying = false;
@@ -138,19 +166,30 @@ void PgPool::close_slot(PgSlot& slot) {
 
 void PgPool::start_query(PgSlot& slot, PgCall* call) {
     slot.state = SlotState::busy;
-    slot.call = call;
     slot.rows_refused = false;
     slot.copying = false;
+    slot.calls.entries[0] = call;
+    slot.calls.count = 1;
     call->slot = &slot;
-    if (!send_query(slot, call->query)) {
-        // Nothing reached the server: the query may safely go to another connection.
+    slot.query = call->query;
+    if (call->query.batch != nullptr && !call->alone) {
+        join_waiting_calls(slot, call->query.batch);
+        if (slot.calls.count > 1 && !build_batch_query(slot)) {
+            // Out of memory for the batch: the others wait, this one runs alone.
+            SlotCalls others = take_calls(slot);
+            others.entries[0] = nullptr;
+            requeue_at_head(others, false);
+            slot.calls.entries[0] = call;
+            slot.calls.count = 1;
+            call->slot = &slot;
+        }
+    }
+    if (!send_query(slot, slot.query)) {
+        // Nothing reached the server: the requests may safely go to another connection.
         log_failure(slot, "send");
-        slot.call = nullptr;
-        call->slot = nullptr;
+        SlotCalls calls = take_calls(slot);
         close_slot(slot);
-        ngx_queue_insert_head(&waiting_, &call->link);
-        call->queued = true;
-        waiting_count_++;
+        requeue_at_head(calls, false);
         return;
     }
     ngx_add_timer(&slot.deadline, spec_.timeout);
@@ -189,10 +228,10 @@ void PgPool::finish_preparing(PgSlot& slot) {
     slot.preparing = nullptr;
     if (result == nullptr || PQresultStatus(result) != PGRES_COMMAND_OK) return finish_query(slot);
     slot.prepared[slot.prepared_count++] = name;
-    if (slot.call == nullptr) return finish_query(slot);
+    if (!has_calls(slot.calls)) return finish_query(slot);
     PQclear(result);
     slot.final_result = nullptr;
-    if (!send_query(slot, slot.call->query) || !flush(slot)) fail_slot(slot, "query");
+    if (!send_query(slot, slot.query) || !flush(slot)) fail_slot(slot, "query");
 }
 
 bool PgPool::flush(PgSlot& slot) {
@@ -226,9 +265,10 @@ PgPool::CopyProgress PgPool::take_copy_data(PgSlot& slot) {
     char* data = nullptr;
     int length;
     while ((length = PQgetCopyData(slot.conn, &data, 1)) > 0) {
-        if (slot.call != nullptr && slot.call->on_row != nullptr && !slot.rows_refused) {
+        PgCall* call = slot.calls.count == 1 ? slot.calls.entries[0] : nullptr;  // never batched
+        if (call != nullptr && call->on_row != nullptr && !slot.rows_refused) {
             std::string_view message(data, static_cast<std::size_t>(length));
-            slot.rows_refused = !slot.call->on_row(slot.call->request, message);
+            slot.rows_refused = !call->on_row(call->request, message);
         }
         PQfreemem(data);
     }
@@ -252,9 +292,9 @@ void PgPool::keep_result(PgSlot& slot, PGresult* result) {
 
 void PgPool::finish_query(PgSlot& slot) {
     ngx_del_timer(&slot.deadline);
-    PgCall* call = slot.call;
+    SlotCalls calls = take_calls(slot);
     PGresult* result = slot.final_result;
-    slot.call = nullptr;
+    bool rows_refused = slot.rows_refused;
     slot.final_result = nullptr;
     slot.state = SlotState::idle;
     // A connection left inside a transaction or broken is not reused.
@@ -262,14 +302,14 @@ void PgPool::finish_query(PgSlot& slot) {
         log_failure(slot, "connection state check");
         close_slot(slot);
     }
-    if (call != nullptr) {
-        if (slot.rows_refused && result != nullptr) {
-            PQclear(result);
-            result = nullptr;
-            deliver(call, nullptr, "the rows were refused");
-        } else {
-            deliver(call, result, result ? nullptr : "postgres returned no result");
-        }
+    if (calls.count > 1 && batch_failed(result)) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log_, 0,
+                       "chatterd: a batch of %uz failed, its requests run alone", calls.count);
+        requeue_at_head(calls, true);
+    } else if (rows_refused && result != nullptr) {
+        deliver_all(calls, nullptr, "the rows were refused");
+    } else {
+        deliver_all(calls, result, result ? nullptr : "postgres returned no result");
     }
     if (result != nullptr) PQclear(result);
     dispatch();

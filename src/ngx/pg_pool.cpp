@@ -2,6 +2,10 @@
 // contract and pg_connection.cpp for the connections.
 #include "ngx/pg_pool_impl.h"
 
+#include "core/pg_array.h"
+
+#include <cstring>
+
 namespace chatterd {
 
 // ---- waiting requests ----------------------------------------------------------------------
@@ -72,8 +76,17 @@ void PgPool::unqueue(PgCall* call) {
 
 void PgPool::detach(PgCall* call) {
     unqueue(call);
+    if (call->awaiting_delivery) {
+        ngx_queue_remove(&call->link);
+        call->awaiting_delivery = false;
+    }
     if (call->deadline.timer_set) ngx_del_timer(&call->deadline);
-    if (call->slot != nullptr && call->slot->call == call) call->slot->call = nullptr;
+    if (call->slot != nullptr) {
+        SlotCalls& calls = call->slot->calls;
+        for (std::size_t i = 0; i < calls.count; i++) {
+            if (calls.entries[i] == call) calls.entries[i] = nullptr;
+        }
+    }
     call->slot = nullptr;
 }
 
@@ -82,21 +95,113 @@ void PgPool::call_timed_out(PgCall* call) {
                   "postgres did not answer within chatterd_pg_timeout %M ms", spec_.timeout);
     PgSlot* slot = call->slot;
     detach(call);
-    // The connection is in an unknown state mid-query: drop it rather than wait.
-    if (slot != nullptr && slot->state == SlotState::busy) close_slot(*slot);
     deliver(call, nullptr, "postgres timed out");
-    dispatch();
+    // The connection is in an unknown state mid-query: drop it rather than wait. Requests
+    // batched with this one are answered 503 too: their rows may have been stored, so they
+    // cannot be sent again.
+    if (slot != nullptr && slot->state == SlotState::busy) {
+        drop_slot(*slot, "postgres timed out");
+    } else {
+        dispatch();
+    }
 }
 
 // Hands the outcome to the request's handler and finalizes the request with its answer.
-void PgPool::deliver(PgCall* call, PGresult* result, const char* reason) {
+void PgPool::deliver(PgCall* call, PGresult* result, const char* reason, std::size_t calls) {
     detach(call);
     ngx_http_request_t* r = call->request;
     ngx_connection_t* c = r->connection;
     call->request = nullptr;
-    ngx_int_t rc = call->on_done(r, PgOutcome{result, reason});
+    ngx_int_t rc = call->on_done(r, PgOutcome{result, reason, calls});
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
+}
+
+// Delivers one outcome to every request a statement served. Finalizing one request can free
+// another (two HTTP/2 streams of one connection): the requests wait in a list that a request
+// going away leaves (detach), so none is touched after it is gone.
+void PgPool::deliver_all(const SlotCalls& calls, PGresult* result, const char* reason) {
+    ngx_queue_t pending;
+    ngx_queue_init(&pending);
+    for (std::size_t i = 0; i < calls.count; i++) {
+        PgCall* call = calls.entries[i];
+        if (call == nullptr) continue;
+        ngx_queue_insert_tail(&pending, &call->link);
+        call->awaiting_delivery = true;
+    }
+    while (!ngx_queue_empty(&pending)) {
+        PgCall* call = ngx_queue_data(ngx_queue_head(&pending), PgCall, link);
+        ngx_queue_remove(&call->link);
+        call->awaiting_delivery = false;
+        deliver(call, result, reason, calls.count);
+    }
+}
+
+// Puts the requests of a statement that was not run, or whose batch failed (alone: each then
+// runs its own statement), back at the head of the queue, in their order.
+void PgPool::requeue_at_head(const SlotCalls& calls, bool alone) {
+    for (std::size_t i = calls.count; i-- > 0;) {
+        PgCall* call = calls.entries[i];
+        if (call == nullptr) continue;
+        call->slot = nullptr;
+        call->alone = call->alone || alone;
+        ngx_queue_insert_head(&waiting_, &call->link);
+        call->queued = true;
+        waiting_count_++;
+    }
+}
+
+// ---- batches -------------------------------------------------------------------------------
+
+namespace {
+// A batch's values are copied into its text arrays: bound them, so that a slot keeps little.
+constexpr std::size_t kMaxBatchBytes = 256 * 1024;
+
+std::size_t value_bytes(const PgQuery& query) {
+    std::size_t bytes = 0;
+    for (int p = 0; p < query.param_count; p++) {
+        if (query.params[p] != nullptr) bytes += std::strlen(query.params[p]) + 3;
+    }
+    return bytes;
+}
+}  // namespace
+
+// Takes into slot, after its first request, the waiting requests of the same batch, in queue
+// order. They only wait when every connection is busy, so a batch never delays a request.
+void PgPool::join_waiting_calls(PgSlot& slot, const PgBatch* batch) {
+    if (static_cast<std::size_t>(slot.calls.entries[0]->query.param_count) > kMaxBatchParams) return;
+    std::size_t bytes = value_bytes(slot.calls.entries[0]->query);
+    ngx_queue_t* link = ngx_queue_head(&waiting_);
+    while (link != ngx_queue_sentinel(&waiting_) && slot.calls.count < kMaxBatchCalls) {
+        PgCall* call = ngx_queue_data(link, PgCall, link);
+        link = ngx_queue_next(link);
+        if (call->query.batch != batch || call->alone) continue;
+        bytes += value_bytes(call->query);
+        if (bytes > kMaxBatchBytes) break;
+        unqueue(call);
+        call->slot = &slot;
+        slot.calls.entries[slot.calls.count++] = call;
+    }
+}
+
+// The batch's statement, with each parameter the text array of the requests' values.
+bool PgPool::build_batch_query(PgSlot& slot) noexcept try {
+    const PgQuery& first = slot.calls.entries[0]->query;
+    for (int p = 0; p < first.param_count; p++) {
+        std::string& array = slot.batch_values[p];
+        array.assign(1, '{');
+        for (std::size_t i = 0; i < slot.calls.count; i++) {
+            if (i > 0) array += ',';
+            append_pg_array_element(array, slot.calls.entries[i]->query.params[p]);
+        }
+        array += '}';
+        slot.batch_params[p] = array.c_str();
+    }
+    slot.query = PgQuery{first.batch->name, first.batch->sql, first.param_count, slot.batch_params,
+                         nullptr};
+    return true;
+} catch (const std::exception&) {
+    return false;
 }
 
 // ---- request side --------------------------------------------------------------------------
@@ -125,7 +230,7 @@ void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
     if (pool == nullptr || cleanup == nullptr) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       pool ? "chatterd: out of memory" : "chatterd: no postgres pool in this worker");
-        ngx_http_finalize_request(r, on_done(r, PgOutcome{nullptr, "no pool"}));
+        ngx_http_finalize_request(r, on_done(r, PgOutcome{nullptr, "no pool", 1}));
         return;
     }
     call->request = r;

@@ -2,7 +2,8 @@
 //
 // A worker never waits for the database: connections are opened with PQconnectStartParams,
 // queries are sent with PQsendQueryParams, and the libpq socket is an nginx connection whose
-// events advance the protocol. Requests beyond the pool wait in a bounded FIFO.
+// events advance the protocol. Requests beyond the pool wait in a bounded FIFO; waiting
+// requests that run the same batchable statement are sent together, as one statement.
 #pragma once
 
 #include "ngx/conf.h"
@@ -13,6 +14,20 @@ namespace chatterd {
 struct PgOutcome {
     PGresult* result;    // final result (COMMAND_OK, TUPLES_OK or FATAL_ERROR); null when unavailable
     const char* reason;  // no result: why, for the error log
+    std::size_t calls;   // how many requests' values the statement carried (1 unless batched):
+                         // the same result goes to each of them
+};
+
+// A statement that carries the values of many requests at once. When several requests wait
+// for a connection with the same PgBatch, the next free connection runs its sql once for all of
+// them instead of the single statement once each: one round trip and one commit. Its parameters
+// are the single statement's, each as a text array of the requests' values (in queue order,
+// SQL NULL elements for null values). It must do all or nothing (one statement is one
+// transaction); when it fails, every request runs its own statement instead, so that one
+// request's bad value (a message too long) fails only that request.
+struct PgBatch {
+    const char* name;  // prepared once per connection under this name (a constant)
+    const char* sql;
 };
 
 struct PgQuery {
@@ -21,6 +36,7 @@ struct PgQuery {
     const char* sql;
     int param_count;
     const char* const* params;  // text values, NUL-terminated; a null pointer is SQL NULL
+    const PgBatch* batch;       // null: never sent together with other requests
 };
 
 // For a COPY ... TO STDOUT (sent unprepared: COPY cannot be prepared), called for every

@@ -4,18 +4,32 @@
 
 #include "ngx/pg_pool.h"
 
+#include <string>
 #include <vector>
 
 namespace chatterd {
 
 enum class SlotState { closed, connecting, idle, busy };
 
+constexpr std::size_t kMaxBatchCalls = 64;    // requests one batched statement carries at most
+constexpr std::size_t kMaxBatchParams = 8;
+
+// The requests a busy connection's statement serves: one, or several when batched. An entry
+// is null once its request went away (the statement still runs).
+struct SlotCalls {
+    struct PgCall* entries[kMaxBatchCalls] = {};
+    std::size_t count = 0;
+};
+
 struct PgSlot {
     PgPool* pool = nullptr;
     PGconn* conn = nullptr;
     ngx_connection_t* socket = nullptr;
     SlotState state = SlotState::closed;
-    struct PgCall* call = nullptr;  // busy: the request's call, null once the request went away
+    SlotCalls calls;                // busy: the requests the statement serves
+    PgQuery query{};                // busy: the statement sent (the request's own, or the batch)
+    std::string batch_values[kMaxBatchParams];  // a batch's parameters: text arrays
+    const char* batch_params[kMaxBatchParams] = {};
     PGresult* final_result = nullptr;
     bool rows_refused = false;           // on_row refused rows: the rest are read and dropped
     bool copying = false;                // busy reading a COPY's data
@@ -36,6 +50,8 @@ struct PgCall {
     PgSlot* slot;        // running on this slot
     ngx_queue_t link;    // waiting in the pool's queue when queued
     bool queued;
+    bool alone;          // its batch failed: it runs its own statement
+    bool awaiting_delivery;  // in deliver_all's list (link), its statement's outcome known
     ngx_event_t deadline;
 };
 
@@ -75,6 +91,8 @@ private:
     bool want_write(PgSlot& slot, bool on);
     void advance_connect(PgSlot& slot);
     void start_query(PgSlot& slot, PgCall* call);
+    void join_waiting_calls(PgSlot& slot, const PgBatch* batch);
+    bool build_batch_query(PgSlot& slot) noexcept;
     bool send_query(PgSlot& slot, const PgQuery& query);
     void finish_preparing(PgSlot& slot);
     void advance_query(PgSlot& slot, bool writable);
@@ -90,7 +108,9 @@ private:
     bool has_idle_slot() const;
     void dispatch();
     void fail_waiting_if_no_hope();
-    void deliver(PgCall* call, PGresult* result, const char* reason);
+    void deliver(PgCall* call, PGresult* result, const char* reason, std::size_t calls = 1);
+    void deliver_all(const SlotCalls& calls, PGresult* result, const char* reason);
+    void requeue_at_head(const SlotCalls& calls, bool alone);
     void unqueue(PgCall* call);
     void log_failure(PgSlot& slot, const char* what);
 

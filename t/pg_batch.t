@@ -1,0 +1,236 @@
+# INSERTs that wait for a database connection are sent together (scenario test).
+# One process, chatterd_pg_pool 1. A psql session locks the table, so the first post's INSERT
+# waits on the server holding the only connection; the posts sent after it wait in chatterd's
+# queue (nginx's stub_status shows them in progress). Once the lock is released, the waiting
+# posts go as one statement: one transaction, so their rows share one `time`.
+#   - every value arrives verbatim (the text arrays' quoting: quotes, backslashes, braces,
+#     commas, the word NULL, empty strings, emoji, newlines)
+#   - one message too long in the batch: that post alone gets 400, the others 200
+#   - a client that leaves while waiting: its post stores nothing, the others are stored
+#   - HTTP/2 streams of one connection in one batch
+use strict; use warnings;
+use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
+use Test::More;
+use Chatterd::Nginx;
+use Chatterd::NginxProcess;
+use Chatterd::Http qw(http_get parse_http_response);
+use Chatterd::Db qw(sql sql_value truncate_chatts);
+use File::Temp ();
+use IO::Handle;
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP ();
+use Time::HiRes ();
+
+plan skip_all => 'TEST_NGINX_PSQL is not set (run through make test)' unless $ENV{TEST_NGINX_PSQL};
+$ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user=chatter';
+
+# HTTP/2 over TLS (curl's --parallel does not multiplex h2c streams), self-signed.
+my $h2_port = Chatterd::NginxProcess::free_port();
+my $certs = File::Temp->newdir;
+system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
+       . " -keyout $certs/server.key -out $certs/server.crt >$certs/openssl.log 2>&1") == 0
+    or die "openssl could not make a self-signed certificate\n";
+my $ng = Chatterd::Nginx->start(
+    http_config => <<"CONF",
+chatterd_pg "\$TEST_NGINX_PG_CONNINFO";
+chatterd_pg_pool 1;
+server {
+    listen 127.0.0.1:$h2_port ssl http2;
+    ssl_certificate     $certs/server.crt;
+    ssl_certificate_key $certs/server.key;
+    location = /postchatt { chatterd postchatt; }
+    location = /status { stub_status; }
+}
+CONF
+    config => "location = /postchatt { chatterd postchatt; }\nlocation = /status { stub_status; }\n");
+my $json = JSON::PP->new->utf8->canonical;
+
+# Polls $condition (a sub) until it is true; false after $seconds.
+sub wait_until {
+    my ($condition, $seconds) = @_;
+    my $deadline = Time::HiRes::time() + ($seconds // 10);
+    until ($condition->()) {
+        return 0 if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.02);
+    }
+    return 1;
+}
+
+# Requests nginx is processing (stub_status "Writing", both servers), the status request
+# itself included.
+sub in_progress {
+    my $res = http_get($ng->port, '/status');
+    return ($res->{body} // '') =~ /Writing: (\d+)/ ? $1 : -1;
+}
+
+# A psql session holding an EXCLUSIVE lock on chatts (reads go on, INSERTs wait).
+sub lock_table {
+    open(my $psql, '|-', split(' ', $ENV{TEST_NGINX_PSQL}), '-q', '-v', 'ON_ERROR_STOP=1')
+        or die "psql: $!";
+    $psql->autoflush(1);
+    print $psql "BEGIN;\nLOCK TABLE chatts IN EXCLUSIVE MODE;\n";
+    wait_until(sub { sql_value(q{SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                                 WHERE c.relname = 'chatts' AND l.mode = 'ExclusiveLock' AND l.granted}) == 1 })
+        or die "the table lock was not taken\n";
+    return $psql;
+}
+
+sub unlock_table {
+    my ($psql) = @_;
+    print $psql "COMMIT;\n";
+    close $psql;
+}
+
+# chatterd's INSERTs waiting for the table lock on the server.
+sub inserts_waiting_on_lock {
+    return sql_value(q{SELECT count(*) FROM pg_stat_activity
+                       WHERE application_name = 'chatterd' AND wait_event_type = 'Lock'});
+}
+
+sub post_request {
+    my ($username, $message) = @_;
+    my $body = $json->encode({username => $username, message => $message});
+    return "POST /postchatt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+         . "Content-Type: application/json\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
+}
+
+sub send_post {
+    my ($username, $message) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp')
+        or die "connect: $!";
+    print {$sock} post_request($username, $message);
+    return {sock => $sock, in => '', username => $username, message => $message};
+}
+
+# Reads every client's answer to the end (Connection: close); returns false on a timeout.
+sub read_answers {
+    my (@clients) = @_;
+    my %open = map { ($_->{sock} => $_) } @clients;
+    my $deadline = Time::HiRes::time() + 20;
+    while (%open && Time::HiRes::time() < $deadline) {
+        for my $sock (IO::Select->new(map { $_->{sock} } values %open)->can_read(0.5)) {
+            my $n = sysread $sock, $open{$sock}{in}, 65536, length $open{$sock}{in};
+            delete $open{$sock} unless $n;
+        }
+    }
+    $_->{res} = parse_http_response($_->{in}) for @clients;
+    return !%open;
+}
+
+sub answer_of { my $r = $_[0]{res}; return ($r->{status} // 'none') . ' ' . ($r->{body} // '') }
+
+# Stored rows as "username|message" => number of rows, and the sizes of the groups of rows
+# that share a transaction (same time), sorted.
+sub stored {
+    my %rows;
+    $rows{"$_->[0]|$_->[1]"}++ for sql('SELECT username, message FROM chatts');
+    my @groups = map { $_->[0] } sql('SELECT count(*) FROM chatts GROUP BY time ORDER BY 1');
+    return (\%rows, \@groups);
+}
+
+# The first post holds the only connection, waiting on the lock; then @posts are sent and
+# waited for until nginx has them all in progress. Returns the first client and the others.
+sub post_behind_a_lock {
+    my ($psql, @posts) = @_;
+    my $first = send_post('first', 'holds the connection');
+    ok(wait_until(sub { inserts_waiting_on_lock() == 1 }), 'the first INSERT waits for the lock');
+    my @clients = map { send_post(@$_) } @posts;
+    my $expected = 1 + @clients + 1;
+    ok(wait_until(sub { in_progress() == $expected }), scalar(@clients) . ' more posts wait in the queue')
+        or diag('in progress: ' . in_progress());
+    return ($first, @clients);
+}
+
+my @tricky = (
+    ['quote "double" and \'single\'', 'back\\slash\\'],
+    ['{braces},commas', 'NULL'],
+    ['', ''],
+    ['NULL', '{"a","b"}'],
+    ["\x{1F600} \x{30B8}\x{30E7}\x{30F3}", "tab\there\nnew line"],
+    [' padded ', '\\"'],
+    ["apostrophe's", ');DROP TABLE chatts;--'],
+);
+# Perl strings as the database returns them: UTF-8 bytes.
+sub bytes_of { my $s = shift; utf8::encode($s); return $s }
+
+subtest 'waiting posts are stored by one statement, every value verbatim' => sub {
+    truncate_chatts();
+    my $psql = lock_table();
+    my ($first, @clients) = post_behind_a_lock($psql, @tricky);
+    unlock_table($psql);
+    ok(read_answers($first, @clients), 'every client answered');
+    is(answer_of($_), '200 {}', "post '$_->{username}': 200 {}") for $first, @clients;
+    my ($rows, $groups) = stored();
+    my %expected = ('first|holds the connection' => 1);
+    $expected{bytes_of($_->[0]) . '|' . bytes_of($_->[1])}++ for @tricky;
+    is_deeply($rows, \%expected, 'the table holds every post once, verbatim');
+    is_deeply($groups, [1, scalar @tricky], 'the waiting posts share one transaction');
+};
+
+subtest 'a message too long fails only its own post' => sub {
+    truncate_chatts();
+    $ng->mark_error_log;
+    my $psql = lock_table();
+    my ($first, @clients) = post_behind_a_lock($psql, ['a', 'one'], ['b', 'x' x 256], ['c', 'three']);
+    unlock_table($psql);
+    ok(read_answers($first, @clients), 'every client answered');
+    is(answer_of($clients[1]), '400 "Message too long"', 'the long message: 400');
+    is(answer_of($_), '200 {}', "post '$_->{username}': 200 {}") for $first, @clients[0, 2];
+    my ($rows) = stored();
+    is_deeply($rows, {'first|holds the connection' => 1, 'a|one' => 1, 'c|three' => 1},
+              'the other posts are stored, the long one is not');
+    my @logged = grep { /SQLSTATE 22001/ } $ng->error_log_since_mark;
+    is(scalar @logged, 1, 'one error-log line for the long message');
+};
+
+subtest 'a client that leaves while waiting stores nothing' => sub {
+    truncate_chatts();
+    my $psql = lock_table();
+    my ($first, $stays, $leaves, $stays_too) =
+        post_behind_a_lock($psql, ['stays', '1'], ['leaves', '2'], ['stays too', '3']);
+    close $leaves->{sock};
+    ok(wait_until(sub { in_progress() == 4 }), 'nginx noticed the client leave');
+    unlock_table($psql);
+    ok(read_answers($first, $stays, $stays_too), 'the others answered');
+    is(answer_of($_), '200 {}', "post '$_->{username}': 200 {}") for $first, $stays, $stays_too;
+    my ($rows, $groups) = stored();
+    is_deeply($rows, {'first|holds the connection' => 1, 'stays|1' => 1, 'stays too|3' => 1},
+              'no row for the client that left');
+    is_deeply($groups, [1, 2], 'the two that stayed share one transaction');
+};
+
+subtest 'HTTP/2 streams of one connection in one batch' => sub {
+    truncate_chatts();
+    my $dir = File::Temp->newdir;
+    my $psql = lock_table();
+    my $first = send_post('first', 'holds the connection');
+    ok(wait_until(sub { inserts_waiting_on_lock() == 1 }), 'the first INSERT waits for the lock');
+    my @transfers;
+    for my $i (1 .. 5) {
+        push @transfers, '--next' if @transfers;
+        push @transfers, '--http2', '-k', '-sS', '-H', 'Content-Type: application/json',
+             '--data-binary', $json->encode({username => 'h2', message => "stream $i"}),
+             '-o', "$dir/$i", '-w', '%{http_code} %{num_connects}\n', "https://127.0.0.1:$h2_port/postchatt";
+    }
+    open(my $curl, '-|', 'curl', '--parallel', '-sS', '--max-time', '20', @transfers) or die "curl: $!";
+    ok(wait_until(sub { in_progress() == 2 + 5 }), 'five streams wait in the queue')
+        or diag('in progress: ' . in_progress());
+    unlock_table($psql);
+    my @written = <$curl>;
+    close $curl;
+    ok(read_answers($first), 'the first post answered');
+    is(join(',', sort map { /^(\d+)/ } @written), '200,200,200,200,200', 'five streams: 200');
+    my $connections = 0;
+    $connections += (/ (\d+)$/)[0] for @written;
+    is($connections, 1, 'over one connection');
+    my ($rows, $groups) = stored();
+    is_deeply($rows, {'first|holds the connection' => 1, map { ("h2|stream $_" => 1) } 1 .. 5},
+              'five rows from the streams');
+    is_deeply($groups, [1, 5], 'in one transaction');
+};
+
+unlike(scalar $ng->error_log_text, qr/\[(?:alert|crit|emerg)\]/, 'no alert in the error log');
+$ng->stop;
+truncate_chatts();
+done_testing();

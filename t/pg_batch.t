@@ -1,13 +1,14 @@
-# INSERTs that wait for a database connection are sent together (scenario test).
-# One process, chatterd_pg_pool 1. A psql session locks the table, so the first post's INSERT
-# waits on the server holding the only connection; the posts sent after it wait in chatterd's
-# queue (nginx's stub_status shows them in progress). Once the lock is released, the waiting
-# posts go as one statement: one transaction, so their rows share one `time`.
+# Requests that wait for a database connection are served together (scenario test).
+# One process, chatterd_pg_pool 1. A psql session locks the table, so the first request's
+# statement waits on the server holding the only connection; the requests sent after it wait
+# in chatterd's queue (nginx's stub_status shows them in progress). Once the lock is released:
+# the waiting posts go as one INSERT: one transaction, so their rows share one `time`.
 #   - every value arrives verbatim (the text arrays' quoting: quotes, backslashes, braces,
 #     commas, the word NULL, empty strings, emoji, newlines)
 #   - one message too long in the batch: that post alone gets 400, the others 200
 #   - a client that leaves while waiting: its post stores nothing, the others are stored
 #   - HTTP/2 streams of one connection in one batch
+# the waiting getimages share one COPY, the waiting getchatts another, each answered in full.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
@@ -43,7 +44,8 @@ server {
     location = /status { stub_status; }
 }
 CONF
-    config => "location = /postchatt { chatterd postchatt; }\nlocation = /status { stub_status; }\n");
+    config => "location = /postchatt { chatterd postchatt; }\nlocation = /status { stub_status; }\n"
+            . "location = /getimages { chatterd getimages; }\nlocation = /getchatts { chatterd getchatts; }\n");
 my $json = JSON::PP->new->utf8->canonical;
 
 # Polls $condition (a sub) until it is true; false after $seconds.
@@ -64,14 +66,18 @@ sub in_progress {
     return ($res->{body} // '') =~ /Writing: (\d+)/ ? $1 : -1;
 }
 
-# A psql session holding an EXCLUSIVE lock on chatts (reads go on, INSERTs wait).
+# A psql session holding a lock on chatts: EXCLUSIVE (the default: reads go on, INSERTs
+# wait) or ACCESS EXCLUSIVE (reads wait too).
 sub lock_table {
+    my ($mode) = @_;
+    $mode //= 'EXCLUSIVE';
+    (my $lock = lc $mode) =~ s/(?:^| )(\w)/\u$1/g;
     open(my $psql, '|-', split(' ', $ENV{TEST_NGINX_PSQL}), '-q', '-v', 'ON_ERROR_STOP=1')
         or die "psql: $!";
     $psql->autoflush(1);
-    print $psql "BEGIN;\nLOCK TABLE chatts IN EXCLUSIVE MODE;\n";
-    wait_until(sub { sql_value(q{SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-                                 WHERE c.relname = 'chatts' AND l.mode = 'ExclusiveLock' AND l.granted}) == 1 })
+    print $psql "BEGIN;\nLOCK TABLE chatts IN $mode MODE;\n";
+    wait_until(sub { sql_value(qq{SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                                  WHERE c.relname = 'chatts' AND l.mode = '${lock}Lock' AND l.granted}) == 1 })
         or die "the table lock was not taken\n";
     return $psql;
 }
@@ -82,8 +88,8 @@ sub unlock_table {
     close $psql;
 }
 
-# chatterd's INSERTs waiting for the table lock on the server.
-sub inserts_waiting_on_lock {
+# chatterd's statements waiting for the table lock on the server.
+sub waiting_on_lock {
     return sql_value(q{SELECT count(*) FROM pg_stat_activity
                        WHERE application_name = 'chatterd' AND wait_event_type = 'Lock'});
 }
@@ -134,7 +140,7 @@ sub stored {
 sub post_behind_a_lock {
     my ($psql, @posts) = @_;
     my $first = send_post('first', 'holds the connection');
-    ok(wait_until(sub { inserts_waiting_on_lock() == 1 }), 'the first INSERT waits for the lock');
+    ok(wait_until(sub { waiting_on_lock() == 1 }), 'the first statement waits for the lock');
     my @clients = map { send_post(@$_) } @posts;
     my $expected = 1 + @clients + 1;
     ok(wait_until(sub { in_progress() == $expected }), scalar(@clients) . ' more posts wait in the queue')
@@ -205,7 +211,7 @@ subtest 'HTTP/2 streams of one connection in one batch' => sub {
     my $dir = File::Temp->newdir;
     my $psql = lock_table();
     my $first = send_post('first', 'holds the connection');
-    ok(wait_until(sub { inserts_waiting_on_lock() == 1 }), 'the first INSERT waits for the lock');
+    ok(wait_until(sub { waiting_on_lock() == 1 }), 'the first statement waits for the lock');
     my @transfers;
     for my $i (1 .. 5) {
         push @transfers, '--next' if @transfers;
@@ -228,6 +234,39 @@ subtest 'HTTP/2 streams of one connection in one batch' => sub {
     is_deeply($rows, {'first|holds the connection' => 1, map { ("h2|stream $_" => 1) } 1 .. 5},
               'five rows from the streams');
     is_deeply($groups, [1, 5], 'in one transaction');
+};
+
+subtest 'waiting getimages share one COPY, waiting getchatts another' => sub {
+    truncate_chatts();
+    sql(q{INSERT INTO chatts (username, message, imageurl) SELECT 'user ' || i, 'message ' || i,
+          CASE WHEN i % 2 = 0 THEN 'http://localhost/media/' || i || '.jpeg' END
+          FROM generate_series(1, 300) AS i});
+    $ng->mark_error_log;
+    my $psql = lock_table('ACCESS EXCLUSIVE');
+    my $get = sub {
+        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp')
+            or die "connect: $!";
+        print {$sock} "GET $_[0] HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        return {sock => $sock, in => '', username => $_[0]};
+    };
+    my $first = $get->('/getimages');
+    ok(wait_until(sub { waiting_on_lock() == 1 }), 'the first COPY waits for the lock');
+    my @images = map { $get->('/getimages') } 1 .. 3;
+    my @chatts = map { $get->('/getchatts') } 1 .. 2;
+    ok(wait_until(sub { in_progress() == 1 + 5 + 1 }), 'five more GETs wait in the queue')
+        or diag('in progress: ' . in_progress());
+    unlock_table($psql);
+    ok(read_answers($first, @images, @chatts), 'every client answered');
+    like(answer_of($_), qr/^200 \[/, "$_->{username}: 200 with rows") for $first, @images, @chatts;
+    my $rows = $json->decode($first->{res}{body});
+    is(scalar @$rows, 300, 'getimages: 300 rows');
+    is(scalar(grep { @$_ == 6 } @$rows), 300, 'of 6 elements each');
+    is($_->{res}{body}, $first->{res}{body}, 'a shared getimages: the same rows') for @images;
+    my $chatts = $json->decode($chatts[0]{res}{body});
+    is_deeply($chatts, [map { [@$_[0 .. 3]] } @$rows], 'getchatts: the same rows, 4 elements each');
+    is($chatts[1]{res}{body}, $chatts[0]{res}{body}, 'the other getchatts: the same rows');
+    my @shared = map { /one shared statement for (\d+) requests/ ? $1 : () } $ng->error_log_since_mark;
+    is_deeply(\@shared, [3, 2], 'one COPY for the 3 getimages, one for the 2 getchatts');
 };
 
 unlike(scalar $ng->error_log_text, qr/\[(?:alert|crit|emerg)\]/, 'no alert in the error log');

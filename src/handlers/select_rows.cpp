@@ -131,23 +131,22 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
 
 }  // namespace
 
-ngx_int_t answer_with_rows(ngx_http_request_t* r, const char* copy_sql, const ColumnKind* kinds,
-                           std::size_t column_count) noexcept try {
+ngx_int_t answer_with_rows(ngx_http_request_t* r, const RowsQuery& query) noexcept try {
     ngx_int_t rc = require_method(r, NGX_HTTP_GET | NGX_HTTP_HEAD);
     if (rc != NGX_DECLINED) return rc;
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) return rc;
 
-    if (column_count > kMaxColumns) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (query.column_count > kMaxColumns) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, sizeof(RowsAnswer));
     if (cleanup == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    auto* answer = new (cleanup->data) RowsAnswer(r, kinds, column_count);
+    auto* answer = new (cleanup->data) RowsAnswer(r, query.kinds, query.column_count);
     cleanup->handler = [](void* data) { static_cast<RowsAnswer*>(data)->~RowsAnswer(); };
     ngx_http_set_ctx(r, answer, ngx_http_chatterd_module);
 
     // A client that leaves while the query runs is noticed and its request released.
     r->read_event_handler = ngx_http_test_reading;
-    pg_run(r, PgQuery{nullptr, copy_sql, 0, nullptr, nullptr}, take_rows, answer_rows);
+    pg_run(r, PgQuery{nullptr, query.copy_sql, 0, nullptr, &query.shared}, take_rows, answer_rows);
     return NGX_DONE;
 } catch (const std::exception& e) {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: %s", e.what());

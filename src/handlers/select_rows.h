@@ -2,16 +2,24 @@
 #pragma once
 
 #include "core/json.h"
-#include "ngx/ngx.h"
+#include "ngx/pg_pool.h"
 
 namespace chatterd {
 
-// Runs copy_sql, a `COPY (SELECT ...) TO STDOUT (FORMAT binary)` of at most 8 columns, and
-// answers 200 with its rows as JSON, converting each column as kinds says. Rows are taken as
-// libpq reads them (core/pg_copy.h) and written straight into nginx buffers (the worker's
-// answer blocks, ngx/answer_blocks.h), so the table is held in memory once, as JSON. Returns the content handler's code (NGX_DONE, or an error
-// status).
-ngx_int_t answer_with_rows(ngx_http_request_t* r, const char* copy_sql, const ColumnKind* kinds,
-                           std::size_t column_count) noexcept;
+// A GET endpoint's query: a `COPY (SELECT ...) TO STDOUT (FORMAT binary)` of at most 8
+// columns, each converted to JSON as kinds says. Requests that wait for a connection together
+// share one run of it (PgBatch, shared).
+struct RowsQuery {
+    const char* copy_sql;
+    const ColumnKind* kinds;
+    std::size_t column_count;
+    PgBatch shared{nullptr, nullptr};
+};
+
+// Runs query and answers 200 with its rows as JSON. Rows are taken as libpq reads them
+// (core/pg_copy.h) and written straight into nginx buffers (the worker's answer blocks,
+// ngx/answer_blocks.h), so the table is held in memory once per answer, as JSON. Returns the
+// content handler's code (NGX_DONE, or an error status).
+ngx_int_t answer_with_rows(ngx_http_request_t* r, const RowsQuery& query) noexcept;
 
 }  // namespace chatterd

@@ -159,6 +159,7 @@ void PgPool::close_slot(PgSlot& slot) {
     slot.preparing = nullptr;
     slot.prepared_count = 0;
     slot.copying = false;
+    slot.combined = false;
     slot.state = SlotState::closed;
 }
 
@@ -166,15 +167,20 @@ void PgPool::close_slot(PgSlot& slot) {
 
 void PgPool::start_query(PgSlot& slot, PgCall* call) {
     slot.state = SlotState::busy;
-    slot.rows_refused = false;
     slot.copying = false;
     slot.calls.entries[0] = call;
     slot.calls.count = 1;
     call->slot = &slot;
     slot.query = call->query;
-    if (call->query.batch != nullptr && !call->alone) {
-        join_waiting_calls(slot, call->query.batch);
-        if (slot.calls.count > 1 && !build_batch_query(slot)) {
+    const PgBatch* batch = call->query.batch;
+    if (batch != nullptr && !call->alone) {
+        join_waiting_calls(slot, batch);
+        if (slot.calls.count > 1) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log_, 0,
+                           "chatterd: one %s statement for %uz requests",
+                           batch->sql ? "combined" : "shared", slot.calls.count);
+        }
+        if (batch->sql != nullptr && slot.calls.count > 1 && !build_batch_query(slot)) {
             // Out of memory for the batch: the others wait, this one runs alone.
             SlotCalls others = take_calls(slot);
             others.entries[0] = nullptr;
@@ -258,17 +264,18 @@ void PgPool::advance_query(PgSlot& slot, bool writable) {
     }
 }
 
-// Hands every CopyData message libpq has read to the request, until the COPY ends (its final
-// result follows) or more input is needed. A request that went away, or that did not ask for a
-// COPY, gets none: the data is read and dropped.
+// Hands every CopyData message libpq has read to the requests (several when shared), until
+// the COPY ends (its final result follows) or more input is needed. A request that went away,
+// or that did not ask for a COPY, gets none: the data is read and dropped.
 PgPool::CopyProgress PgPool::take_copy_data(PgSlot& slot) {
     char* data = nullptr;
     int length;
     while ((length = PQgetCopyData(slot.conn, &data, 1)) > 0) {
-        PgCall* call = slot.calls.count == 1 ? slot.calls.entries[0] : nullptr;  // never batched
-        if (call != nullptr && call->on_row != nullptr && !slot.rows_refused) {
-            std::string_view message(data, static_cast<std::size_t>(length));
-            slot.rows_refused = !call->on_row(call->request, message);
+        std::string_view message(data, static_cast<std::size_t>(length));
+        for (std::size_t i = 0; i < slot.calls.count; i++) {
+            PgCall* call = slot.calls.entries[i];
+            if (call == nullptr || call->on_row == nullptr || call->rows_refused) continue;
+            call->rows_refused = !call->on_row(call->request, message);
         }
         PQfreemem(data);
     }
@@ -294,7 +301,8 @@ void PgPool::finish_query(PgSlot& slot) {
     ngx_del_timer(&slot.deadline);
     SlotCalls calls = take_calls(slot);
     PGresult* result = slot.final_result;
-    bool rows_refused = slot.rows_refused;
+    bool combined = slot.combined;
+    slot.combined = false;
     slot.final_result = nullptr;
     slot.state = SlotState::idle;
     // A connection left inside a transaction or broken is not reused.
@@ -302,12 +310,11 @@ void PgPool::finish_query(PgSlot& slot) {
         log_failure(slot, "connection state check");
         close_slot(slot);
     }
-    if (calls.count > 1 && batch_failed(result)) {
+    if (combined && batch_failed(result)) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log_, 0,
-                       "chatterd: a batch of %uz failed, its requests run alone", calls.count);
+                       "chatterd: a combined statement for %uz requests failed, each runs alone",
+                       calls.count);
         requeue_at_head(calls, true);
-    } else if (rows_refused && result != nullptr) {
-        deliver_all(calls, nullptr, "the rows were refused");
     } else {
         deliver_all(calls, result, result ? nullptr : "postgres returned no result");
     }

@@ -133,7 +133,11 @@ void PgPool::deliver_all(const SlotCalls& calls, PGresult* result, const char* r
         PgCall* call = ngx_queue_data(ngx_queue_head(&pending), PgCall, link);
         ngx_queue_remove(&call->link);
         call->awaiting_delivery = false;
-        deliver(call, result, reason, calls.count);
+        if (call->rows_refused && result != nullptr) {
+            deliver(call, nullptr, "the rows were refused", calls.count);
+        } else {
+            deliver(call, result, reason, calls.count);
+        }
     }
 }
 
@@ -169,7 +173,9 @@ std::size_t value_bytes(const PgQuery& query) {
 // Takes into slot, after its first request, the waiting requests of the same batch, in queue
 // order. They only wait when every connection is busy, so a batch never delays a request.
 void PgPool::join_waiting_calls(PgSlot& slot, const PgBatch* batch) {
-    if (static_cast<std::size_t>(slot.calls.entries[0]->query.param_count) > kMaxBatchParams) return;
+    std::size_t params = static_cast<std::size_t>(slot.calls.entries[0]->query.param_count);
+    // A shared statement is the same for every request only without parameters.
+    if (batch->sql == nullptr ? params > 0 : params > kMaxBatchParams) return;
     std::size_t bytes = value_bytes(slot.calls.entries[0]->query);
     ngx_queue_t* link = ngx_queue_head(&waiting_);
     while (link != ngx_queue_sentinel(&waiting_) && slot.calls.count < kMaxBatchCalls) {
@@ -184,7 +190,7 @@ void PgPool::join_waiting_calls(PgSlot& slot, const PgBatch* batch) {
     }
 }
 
-// The batch's statement, with each parameter the text array of the requests' values.
+// The combined statement, with each parameter the text array of the requests' values.
 bool PgPool::build_batch_query(PgSlot& slot) noexcept try {
     const PgQuery& first = slot.calls.entries[0]->query;
     for (int p = 0; p < first.param_count; p++) {
@@ -199,6 +205,7 @@ bool PgPool::build_batch_query(PgSlot& slot) noexcept try {
     }
     slot.query = PgQuery{first.batch->name, first.batch->sql, first.param_count, slot.batch_params,
                          nullptr};
+    slot.combined = true;
     return true;
 } catch (const std::exception&) {
     return false;

@@ -3,7 +3,7 @@
 // A worker never waits for the database: connections are opened with PQconnectStartParams,
 // queries are sent with PQsendQueryParams, and the libpq socket is an nginx connection whose
 // events advance the protocol. Requests beyond the pool wait in a bounded FIFO; waiting
-// requests that run the same batchable statement are sent together, as one statement.
+// requests that run the same batchable statement are served by one statement.
 #pragma once
 
 #include "ngx/conf.h"
@@ -18,16 +18,20 @@ struct PgOutcome {
                          // the same result goes to each of them
 };
 
-// A statement that carries the values of many requests at once. When several requests wait
-// for a connection with the same PgBatch, the next free connection runs its sql once for all of
-// them instead of the single statement once each: one round trip and one commit. Its parameters
-// are the single statement's, each as a text array of the requests' values (in queue order,
-// SQL NULL elements for null values). It must do all or nothing (one statement is one
-// transaction); when it fails, every request runs its own statement instead, so that one
-// request's bad value (a message too long) fails only that request.
+// How requests that wait for a connection with the same PgBatch are served together by the
+// next free connection, instead of one statement each. They only wait when every connection
+// is busy, so this never delays a request; each was waiting before the statement started, so
+// each sees every write committed before it arrived.
+//   combined (sql set): sql carries the values of all of them: its parameters are the single
+//     statement's, each as a text array of the requests' values (in queue order, SQL NULL
+//     elements for null values). One round trip, one commit. It must do all or nothing (one
+//     statement is one transaction); when it fails, every request runs its own statement
+//     instead, so that one request's bad value (a message too long) fails only that request.
+//   shared (sql null): the requests run the very same statement, without parameters (a read):
+//     it runs once, and each of them gets every row and the outcome.
 struct PgBatch {
-    const char* name;  // prepared once per connection under this name (a constant)
-    const char* sql;
+    const char* name;  // combined: prepared once per connection under this name (a constant)
+    const char* sql;   // combined: the statement; null: shared
 };
 
 struct PgQuery {

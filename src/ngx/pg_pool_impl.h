@@ -28,10 +28,10 @@ struct PgSlot {
     SlotState state = SlotState::closed;
     SlotCalls calls;                // busy: the requests the statement serves
     PgQuery query{};                // busy: the statement sent (the request's own, or the batch)
+    bool combined = false;          // busy: query is a combined batch (PgBatch::sql)
     std::string batch_values[kMaxBatchParams];  // a batch's parameters: text arrays
     const char* batch_params[kMaxBatchParams] = {};
     PGresult* final_result = nullptr;
-    bool rows_refused = false;           // on_row refused rows: the rest are read and dropped
     bool copying = false;                // busy reading a COPY's data
     const char* preparing = nullptr;     // busy preparing this statement before running it
     const char* prepared[8] = {};        // statement names this connection has prepared
@@ -51,6 +51,7 @@ struct PgCall {
     ngx_queue_t link;    // waiting in the pool's queue when queued
     bool queued;
     bool alone;          // its batch failed: it runs its own statement
+    bool rows_refused;   // on_row refused rows: the rest are dropped, the outcome is a failure
     bool awaiting_delivery;  // in deliver_all's list (link), its statement's outcome known
     ngx_event_t deadline;
 };

@@ -11,14 +11,12 @@ namespace chatterd {
 constexpr std::size_t kAnswerBlockSize = 64 * 1024;
 constexpr std::size_t kMaxKeptAnswerBlocks = 64;   // 4 MiB per worker at most, once used
 
-// A buffer over an answer block, allocated in pool; null when out of memory. Its memory goes
-// back with give_back_answer_block(b) once nothing refers to it any more (the request pool's
-// cleanup): the pool does not free it.
-ngx_buf_t* take_answer_block(ngx_pool_t* pool) noexcept;
+// A block of kAnswerBlockSize bytes; null when out of memory.
+u_char* take_answer_block(ngx_log_t* log) noexcept;
 
-// Returns b's block to the worker's cache (or to the heap when the cache is full) if b came
-// from take_answer_block; does nothing for other buffers.
-void give_back_answer_block(ngx_buf_t* b) noexcept;
+// Returns a block from take_answer_block to the worker's cache (or to the heap when the cache
+// is full), once nothing refers to it any more.
+void give_back_answer_block(u_char* block) noexcept;
 
 // Frees the cached blocks (worker exit).
 void release_answer_blocks() noexcept;

@@ -160,6 +160,7 @@ void PgPool::close_slot(PgSlot& slot) {
     slot.prepared_count = 0;
     slot.copying = false;
     slot.combined = false;
+    slot.shared = false;
     slot.state = SlotState::closed;
 }
 
@@ -180,6 +181,7 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
                            "chatterd: one %s statement for %uz requests",
                            batch->sql ? "combined" : "shared", slot.calls.count);
         }
+        slot.shared = batch->sql == nullptr && slot.calls.count > 1;
         if (batch->sql != nullptr && slot.calls.count > 1 && !build_batch_query(slot)) {
             // Out of memory for the batch: the others wait, this one runs alone.
             SlotCalls others = take_calls(slot);
@@ -264,17 +266,16 @@ void PgPool::advance_query(PgSlot& slot, bool writable) {
     }
 }
 
-// Hands every CopyData message libpq has read to the requests (several when shared), until
-// the COPY ends (its final result follows) or more input is needed. A request that went away,
-// or that did not ask for a COPY, gets none: the data is read and dropped.
+// Hands every CopyData message libpq has read to the request (a shared statement's reader),
+// until the COPY ends (its final result follows) or more input is needed. A request that went
+// away, or that did not ask for a COPY, gets none: the data is read and dropped.
 PgPool::CopyProgress PgPool::take_copy_data(PgSlot& slot) {
     char* data = nullptr;
     int length;
     while ((length = PQgetCopyData(slot.conn, &data, 1)) > 0) {
-        std::string_view message(data, static_cast<std::size_t>(length));
-        for (std::size_t i = 0; i < slot.calls.count; i++) {
-            PgCall* call = slot.calls.entries[i];
-            if (call == nullptr || call->on_row == nullptr || call->rows_refused) continue;
+        PgCall* call = slot.calls.count > 0 ? slot.calls.entries[0] : nullptr;  // the reader
+        if (call != nullptr && call->on_row != nullptr && !call->rows_refused) {
+            std::string_view message(data, static_cast<std::size_t>(length));
             call->rows_refused = !call->on_row(call->request, message);
         }
         PQfreemem(data);
@@ -302,7 +303,9 @@ void PgPool::finish_query(PgSlot& slot) {
     SlotCalls calls = take_calls(slot);
     PGresult* result = slot.final_result;
     bool combined = slot.combined;
+    bool shared = slot.shared;
     slot.combined = false;
+    slot.shared = false;
     slot.final_result = nullptr;
     slot.state = SlotState::idle;
     // A connection left inside a transaction or broken is not reused.
@@ -315,6 +318,8 @@ void PgPool::finish_query(PgSlot& slot) {
                        "chatterd: a combined statement for %uz requests failed, each runs alone",
                        calls.count);
         requeue_at_head(calls, true);
+    } else if (shared && result != nullptr && PQresultStatus(result) == PGRES_COMMAND_OK) {
+        deliver_shared(calls, result);
     } else {
         deliver_all(calls, result, result ? nullptr : "postgres returned no result");
     }

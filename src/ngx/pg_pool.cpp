@@ -15,7 +15,7 @@ void PgPool::submit(PgCall* call) {
     if (waiting_count_ >= spec_.queue && !has_idle_slot()) {
         ngx_log_error(NGX_LOG_ERR, call->request->connection->log, 0,
                       "postgres request queue is full (chatterd_pg_queue %ui)", spec_.queue);
-        deliver(call, nullptr, "postgres request queue is full");
+        deliver(call, PgOutcome{nullptr, "postgres request queue is full", 1, nullptr});
         return;
     }
     ngx_queue_insert_tail(&waiting_, &call->link);
@@ -63,7 +63,7 @@ void PgPool::fail_waiting_if_no_hope() {
     while (!ngx_queue_empty(&waiting_)) {
         PgCall* call = ngx_queue_data(ngx_queue_head(&waiting_), PgCall, link);
         unqueue(call);
-        deliver(call, nullptr, "postgres is unreachable");
+        deliver(call, PgOutcome{nullptr, "postgres is unreachable", 1, nullptr});
     }
 }
 
@@ -95,7 +95,7 @@ void PgPool::call_timed_out(PgCall* call) {
                   "postgres did not answer within chatterd_pg_timeout %M ms", spec_.timeout);
     PgSlot* slot = call->slot;
     detach(call);
-    deliver(call, nullptr, "postgres timed out");
+    deliver(call, PgOutcome{nullptr, "postgres timed out", 1, nullptr});
     // The connection is in an unknown state mid-query: drop it rather than wait. Requests
     // batched with this one are answered 503 too: their rows may have been stored, so they
     // cannot be sent again.
@@ -107,15 +107,25 @@ void PgPool::call_timed_out(PgCall* call) {
 }
 
 // Hands the outcome to the request's handler and finalizes the request with its answer.
-void PgPool::deliver(PgCall* call, PGresult* result, const char* reason, std::size_t calls) {
+void PgPool::deliver(PgCall* call, const PgOutcome& outcome) {
     detach(call);
     ngx_http_request_t* r = call->request;
     ngx_connection_t* c = r->connection;
     call->request = nullptr;
-    ngx_int_t rc = call->on_done(r, PgOutcome{result, reason, calls});
+    ngx_int_t rc = call->on_done(r, outcome);
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
 }
+
+namespace {
+// What a request whose on_row refused the rows gets instead of its statement's result.
+PgOutcome outcome_for(const PgCall* call, PGresult* result, const char* reason, std::size_t calls) {
+    if (call->rows_refused && result != nullptr) {
+        return PgOutcome{nullptr, "the rows were refused", calls, nullptr};
+    }
+    return PgOutcome{result, reason, calls, nullptr};
+}
+}  // namespace
 
 // Delivers one outcome to every request a statement served. Finalizing one request can free
 // another (two HTTP/2 streams of one connection): the requests wait in a list that a request
@@ -133,10 +143,38 @@ void PgPool::deliver_all(const SlotCalls& calls, PGresult* result, const char* r
         PgCall* call = ngx_queue_data(ngx_queue_head(&pending), PgCall, link);
         ngx_queue_remove(&call->link);
         call->awaiting_delivery = false;
-        if (call->rows_refused && result != nullptr) {
-            deliver(call, nullptr, "the rows were refused", calls.count);
+        deliver(call, outcome_for(call, result, reason, calls.count));
+    }
+}
+
+// A shared statement that ran to its end: its reader (the first request) took the rows. The
+// others are answered first, from the reader's rows, while the reader is there (the reader
+// waits last in the list; a request going away leaves it), then the reader. Without a reader,
+// the others run the statement again.
+void PgPool::deliver_shared(const SlotCalls& calls, PGresult* result) {
+    PgCall* reader = calls.entries[0];
+    if (reader == nullptr) return requeue_at_head(calls, false);
+    ngx_queue_t pending;
+    ngx_queue_init(&pending);
+    for (std::size_t i = 1; i <= calls.count; i++) {
+        PgCall* call = calls.entries[i % calls.count];   // the reader last
+        if (call == nullptr) continue;
+        ngx_queue_insert_tail(&pending, &call->link);
+        call->awaiting_delivery = true;
+    }
+    const ngx_queue_t* reader_link = &reader->link;
+    ngx_http_request_t* rows_reader = reader->request;
+    while (!ngx_queue_empty(&pending)) {
+        bool reader_waits = ngx_queue_last(&pending) == reader_link;
+        PgCall* call = ngx_queue_data(ngx_queue_head(&pending), PgCall, link);
+        ngx_queue_remove(&call->link);
+        call->awaiting_delivery = false;
+        if (!reader_waits) {
+            requeue_at_head(call, false);
+        } else if (call == reader) {
+            deliver(call, outcome_for(call, result, nullptr, 1));
         } else {
-            deliver(call, result, reason, calls.count);
+            deliver(call, PgOutcome{result, nullptr, 1, rows_reader});
         }
     }
 }
@@ -145,14 +183,16 @@ void PgPool::deliver_all(const SlotCalls& calls, PGresult* result, const char* r
 // runs its own statement), back at the head of the queue, in their order.
 void PgPool::requeue_at_head(const SlotCalls& calls, bool alone) {
     for (std::size_t i = calls.count; i-- > 0;) {
-        PgCall* call = calls.entries[i];
-        if (call == nullptr) continue;
-        call->slot = nullptr;
-        call->alone = call->alone || alone;
-        ngx_queue_insert_head(&waiting_, &call->link);
-        call->queued = true;
-        waiting_count_++;
+        if (calls.entries[i] != nullptr) requeue_at_head(calls.entries[i], alone);
     }
+}
+
+void PgPool::requeue_at_head(PgCall* call, bool alone) {
+    call->slot = nullptr;
+    call->alone = call->alone || alone;
+    ngx_queue_insert_head(&waiting_, &call->link);
+    call->queued = true;
+    waiting_count_++;
 }
 
 // ---- batches -------------------------------------------------------------------------------
@@ -237,7 +277,7 @@ void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
     if (pool == nullptr || cleanup == nullptr) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       pool ? "chatterd: out of memory" : "chatterd: no postgres pool in this worker");
-        ngx_http_finalize_request(r, on_done(r, PgOutcome{nullptr, "no pool", 1}));
+        ngx_http_finalize_request(r, on_done(r, PgOutcome{nullptr, "no pool", 1, nullptr}));
         return;
     }
     call->request = r;

@@ -16,6 +16,9 @@ struct PgOutcome {
     const char* reason;  // no result: why, for the error log
     std::size_t calls;   // how many requests' values the statement carried (1 unless batched):
                          // the same result goes to each of them
+    ngx_http_request_t* rows_reader;  // shared statement: the request whose on_row took the
+                         // rows, when that was another one (it is answered after this one);
+                         // null otherwise
 };
 
 // How requests that wait for a connection with the same PgBatch are served together by the
@@ -28,7 +31,9 @@ struct PgOutcome {
 //     statement is one transaction); when it fails, every request runs its own statement
 //     instead, so that one request's bad value (a message too long) fails only that request.
 //   shared (sql null): the requests run the very same statement, without parameters (a read):
-//     it runs once, and each of them gets every row and the outcome.
+//     it runs once. Its rows go to the first of them, the reader; each of the others gets the
+//     outcome with rows_reader set, and answers from what the reader built. A reader that goes
+//     away before the end takes the rows with it: the others then run the statement again.
 struct PgBatch {
     const char* name;  // combined: prepared once per connection under this name (a constant)
     const char* sql;   // combined: the statement; null: shared
@@ -45,7 +50,7 @@ struct PgQuery {
 
 // For a COPY ... TO STDOUT (sent unprepared: COPY cannot be prepared), called for every
 // CopyData message (binary COPY: whole rows, see core/pg_copy.h), which is freed afterwards;
-// null for other queries. Returns false when it could not take them (malformed, out of
+// null for other queries. A shared statement's rows go to its reader only. Returns false when it could not take them (malformed, out of
 // memory): the rest is discarded and on_done sees outcome.result null.
 using PgRowHandler = bool (*)(ngx_http_request_t* r, std::string_view copy_data);
 // Called once; builds the response and returns the code the request is finalized with.

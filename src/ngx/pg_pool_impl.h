@@ -29,6 +29,7 @@ struct PgSlot {
     SlotCalls calls;                // busy: the requests the statement serves
     PgQuery query{};                // busy: the statement sent (the request's own, or the batch)
     bool combined = false;          // busy: query is a combined batch (PgBatch::sql)
+    bool shared = false;            // busy: query is shared by calls (PgBatch, sql null)
     std::string batch_values[kMaxBatchParams];  // a batch's parameters: text arrays
     const char* batch_params[kMaxBatchParams] = {};
     PGresult* final_result = nullptr;
@@ -109,8 +110,10 @@ private:
     bool has_idle_slot() const;
     void dispatch();
     void fail_waiting_if_no_hope();
-    void deliver(PgCall* call, PGresult* result, const char* reason, std::size_t calls = 1);
+    void deliver(PgCall* call, const PgOutcome& outcome);
     void deliver_all(const SlotCalls& calls, PGresult* result, const char* reason);
+    void deliver_shared(const SlotCalls& calls, PGresult* result);
+    void requeue_at_head(PgCall* call, bool alone);
     void requeue_at_head(const SlotCalls& calls, bool alone);
     void unqueue(PgCall* call);
     void log_failure(PgSlot& slot, const char* what);

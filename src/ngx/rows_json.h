@@ -1,0 +1,65 @@
+// The JSON answer of one run of a rows query (getchatts, getimages): built once, as the binary
+// COPY rows arrive, into blocks the worker keeps (ngx/answer_blocks.h), and sent to every
+// request that shared the run (PgBatch, shared). Heap memory with a count of the requests that
+// hold it: the last one to let go gives the blocks back.
+#pragma once
+
+#include "core/json.h"
+#include "core/pg_copy.h"
+#include "ngx/ngx.h"
+
+#include <vector>
+
+namespace chatterd {
+
+class RowsJson final : JsonSink {
+public:
+    // A new answer, held once; null when out of memory. kinds must outlive it.
+    static RowsJson* create(const ColumnKind* kinds, std::size_t column_count,
+                            ngx_log_t* log) noexcept;
+    void hold() noexcept { holders_++; }
+    void let_go() noexcept;
+
+    // One CopyData message: its rows are written as JSON. False (and logged) when they could
+    // not be: the answer is refused from then on.
+    bool take(std::string_view copy_data, ngx_log_t* log) noexcept;
+    // Ends the array once the COPY is over; false (and logged) when the rows are incomplete or
+    // were refused. Every request of the run calls it; the text is finished once.
+    bool finish(ngx_log_t* log) noexcept;
+
+    // Buffers over the text for one request (allocated in its pool, the memory not copied), or
+    // null when out of memory. The request must hold the answer while they are being sent.
+    ngx_chain_t* body(ngx_pool_t* pool) const noexcept;
+    off_t length() const { return length_; }
+
+    RowsJson(const RowsJson&) = delete;
+    RowsJson& operator=(const RowsJson&) = delete;
+
+private:
+    RowsJson(const ColumnKind* kinds, std::size_t column_count);
+    ~RowsJson();
+
+    JsonRoom more_room(char* written_end, std::size_t size) override;
+    void complete(char* written_end) override;
+    bool refuse(ngx_log_t* log, const char* why) noexcept;
+
+    // A region of text: an answer block, or, for a row that would not fit one, its own memory.
+    struct Piece {
+        u_char* start;
+        u_char* last;
+        u_char* end;
+        bool answer_block;
+    };
+
+    const ColumnKind* kinds_;
+    std::size_t column_count_;
+    std::size_t holders_ = 1;
+    std::vector<Piece> pieces_;
+    off_t length_ = 0;
+    CopyBinaryRows rows_;
+    bool refused_ = false;
+    bool finished_ = false;
+    JsonRowsWriter writer_;   // last: it writes "[" through more_room on construction
+};
+
+}  // namespace chatterd

@@ -30,6 +30,7 @@ public:
     off_t size() const { return size_; }
 
 private:
+    void start_writeback();
     bool publish_anonymous();
     bool publish_temporary();
     void log_errno(const char* what, std::string_view name) const;
@@ -39,7 +40,10 @@ private:
     int fd_ = -1;
     std::string temp_name_;   // only when O_TMPFILE is not available
     std::string final_name_;  // set once published
+    static constexpr off_t kWritebackChunk = 512 * 1024;
+
     off_t size_ = 0;
+    off_t written_back_ = 0;  // bytes whose writeback was asked for
     bool committed_ = false;
 };
 

@@ -270,8 +270,9 @@ push @md, '## Method', '',
     . 'on it: absolute numbers move between runs; the ratios, measured minutes apart in the same run, '
     . 'are what the targets use, and CPU ms/req tells the cost apart from the noise.',
     '- Raw per-run numbers: bench/out/results.tsv; wrk and pgbench outputs: bench/out/logs/.',
-    '- Why targets were missed (perf profiles, syscall traces, experiments; written for the run of '
-    . '2026-11-24, not regenerated): bench/PROFILE.md.', '';
+    '- Why targets were missed, and what changed after which measurements (perf profiles, syscall '
+    . 'traces, alternated experiments; written for the runs of 2026-11-24 and 2026-12-01, not '
+    . 'regenerated): bench/PROFILE.md.', '';
 
 open my $rh, '>', $report or die "report.pl: $report: $!\n";
 print {$rh} join("\n", @md);

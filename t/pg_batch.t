@@ -24,6 +24,11 @@ use JSON::PP ();
 use Time::HiRes ();
 
 plan skip_all => 'TEST_NGINX_PSQL is not set (run through make test)' unless $ENV{TEST_NGINX_PSQL};
+# stub_status shows the waiting requests; the debug log, the shared COPYs.
+my $binary = Chatterd::NginxProcess::binary_from_env();
+my $features = `$binary -V 2>&1`;
+plan skip_all => "$binary lacks --with-debug or --with-http_stub_status_module"
+    unless $features =~ /--with-debug/ && $features =~ /--with-http_stub_status_module/;
 $ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user=chatter';
 
 # HTTP/2 over TLS (curl's --parallel does not multiplex h2c streams), self-signed.

@@ -8,7 +8,8 @@
 #   - one message too long in the batch: that post alone gets 400, the others 200
 #   - a client that leaves while waiting: its post stores nothing, the others are stored
 #   - HTTP/2 streams of one connection in one batch
-# the waiting getimages share one COPY, the waiting getchatts another, each answered in full.
+# the waiting getimages share one COPY, the waiting getchatts another, each answered in full;
+#   a reader that leaves mid-COPY: the other request runs it again.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
@@ -72,17 +73,20 @@ sub in_progress {
 }
 
 # A psql session holding a lock on chatts: EXCLUSIVE (the default: reads go on, INSERTs
-# wait) or ACCESS EXCLUSIVE (reads wait too).
+# wait) or ACCESS EXCLUSIVE (reads wait too). With queued => 1, the lock is only asked for:
+# it waits behind the locks taken before it (and statements asking after it wait behind it).
 sub lock_table {
-    my ($mode) = @_;
+    my ($mode, %opt) = @_;
     $mode //= 'EXCLUSIVE';
     (my $lock = lc $mode) =~ s/(?:^| )(\w)/\u$1/g;
+    my $granted = $opt{queued} ? 'false' : 'true';
     open(my $psql, '|-', split(' ', $ENV{TEST_NGINX_PSQL}), '-q', '-v', 'ON_ERROR_STOP=1')
         or die "psql: $!";
     $psql->autoflush(1);
     print $psql "BEGIN;\nLOCK TABLE chatts IN $mode MODE;\n";
     wait_until(sub { sql_value(qq{SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-                                  WHERE c.relname = 'chatts' AND l.mode = '${lock}Lock' AND l.granted}) == 1 })
+                                  WHERE c.relname = 'chatts' AND l.mode = '${lock}Lock'
+                                  AND l.granted = $granted}) == 1 })
         or die "the table lock was not taken\n";
     return $psql;
 }
@@ -104,6 +108,14 @@ sub post_request {
     my $body = $json->encode({username => $username, message => $message});
     return "POST /postchatt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
          . "Content-Type: application/json\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
+}
+
+sub send_get {
+    my ($path) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp')
+        or die "connect: $!";
+    print {$sock} "GET $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    return {sock => $sock, in => '', username => $path};
 }
 
 sub send_post {
@@ -249,16 +261,10 @@ subtest 'waiting getimages share one COPY, waiting getchatts another' => sub {
           FROM generate_series(1, 300) AS i});
     $ng->mark_error_log;
     my $psql = lock_table('ACCESS EXCLUSIVE');
-    my $get = sub {
-        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp')
-            or die "connect: $!";
-        print {$sock} "GET $_[0] HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-        return {sock => $sock, in => '', username => $_[0]};
-    };
-    my $first = $get->('/getimages');
+    my $first = send_get('/getimages');
     ok(wait_until(sub { waiting_on_lock() == 1 }), 'the first COPY waits for the lock');
-    my @images = map { $get->('/getimages') } 1 .. 3;
-    my @chatts = map { $get->('/getchatts') } 1 .. 2;
+    my @images = map { send_get('/getimages') } 1 .. 3;
+    my @chatts = map { send_get('/getchatts') } 1 .. 2;
     ok(wait_until(sub { in_progress() == 1 + 5 + 1 }), 'five more GETs wait in the queue')
         or diag('in progress: ' . in_progress());
     unlock_table($psql);
@@ -273,6 +279,34 @@ subtest 'waiting getimages share one COPY, waiting getchatts another' => sub {
     is($chatts[1]{res}{body}, $chatts[0]{res}{body}, 'the other getchatts: the same rows');
     my @shared = map { /one shared statement for (\d+) requests/ ? $1 : () } $ng->error_log_since_mark;
     is_deeply(\@shared, [3, 2], 'one COPY for the 3 getimages, one for the 2 getchatts');
+};
+
+# The reader of a shared COPY (the request that builds the JSON) leaves while the COPY runs:
+# the other request runs the COPY again and gets every row. A second lock, asked for while the
+# first is held, makes the shared COPY wait on the server once the first request's is done.
+subtest 'a shared COPY whose reader leaves: the other request runs it again' => sub {
+    truncate_chatts();
+    sql(q{INSERT INTO chatts (username, message) SELECT 'user ' || i, 'message ' || i
+          FROM generate_series(1, 50) AS i});
+    $ng->mark_error_log;
+    my $first_lock = lock_table('ACCESS EXCLUSIVE');
+    my $first = send_get('/getimages');
+    ok(wait_until(sub { waiting_on_lock() == 1 }), 'the first COPY waits for the lock');
+    my ($reader, $other) = map { send_get('/getimages') } 1 .. 2;
+    ok(wait_until(sub { in_progress() == 1 + 2 + 1 }), 'two more GETs wait in the queue')
+        or diag('in progress: ' . in_progress());
+    my $second_lock = lock_table('ACCESS EXCLUSIVE', queued => 1);
+    unlock_table($first_lock);
+    ok(read_answers($first), 'the first GET answered');
+    like(answer_of($first), qr/^200 \[/, 'the first GET: 200 with rows');
+    ok(wait_until(sub { waiting_on_lock() == 1 }), 'the shared COPY waits for the second lock');
+    close $reader->{sock};
+    ok(wait_until(sub { in_progress() == 1 + 1 }), 'nginx noticed the reader leave');
+    unlock_table($second_lock);
+    ok(read_answers($other), 'the other GET answered');
+    is(answer_of($other), answer_of($first), 'with every row');
+    my @shared = map { /one shared statement for (\d+) requests/ ? $1 : () } $ng->error_log_since_mark;
+    is_deeply(\@shared, [2], 'after one shared COPY for both');
 };
 
 unlike(scalar $ng->error_log_text, qr/\[(?:alert|crit|emerg)\]/, 'no alert in the error log');

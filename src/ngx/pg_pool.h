@@ -50,8 +50,9 @@ struct PgQuery {
 
 // For a COPY ... TO STDOUT (sent unprepared: COPY cannot be prepared), called for every
 // CopyData message (binary COPY: whole rows, see core/pg_copy.h), which is freed afterwards;
-// null for other queries. A shared statement's rows go to its reader only. Returns false when it could not take them (malformed, out of
-// memory): the rest is discarded and on_done sees outcome.result null.
+// null for other queries. A shared statement's rows go to its reader only. Returns false when
+// it could not take them (malformed, out of memory): the rest is discarded and on_done sees
+// outcome.result null.
 using PgRowHandler = bool (*)(ngx_http_request_t* r, std::string_view copy_data);
 // Called once; builds the response and returns the code the request is finalized with.
 using PgDoneHandler = ngx_int_t (*)(ngx_http_request_t* r, const PgOutcome& outcome);

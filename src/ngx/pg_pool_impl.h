@@ -53,7 +53,7 @@ struct PgCall {
     bool queued;
     bool alone;          // its batch failed: it runs its own statement
     bool rows_refused;   // on_row refused rows: the rest are dropped, the outcome is a failure
-    bool awaiting_delivery;  // in deliver_all's list (link), its statement's outcome known
+    bool awaiting_delivery;  // in deliver_all's or deliver_shared's list (link)
     ngx_event_t deadline;
 };
 

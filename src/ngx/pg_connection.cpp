@@ -152,15 +152,10 @@ void PgPool::close_slot(PgSlot& slot) {
     if (slot.conn != nullptr) PQfinish(slot.conn);
     slot.final_result = nullptr;
     slot.conn = nullptr;
-    for (std::size_t i = 0; i < slot.calls.count; i++) {
-        if (slot.calls.entries[i] != nullptr) slot.calls.entries[i]->slot = nullptr;
-    }
-    slot.calls.count = 0;
+    take_calls(slot);
     slot.preparing = nullptr;
     slot.prepared_count = 0;
     slot.copying = false;
-    slot.combined = false;
-    slot.shared = false;
     slot.state = SlotState::closed;
 }
 
@@ -181,15 +176,12 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
                            "chatterd: one %s statement for %uz requests",
                            batch->sql ? "combined" : "shared", slot.calls.count);
         }
-        slot.shared = batch->sql == nullptr && slot.calls.count > 1;
         if (batch->sql != nullptr && slot.calls.count > 1 && !build_batch_query(slot)) {
             // Out of memory for the batch: the others wait, this one runs alone.
-            SlotCalls others = take_calls(slot);
+            SlotCalls others = slot.calls;
             others.entries[0] = nullptr;
-            requeue_at_head(others, false);
-            slot.calls.entries[0] = call;
             slot.calls.count = 1;
-            call->slot = &slot;
+            requeue_at_head(others, false);
         }
     }
     if (!send_query(slot, slot.query)) {
@@ -302,10 +294,7 @@ void PgPool::finish_query(PgSlot& slot) {
     ngx_del_timer(&slot.deadline);
     SlotCalls calls = take_calls(slot);
     PGresult* result = slot.final_result;
-    bool combined = slot.combined;
-    bool shared = slot.shared;
-    slot.combined = false;
-    slot.shared = false;
+    const PgBatch* batch = calls.count > 1 ? slot.query.batch : nullptr;
     slot.final_result = nullptr;
     slot.state = SlotState::idle;
     // A connection left inside a transaction or broken is not reused.
@@ -313,12 +302,13 @@ void PgPool::finish_query(PgSlot& slot) {
         log_failure(slot, "connection state check");
         close_slot(slot);
     }
-    if (combined && batch_failed(result)) {
+    if (batch != nullptr && batch->sql != nullptr && batch_failed(result)) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log_, 0,
                        "chatterd: a combined statement for %uz requests failed, each runs alone",
                        calls.count);
         requeue_at_head(calls, true);
-    } else if (shared && result != nullptr && PQresultStatus(result) == PGRES_COMMAND_OK) {
+    } else if (batch != nullptr && batch->sql == nullptr && result != nullptr
+               && PQresultStatus(result) == PGRES_COMMAND_OK) {
         deliver_shared(calls, result);
     } else {
         deliver_all(calls, result, result ? nullptr : "postgres returned no result");

@@ -125,6 +125,19 @@ PgOutcome outcome_for(const PgCall* call, PGresult* result, const char* reason, 
     }
     return PgOutcome{result, reason, calls, nullptr};
 }
+
+// The list of requests a statement's outcome goes to, one after the other (deliver_all).
+void await_delivery(ngx_queue_t& pending, PgCall* call) {
+    ngx_queue_insert_tail(&pending, &call->link);
+    call->awaiting_delivery = true;
+}
+
+PgCall* next_delivery(ngx_queue_t& pending) {
+    PgCall* call = ngx_queue_data(ngx_queue_head(&pending), PgCall, link);
+    ngx_queue_remove(&call->link);
+    call->awaiting_delivery = false;
+    return call;
+}
 }  // namespace
 
 // Delivers one outcome to every request a statement served. Finalizing one request can free
@@ -134,15 +147,10 @@ void PgPool::deliver_all(const SlotCalls& calls, PGresult* result, const char* r
     ngx_queue_t pending;
     ngx_queue_init(&pending);
     for (std::size_t i = 0; i < calls.count; i++) {
-        PgCall* call = calls.entries[i];
-        if (call == nullptr) continue;
-        ngx_queue_insert_tail(&pending, &call->link);
-        call->awaiting_delivery = true;
+        if (calls.entries[i] != nullptr) await_delivery(pending, calls.entries[i]);
     }
     while (!ngx_queue_empty(&pending)) {
-        PgCall* call = ngx_queue_data(ngx_queue_head(&pending), PgCall, link);
-        ngx_queue_remove(&call->link);
-        call->awaiting_delivery = false;
+        PgCall* call = next_delivery(pending);
         deliver(call, outcome_for(call, result, reason, calls.count));
     }
 }
@@ -158,17 +166,13 @@ void PgPool::deliver_shared(const SlotCalls& calls, PGresult* result) {
     ngx_queue_init(&pending);
     for (std::size_t i = 1; i <= calls.count; i++) {
         PgCall* call = calls.entries[i % calls.count];   // the reader last
-        if (call == nullptr) continue;
-        ngx_queue_insert_tail(&pending, &call->link);
-        call->awaiting_delivery = true;
+        if (call != nullptr) await_delivery(pending, call);
     }
     const ngx_queue_t* reader_link = &reader->link;
     ngx_http_request_t* rows_reader = reader->request;
     while (!ngx_queue_empty(&pending)) {
         bool reader_waits = ngx_queue_last(&pending) == reader_link;
-        PgCall* call = ngx_queue_data(ngx_queue_head(&pending), PgCall, link);
-        ngx_queue_remove(&call->link);
-        call->awaiting_delivery = false;
+        PgCall* call = next_delivery(pending);
         if (!reader_waits) {
             requeue_at_head(call, false);
         } else if (call == reader) {
@@ -244,8 +248,7 @@ bool PgPool::build_batch_query(PgSlot& slot) noexcept try {
         slot.batch_params[p] = array.c_str();
     }
     slot.query = PgQuery{first.batch->name, first.batch->sql, first.param_count, slot.batch_params,
-                         nullptr};
-    slot.combined = true;
+                         first.batch};
     return true;
 } catch (const std::exception&) {
     return false;

@@ -27,9 +27,8 @@ struct PgSlot {
     ngx_connection_t* socket = nullptr;
     SlotState state = SlotState::closed;
     SlotCalls calls;                // busy: the requests the statement serves
-    PgQuery query{};                // busy: the statement sent (the request's own, or the batch)
-    bool combined = false;          // busy: query is a combined batch (PgBatch::sql)
-    bool shared = false;            // busy: query is shared by calls (PgBatch, sql null)
+    PgQuery query{};                // busy: the statement sent (the request's own, or the
+                                    // combined one); with several calls, query.batch says how
     std::string batch_values[kMaxBatchParams];  // a batch's parameters: text arrays
     const char* batch_params[kMaxBatchParams] = {};
     PGresult* final_result = nullptr;

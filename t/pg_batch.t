@@ -5,7 +5,8 @@
 # the waiting posts go as one INSERT: one transaction, so their rows share one `time`.
 #   - every value arrives verbatim (the text arrays' quoting: quotes, backslashes, braces,
 #     commas, the word NULL, empty strings, emoji, newlines)
-#   - one message too long in the batch: that post alone gets 400, the others 200
+#   - one message too long in the batch: that post alone gets 400, the others 200; in a batch
+#     of uploads, its file is removed and the other's kept
 #   - a client that leaves while waiting: its post stores nothing, the others are stored
 #   - HTTP/2 streams of one connection in one batch
 # the waiting getimages share one COPY, the waiting getchatts another, each answered in full;
@@ -15,8 +16,9 @@ use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
 use Chatterd::Nginx;
 use Chatterd::NginxProcess;
-use Chatterd::Http qw(http_get parse_http_response);
-use Chatterd::Db qw(sql sql_value truncate_chatts);
+use Chatterd::Http qw(http_get parse_http_response multipart_body);
+use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency);
+use Chatterd::Upload qw(media text_part image_part);
 use File::Temp ();
 use IO::Handle;
 use IO::Select;
@@ -38,6 +40,7 @@ my $certs = File::Temp->newdir;
 system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
        . " -keyout $certs/server.key -out $certs/server.crt >$certs/openssl.log 2>&1") == 0
     or die "openssl could not make a self-signed certificate\n";
+media_root();   # sets $TEST_NGINX_MEDIA_ROOT for the configuration
 my $ng = Chatterd::Nginx->start(
     http_config => <<"CONF",
 chatterd_pg "\$TEST_NGINX_PG_CONNINFO";
@@ -51,7 +54,8 @@ server {
 }
 CONF
     config => "location = /postchatt { chatterd postchatt; }\nlocation = /status { stub_status; }\n"
-            . "location = /getimages { chatterd getimages; }\nlocation = /getchatts { chatterd getchatts; }\n");
+            . "location = /getimages { chatterd getimages; }\nlocation = /getchatts { chatterd getchatts; }\n"
+            . "location = /postimages { chatterd postimages; chatterd_media_root \$TEST_NGINX_MEDIA_ROOT; }\n");
 my $json = JSON::PP->new->utf8->canonical;
 
 # Polls $condition (a sub) until it is true; false after $seconds.
@@ -126,7 +130,8 @@ sub send_post {
     return {sock => $sock, in => '', username => $username, message => $message};
 }
 
-# Reads every client's answer to the end (Connection: close); returns false on a timeout.
+# Reads every client's answer to the end (Connection: close) and closes the socket, as a
+# client does; returns false on a timeout.
 sub read_answers {
     my (@clients) = @_;
     my %open = map { ($_->{sock} => $_) } @clients;
@@ -134,7 +139,9 @@ sub read_answers {
     while (%open && Time::HiRes::time() < $deadline) {
         for my $sock (IO::Select->new(map { $_->{sock} } values %open)->can_read(0.5)) {
             my $n = sysread $sock, $open{$sock}{in}, 65536, length $open{$sock}{in};
-            delete $open{$sock} unless $n;
+            next if $n;
+            delete $open{$sock};
+            close $sock;
         }
     }
     $_->{res} = parse_http_response($_->{in}) for @clients;
@@ -206,6 +213,40 @@ subtest 'a message too long fails only its own post' => sub {
               'the other posts are stored, the long one is not');
     my @logged = grep { /SQLSTATE 22001/ } $ng->error_log_since_mark;
     is(scalar @logged, 1, 'one error-log line for the long message');
+};
+
+# postimages in a batch that fails: the post with the long message gets 400 and leaves no
+# file; the other one is stored with its file.
+subtest 'a message too long in a batch of uploads leaves no file' => sub {
+    truncate_chatts();
+    my $psql = lock_table();
+    my $first = send_post('first', 'holds the connection');
+    ok(wait_until(sub { waiting_on_lock() == 1 }), 'the first statement waits for the lock');
+    my @uploads = map {
+        my ($username, $message, $seed) = @$_;
+        my $body = multipart_body('XyZ', text_part(username => $username), text_part(message => $message),
+                                  image_part(media(jpeg => 20_000, $seed)));
+        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port, Proto => 'tcp')
+            or die "connect: $!";
+        print {$sock} "POST /postimages HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                    . "Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: "
+                    . length($body) . "\r\n\r\n$body";
+        {sock => $sock, in => '', username => $username};
+    } ['long', 'x' x 256, 1], ['fits', 'ok', 2];
+    ok(wait_until(sub { in_progress() == 1 + 2 + 1 }), 'two uploads wait in the queue')
+        or diag('in progress: ' . in_progress());
+    unlock_table($psql);
+    ok(read_answers($first, @uploads), 'every client answered');
+    is(answer_of($uploads[0]), '400 "Message too long"', 'the long message: 400');
+    is(answer_of($uploads[1]), '200 {}', 'the other upload: 200 {}');
+    my @rows = sql(q{SELECT username, imageurl FROM chatts WHERE imageurl IS NOT NULL});
+    is(scalar @rows, 1, 'one row with an image');
+    is($rows[0][0], 'fits', 'the one that fits');
+    # A refused upload's file goes with its request, once nginx has closed the connection
+    # (after a 400 it lingers until the client has closed its side).
+    ok(wait_until(sub { my @files = media_files(); @files == 1 }), 'one file in the media root')
+        or diag(join ' ', media_files());
+    check_media_consistency('after the failed batch of uploads');
 };
 
 subtest 'a client that leaves while waiting stores nothing' => sub {

@@ -51,12 +51,17 @@ const char* publish(ngx_http_request_t* r, std::optional<ReceivedMedia>& media,
     return url;
 }
 
-// Files whose row was not stored are removed with the request (MediaFile's destructor).
+// Files whose row was not stored are removed before the answer.
 ngx_int_t answer_and_keep_media(ngx_http_request_t* r, const PgOutcome& outcome) {
-    if (insert_succeeded(outcome)) {
-        ReceivedForm& form = received_form(r);
-        if (form.image) form.image->file.commit();
-        if (form.video) form.video->file.commit();
+    bool stored = insert_succeeded(outcome);
+    ReceivedForm& form = received_form(r);
+    for (std::optional<ReceivedMedia>* media : {&form.image, &form.video}) {
+        if (!*media) continue;
+        if (stored) {
+            (*media)->file.commit();
+        } else {
+            (*media)->file.discard();
+        }
     }
     return insert_answer(r, outcome);
 }

@@ -28,6 +28,12 @@ MediaFile::~MediaFile() {
     }
 }
 
+void MediaFile::discard() {
+    if (committed_ || final_name_.empty() || dir_fd_ < 0) return;
+    unlinkat(dir_fd_, final_name_.c_str(), 0);
+    final_name_.clear();
+}
+
 void MediaFile::log_errno(const char* what, std::string_view name) const {
     ngx_log_error(NGX_LOG_ERR, log_, ngx_errno, "chatterd: %s \"%*s\" failed", what, name.size(),
                   name.data());

@@ -25,6 +25,9 @@ public:
     bool publish(std::string_view final_name);
     // The row that references the file is stored: keep it.
     void commit() { committed_ = true; }
+    // No row will reference the file: remove its name now, not only when the request is freed
+    // (after an error nginx may keep the connection lingering, and /media/ would serve it).
+    void discard();
 
     const std::string& name() const { return final_name_; }
     off_t size() const { return size_; }

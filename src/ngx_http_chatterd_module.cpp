@@ -29,6 +29,7 @@ EndpointEntry endpoints[] = {
 constexpr ngx_uint_t kDefaultPoolSize = 4;
 constexpr ngx_uint_t kDefaultQueue = 1024;
 constexpr ngx_msec_t kDefaultTimeout = 5000;
+constexpr ngx_msec_t kDefaultBackoffMax = 10000;
 constexpr off_t kDefaultMediaMaxSize = 10 * 1024 * 1024;
 
 // ---- directive setters -------------------------------------------------------------------
@@ -152,6 +153,8 @@ ngx_command_t commands[] = {
      ngx_conf_set_num_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_queue), &queue_bounds},
     {ngx_string("chatterd_pg_timeout"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_timeout), &positive_msec},
+    {ngx_string("chatterd_pg_backoff_max"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_backoff_max), &positive_msec},
     {ngx_string("chatterd_media_root"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      set_media_root, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("chatterd_media_url"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
@@ -177,13 +180,14 @@ void* create_loc_conf(ngx_conf_t* cf) {
     lc->pg_pool_size = NGX_CONF_UNSET_UINT;
     lc->pg_queue = NGX_CONF_UNSET_UINT;
     lc->pg_timeout = NGX_CONF_UNSET_MSEC;
+    lc->pg_backoff_max = NGX_CONF_UNSET_MSEC;
     lc->media_max_size = NGX_CONF_UNSET;
     return lc;
 }
 
 bool same_spec(const PgPoolSpec& spec, const LocConf& lc) {
     return spec.size == lc.pg_pool_size && spec.queue == lc.pg_queue && spec.timeout == lc.pg_timeout
-           && to_view(spec.conninfo) == to_view(lc.pg_conninfo);
+           && spec.backoff_max == lc.pg_backoff_max && to_view(spec.conninfo) == to_view(lc.pg_conninfo);
 }
 
 // Locations with identical database settings share one pool per worker.
@@ -200,6 +204,7 @@ PgPoolSpec* pool_spec_for(ngx_conf_t* cf, const LocConf& lc) {
     spec->size = lc.pg_pool_size;
     spec->queue = lc.pg_queue;
     spec->timeout = lc.pg_timeout;
+    spec->backoff_max = lc.pg_backoff_max;
     *slot = spec;
     return spec;
 }
@@ -211,6 +216,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) {
     ngx_conf_merge_uint_value(conf->pg_pool_size, prev->pg_pool_size, kDefaultPoolSize);
     ngx_conf_merge_uint_value(conf->pg_queue, prev->pg_queue, kDefaultQueue);
     ngx_conf_merge_msec_value(conf->pg_timeout, prev->pg_timeout, kDefaultTimeout);
+    ngx_conf_merge_msec_value(conf->pg_backoff_max, prev->pg_backoff_max, kDefaultBackoffMax);
     ngx_conf_merge_str_value(conf->media_root, prev->media_root, "");
     ngx_conf_merge_str_value(conf->media_url, prev->media_url, "/media/");
     ngx_conf_merge_off_value(conf->media_max_size, prev->media_max_size, kDefaultMediaMaxSize);

@@ -21,6 +21,7 @@ constexpr int kParamCount = 5;
 // evaluated once (an uncorrelated subquery), against the earliest deadline: all rows or none.
 // Text goes into the varchar columns by assignment, so a value too long fails as above (22001).
 constexpr PgBatch kInsertBatch{
+    PgBatch::Kind::combined,
     "chatterd_insert_chatts",
     "INSERT INTO chatts (username, message, id, imageurl, videourl) "
     "SELECT t.username, t.message, gen_random_uuid(), t.imageurl, t.videourl "
@@ -66,17 +67,17 @@ void insert_chatt(ngx_http_request_t* r, const ChattRow& row, PgDoneHandler on_d
            nullptr, on_done);
 }
 
-bool insert_succeeded(const PgOutcome& outcome) {
-    return outcome.result != nullptr && stored_every_row(outcome.result, outcome.calls);
+InsertFate insert_fate(const PgOutcome& outcome) {
+    if (outcome.kind == PgOutcome::Kind::unknown) return InsertFate::unknown;
+    bool stored = outcome.kind == PgOutcome::Kind::done && stored_every_row(outcome.result, outcome.calls);
+    return stored ? InsertFate::stored : InsertFate::not_stored;
 }
 
 ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome) {
-    if (insert_succeeded(outcome)) return send_json_text(r, NGX_HTTP_OK, "{}");
+    if (insert_fate(outcome) == InsertFate::stored) return send_json_text(r, NGX_HTTP_OK, "{}");
     ngx_log_t* log = r->connection->log;
-    if (outcome.result == nullptr) {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: INSERT not done: %s", outcome.reason);
-        return send_failure(r, Failure::unavailable);
-    }
+    // The pool has logged why there is no result.
+    if (outcome.kind != PgOutcome::Kind::done) return send_failure(r, Failure::unavailable);
     if (PQresultStatus(outcome.result) == PGRES_COMMAND_OK) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "chatterd: INSERT reached the database after chatterd_pg_timeout; "

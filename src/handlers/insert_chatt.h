@@ -18,8 +18,11 @@ struct ChattRow {
 // Same reference rules as pg_run.
 void insert_chatt(ngx_http_request_t* r, const ChattRow& row, PgDoneHandler on_done) noexcept;
 
-// Whether the INSERT stored the row.
-bool insert_succeeded(const PgOutcome& outcome);
+// What an INSERT's outcome says of its row. Unknown: it was sent, but no answer came (the
+// connection broke, or chatterd_pg_timeout passed before the commit was acknowledged); the
+// row may have been stored, or may still be.
+enum class InsertFate { stored, not_stored, unknown };
+InsertFate insert_fate(const PgOutcome& outcome);
 
 // The API's answer to an INSERT outcome: 200 {}, 400 "Message too long", 503, or 500; logs
 // the cause of every failure.

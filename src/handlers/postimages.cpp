@@ -51,16 +51,25 @@ const char* publish(ngx_http_request_t* r, std::optional<ReceivedMedia>& media,
     return url;
 }
 
-// Files whose row was not stored are removed before the answer.
+// Files whose row was not stored are removed before the answer. When nobody knows yet whether
+// the row was stored, its files are kept: a row must never name a missing file. If the row
+// never appears, the media sweep removes them (media_sweep.h).
 ngx_int_t answer_and_keep_media(ngx_http_request_t* r, const PgOutcome& outcome) {
-    bool stored = insert_succeeded(outcome);
+    InsertFate fate = insert_fate(outcome);
     ReceivedForm& form = received_form(r);
     for (std::optional<ReceivedMedia>* media : {&form.image, &form.video}) {
         if (!*media) continue;
-        if (stored) {
-            (*media)->file.commit();
-        } else {
+        if (fate == InsertFate::not_stored) {
             (*media)->file.discard();
+            continue;
+        }
+        (*media)->file.commit();
+        if (fate == InsertFate::unknown) {
+            const std::string& name = (*media)->file.name();
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "chatterd: postimages: whether the row was stored is unknown (%s); "
+                          "%*s is kept until the media sweep finds no row for it",
+                          outcome.reason, name.size(), name.data());
         }
     }
     return insert_answer(r, outcome);

@@ -37,10 +37,11 @@ bool take_rows(ngx_http_request_t* r, std::string_view copy_data) {
 
 ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
     RowsAnswer* answer = rows_answer(r);
-    if (outcome.result == nullptr) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: SELECT failed: %s", outcome.reason);
-        return send_failure(r, Failure::unavailable);
+    // The pool has logged why there is no result; on_row logged why it refused the rows.
+    if (outcome.kind == PgOutcome::Kind::rows_refused) {
+        return send_failure(r, Failure::internal, "Cannot read chatts");
     }
+    if (outcome.kind != PgOutcome::Kind::done) return send_failure(r, Failure::unavailable);
     if (PQresultStatus(outcome.result) != PGRES_COMMAND_OK) {
         OneLine line = pg_error_message(outcome.result);
         std::string_view message = line.view();

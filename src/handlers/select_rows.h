@@ -13,7 +13,7 @@ struct RowsQuery {
     const char* copy_sql;
     const ColumnKind* kinds;
     std::size_t column_count;
-    PgBatch shared{nullptr, nullptr};
+    PgBatch shared{PgBatch::Kind::shared, nullptr, nullptr};
 };
 
 // Runs query and answers 200 with its rows as JSON. Rows are taken as libpq reads them

@@ -14,6 +14,7 @@ struct PgPoolSpec {
     ngx_uint_t size;       // connections per worker
     ngx_uint_t queue;      // requests that may wait for a free connection
     ngx_msec_t timeout;    // connect + query deadline
+    ngx_msec_t backoff_max;  // longest wait between connect attempts to a database that is down
     PgPool* pool;          // this worker's pool, or null before init_process
 };
 
@@ -25,6 +26,7 @@ struct LocConf {
     ngx_uint_t pg_pool_size;
     ngx_uint_t pg_queue;
     ngx_msec_t pg_timeout;
+    ngx_msec_t pg_backoff_max;
     ngx_str_t media_root;   // without trailing slash
     ngx_str_t media_url;    // with trailing slash
     off_t media_max_size;

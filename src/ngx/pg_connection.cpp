@@ -2,8 +2,10 @@
 // connection. Read interest is level-triggered and always on (an idle slot notices a server
 // restart; data libpq left unread fires again instead of waiting for a new edge); write
 // interest only while libpq has bytes to send. A slot that errs or times out is closed (never
-// cancelled: PQcancel blocks) and replaced on demand.
+// cancelled: PQcancel blocks) and replaced on demand, from a posted event (pg_health.cpp).
 #include "ngx/pg_pool_impl.h"
+
+#include <sys/stat.h>
 
 namespace chatterd {
 
@@ -25,14 +27,36 @@ bool has_calls(const SlotCalls& calls) {
     return false;
 }
 
-// A batch that did not store what it carried: one request's values may be the cause.
-bool batch_failed(const PGresult* result) {
-    ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
-    return status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
+bool is_prepared(const PgSlot& slot, const char* name) {
+    for (std::size_t i = 0; i < slot.prepared_count; i++) {
+        if (slot.prepared[i] == name) return true;
+    }
+    return false;
 }
 }  // namespace
 
-// ---- connections ---------------------------------------------------------------------------
+// ---- opening -------------------------------------------------------------------------------
+
+void PgPool::start() {
+    for (PgSlot& slot : slots_) {
+        if (db_state_ != DbState::reachable) return;
+        connect(slot);
+    }
+}
+
+// Reachable: as many connections as waiting requests not covered by one being opened.
+// Probing: the one probe. Backing off: none.
+void PgPool::open_connections() {
+    ngx_uint_t opening = 0;
+    for (const PgSlot& slot : slots_) opening += slot.state == SlotState::connecting;
+    for (PgSlot& slot : slots_) {
+        if (slot.state != SlotState::closed) continue;
+        if (db_state_ == DbState::backing_off) return;
+        if (db_state_ == DbState::probing ? opening > 0 : waiting_count_ <= opening) return;
+        opening++;
+        connect(slot);
+    }
+}
 
 void PgPool::connect(PgSlot& slot) {
     // Before dbname, so the operator's conninfo (expanded in its place) can override them:
@@ -41,24 +65,63 @@ void PgPool::connect(PgSlot& slot) {
                                            "dbname", nullptr};
     const char* const values[] = {"UTF8", "chatterd",
                                   reinterpret_cast<const char*>(spec_.conninfo.data), nullptr};
-    slot.conn = PQconnectStartParams(keywords, values, 1);
-    if (slot.conn == nullptr) {
-        ngx_log_error(NGX_LOG_ERR, log_, 0, "postgres connect failed: out of memory");
-        return;
-    }
     slot.state = SlotState::connecting;
+    slot.conn = PQconnectStartParams(keywords, values, 1);
+    if (slot.conn == nullptr) return connect_failed(slot, "out of memory");
     if (PQstatus(slot.conn) == CONNECTION_BAD || PQsetnonblocking(slot.conn, 1) != 0) {
-        fail_slot(slot, "connect");
-        return;
+        return connect_failed(slot, PQerrorMessage(slot.conn));
     }
     PQsetNoticeProcessor(slot.conn, log_notice, &slot);
-    if (!attach_socket(slot)) {
-        fail_slot(slot, "connect");
-        return;
-    }
+    if (!follow_socket(slot)) return connect_failed(slot, "its socket cannot be watched");
     ngx_add_timer(&slot.deadline, spec_.timeout);
     // libpq: before the first PQconnectPoll, behave as if it asked to wait for writability.
-    if (!want_write(slot, true)) fail_slot(slot, "connect");
+    if (!want_write(slot, true)) connect_failed(slot, "its socket cannot be watched");
+}
+
+void PgPool::advance_connect(PgSlot& slot) {
+    PostgresPollingStatusType status = PQconnectPoll(slot.conn);
+    if (status == PGRES_POLLING_FAILED) return connect_failed(slot, PQerrorMessage(slot.conn));
+    if (!follow_socket(slot)) return connect_failed(slot, "its socket cannot be watched");
+    if (status != PGRES_POLLING_OK) {
+        if (!want_write(slot, status == PGRES_POLLING_WRITING)) {
+            connect_failed(slot, "its socket cannot be watched");
+        }
+        return;
+    }
+    if (!want_write(slot, false)) return connect_failed(slot, "its socket cannot be watched");
+    ngx_del_timer(&slot.deadline);
+    slot.state = SlotState::idle;
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres connected, fd %d",
+                   slot.socket->fd);
+    database_answered();
+    dispatch();
+}
+
+// The database refused or did not answer a new connection: the pool backs off, and the
+// requests no open connection can take are answered now. Nothing here opens a connection.
+void PgPool::connect_failed(PgSlot& slot, const char* cause) {
+    std::string why(OneLine(cause).view());
+    close_slot(slot);
+    database_refused(why.c_str());
+    refuse_waiting_if_down();
+}
+
+// ---- sockets -------------------------------------------------------------------------------
+
+// libpq may move to another socket during a connect (the next host or address, SSL or GSS
+// fallback), closing the old one first, so the new one often gets the same number while the
+// kernel has dropped the old one's epoll registration. The socket is followed by identity
+// (its inode), not by number, and registered again whenever it changed.
+bool PgPool::follow_socket(PgSlot& slot) {
+    int fd = PQsocket(slot.conn);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) return false;
+    if (slot.socket != nullptr && slot.socket->fd == fd && slot.socket_inode == st.st_ino) {
+        return true;
+    }
+    detach_socket(slot);  // the old descriptor, if any, is already closed by libpq
+    slot.socket_inode = st.st_ino;
+    return attach_socket(slot);
 }
 
 bool PgPool::attach_socket(PgSlot& slot) {
@@ -74,7 +137,8 @@ bool PgPool::attach_socket(PgSlot& slot) {
     return ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) == NGX_OK;
 }
 
-// libpq owns the descriptor: nginx forgets it here, PQfinish (or libpq itself) closes it.
+// libpq owns the descriptor: nginx forgets it here (NGX_CLOSE_EVENT: no epoll_ctl, the
+// descriptor is or will be closed), PQfinish (or libpq itself) closes it.
 void PgPool::detach_socket(PgSlot& slot) {
     ngx_connection_t* c = slot.socket;
     if (c == nullptr) return;
@@ -90,6 +154,7 @@ void PgPool::detach_socket(PgSlot& slot) {
     c->fd = (ngx_socket_t) -1;
     ngx_free_connection(c);
     slot.socket = nullptr;
+    slot.socket_inode = 0;
 }
 
 bool PgPool::want_write(PgSlot& slot, bool on) {
@@ -99,49 +164,30 @@ bool PgPool::want_write(PgSlot& slot, bool on) {
     return true;
 }
 
-void PgPool::advance_connect(PgSlot& slot) {
-    PostgresPollingStatusType status = PQconnectPoll(slot.conn);
-    if (status == PGRES_POLLING_FAILED) return fail_slot(slot, "connect");
-    // libpq may move to another socket (next host, SSL/GSS fallback): follow it.
-    if (PQsocket(slot.conn) != slot.socket->fd) {
-        detach_socket(slot);  // the old descriptor is already closed by libpq
-        if (PQsocket(slot.conn) < 0 || !attach_socket(slot)) return fail_slot(slot, "connect");
-    }
-    if (status != PGRES_POLLING_OK) {
-        if (!want_write(slot, status == PGRES_POLLING_WRITING)) fail_slot(slot, "connect");
-        return;
-    }
-    if (!want_write(slot, false)) return fail_slot(slot, "connect");
-    ngx_del_timer(&slot.deadline);
-    slot.state = SlotState::idle;
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres connected, fd %d",
-                   slot.socket->fd);
-    dispatch();
-}
+// ---- closing -------------------------------------------------------------------------------
 
-void PgPool::log_failure(PgSlot& slot, const char* what) {
-    const char* host = slot.conn ? PQhost(slot.conn) : nullptr;
-    const char* port = slot.conn ? PQport(slot.conn) : nullptr;
-    const char* db = slot.conn ? PQdb(slot.conn) : nullptr;
+void PgPool::log_connection_failure(PgSlot& slot, const char* what) {
+    ngx_uint_t others = 0;
+    if (!lost_connections_.take(10 * 1000, others)) return;
     OneLine line(slot.conn ? PQerrorMessage(slot.conn) : "");
     std::string_view message = line.view();
-    ngx_log_error(NGX_LOG_ERR, log_, 0, "postgres %s (host=%s port=%s dbname=%s) failed: %*s",
-                  what, host ? host : "", port ? port : "", db ? db : "", message.size(),
-                  message.data());
+    ngx_log_error(NGX_LOG_ERR, log_, 0,
+                  "chatterd: postgres (%s) %s failed: %*s (%ui other connections failed since "
+                  "the last such line); the connection is closed and reopened on demand",
+                  target_.c_str(), what, message.size(), message.data(), others);
 }
 
-void PgPool::fail_slot(PgSlot& slot, const char* what) {
-    log_failure(slot, what);
-    drop_slot(slot, "postgres connection failed");
+// An open connection broke: its requests get 503 (their statement may or may not have run).
+void PgPool::connection_lost(PgSlot& slot, const char* what) {
+    log_connection_failure(slot, what);
+    drop_slot(slot, "the postgres connection was lost");
 }
 
-// Closes a slot that failed or timed out and answers its requests with reason (503).
+// Closes a busy slot whose statement's outcome is not known (broken, timed out).
 void PgPool::drop_slot(PgSlot& slot, const char* reason) {
     SlotCalls calls = take_calls(slot);
-    bool was_connecting = slot.state == SlotState::connecting;
     close_slot(slot);
-    deliver_all(calls, nullptr, reason);
-    if (was_connecting) fail_waiting_if_no_hope();
+    deliver_all(calls, PgOutcome::unknown(reason));
     dispatch();
 }
 
@@ -153,17 +199,13 @@ void PgPool::close_slot(PgSlot& slot) {
     slot.final_result = nullptr;
     slot.conn = nullptr;
     take_calls(slot);
-    slot.preparing = nullptr;
     slot.prepared_count = 0;
-    slot.copying = false;
     slot.state = SlotState::closed;
 }
 
 // ---- queries -------------------------------------------------------------------------------
 
 void PgPool::start_query(PgSlot& slot, PgCall* call) {
-    slot.state = SlotState::busy;
-    slot.copying = false;
     slot.calls.entries[0] = call;
     slot.calls.count = 1;
     call->slot = &slot;
@@ -174,9 +216,11 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
         if (slot.calls.count > 1) {
             ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log_, 0,
                            "chatterd: one %s statement for %uz requests",
-                           batch->sql ? "combined" : "shared", slot.calls.count);
+                           batch->kind == PgBatch::Kind::combined ? "combined" : "shared",
+                           slot.calls.count);
         }
-        if (batch->sql != nullptr && slot.calls.count > 1 && !build_batch_query(slot)) {
+        if (batch->kind == PgBatch::Kind::combined && slot.calls.count > 1
+            && !build_batch_query(slot)) {
             // Out of memory for the batch: the others wait, this one runs alone.
             SlotCalls others = slot.calls;
             others.entries[0] = nullptr;
@@ -184,36 +228,29 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
             requeue_at_head(others, false);
         }
     }
-    if (!send_query(slot, slot.query)) {
+    if (!send_query(slot)) {
         // Nothing reached the server: the requests may safely go to another connection.
-        log_failure(slot, "send");
+        log_connection_failure(slot, "send");
         SlotCalls calls = take_calls(slot);
         close_slot(slot);
         requeue_at_head(calls, false);
         return;
     }
     ngx_add_timer(&slot.deadline, spec_.timeout);
-    if (!flush(slot)) fail_slot(slot, "query");
+    if (!flush(slot)) connection_lost(slot, "query");
 }
-
-namespace {
-bool is_prepared(const PgSlot& slot, const char* name) {
-    for (std::size_t i = 0; i < slot.prepared_count; i++) {
-        if (slot.prepared[i] == name) return true;
-    }
-    return false;
-}
-}  // namespace
 
 // Sends the query, or first its preparation when this connection has not prepared it yet:
 // the statement is then parsed and planned once per connection, not once per request.
-bool PgPool::send_query(PgSlot& slot, const PgQuery& q) {
+bool PgPool::send_query(PgSlot& slot) {
+    const PgQuery& q = slot.query;
     bool prepared = q.name != nullptr && is_prepared(slot, q.name);
     if (q.name != nullptr && !prepared
         && slot.prepared_count < sizeof(slot.prepared) / sizeof(slot.prepared[0])) {
-        slot.preparing = q.name;
+        slot.state = SlotState::preparing;
         return PQsendPrepare(slot.conn, q.name, q.sql, q.param_count, nullptr);
     }
+    slot.state = SlotState::querying;
     return prepared ? PQsendQueryPrepared(slot.conn, q.name, q.param_count, q.params, nullptr,
                                           nullptr, 0)
                     : PQsendQueryParams(slot.conn, q.sql, q.param_count, nullptr, q.params,
@@ -224,14 +261,12 @@ bool PgPool::send_query(PgSlot& slot, const PgQuery& q) {
 // failed preparation (say, a missing table) is the request's answer.
 void PgPool::finish_preparing(PgSlot& slot) {
     PGresult* result = slot.final_result;
-    const char* name = slot.preparing;
-    slot.preparing = nullptr;
     if (result == nullptr || PQresultStatus(result) != PGRES_COMMAND_OK) return finish_query(slot);
-    slot.prepared[slot.prepared_count++] = name;
+    slot.prepared[slot.prepared_count++] = slot.query.name;
     if (!has_calls(slot.calls)) return finish_query(slot);
     PQclear(result);
     slot.final_result = nullptr;
-    if (!send_query(slot, slot.query) || !flush(slot)) fail_slot(slot, "query");
+    if (!send_query(slot) || !flush(slot)) connection_lost(slot, "query");
 }
 
 bool PgPool::flush(PgSlot& slot) {
@@ -241,19 +276,21 @@ bool PgPool::flush(PgSlot& slot) {
 
 void PgPool::advance_query(PgSlot& slot, bool writable) {
     if (writable) {
-        if (!flush(slot)) return fail_slot(slot, "query");
+        if (!flush(slot)) connection_lost(slot, "query");
         return;
     }
-    if (!PQconsumeInput(slot.conn) || !flush(slot)) return fail_slot(slot, "query");
+    if (!PQconsumeInput(slot.conn) || !flush(slot)) return connection_lost(slot, "query");
     while (true) {
-        if (slot.copying) {
+        if (slot.state == SlotState::copying) {
             CopyProgress progress = take_copy_data(slot);
-            if (progress == CopyProgress::failed) return fail_slot(slot, "COPY");
+            if (progress == CopyProgress::failed) return connection_lost(slot, "COPY");
             if (progress == CopyProgress::needs_input) return;
         }
         if (PQisBusy(slot.conn)) return;
         PGresult* result = PQgetResult(slot.conn);
-        if (result == nullptr) return slot.preparing ? finish_preparing(slot) : finish_query(slot);
+        if (result == nullptr) {
+            return slot.state == SlotState::preparing ? finish_preparing(slot) : finish_query(slot);
+        }
         keep_result(slot, result);
     }
 }
@@ -273,13 +310,13 @@ PgPool::CopyProgress PgPool::take_copy_data(PgSlot& slot) {
         PQfreemem(data);
     }
     if (length == 0) return CopyProgress::needs_input;
-    slot.copying = false;
+    slot.state = SlotState::querying;
     return length == -1 ? CopyProgress::done : CopyProgress::failed;
 }
 
 void PgPool::keep_result(PgSlot& slot, PGresult* result) {
     if (PQresultStatus(result) == PGRES_COPY_OUT) {
-        slot.copying = true;
+        slot.state = SlotState::copying;
         PQclear(result);
         return;
     }
@@ -298,21 +335,11 @@ void PgPool::finish_query(PgSlot& slot) {
     slot.final_result = nullptr;
     slot.state = SlotState::idle;
     // A connection left inside a transaction or broken is not reused.
-    if (PQtransactionStatus(slot.conn) != PQTRANS_IDLE) {
-        log_failure(slot, "connection state check");
+    if (PQstatus(slot.conn) != CONNECTION_OK || PQtransactionStatus(slot.conn) != PQTRANS_IDLE) {
+        log_connection_failure(slot, "connection state check");
         close_slot(slot);
     }
-    if (batch != nullptr && batch->sql != nullptr && batch_failed(result)) {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log_, 0,
-                       "chatterd: a combined statement for %uz requests failed, each runs alone",
-                       calls.count);
-        requeue_at_head(calls, true);
-    } else if (batch != nullptr && batch->sql == nullptr && result != nullptr
-               && PQresultStatus(result) == PGRES_COMMAND_OK) {
-        deliver_shared(calls, result);
-    } else {
-        deliver_all(calls, result, result ? nullptr : "postgres returned no result");
-    }
+    deliver_outcome(calls, batch, result);
     if (result != nullptr) PQclear(result);
     dispatch();
 }
@@ -320,7 +347,7 @@ void PgPool::finish_query(PgSlot& slot) {
 void PgPool::on_idle_event(PgSlot& slot) {
     // An idle connection only hears from the server when it goes away (restart, idle timeout).
     if (!PQconsumeInput(slot.conn) || PQstatus(slot.conn) == CONNECTION_BAD) {
-        log_failure(slot, "idle connection");
+        log_connection_failure(slot, "idle connection");
         close_slot(slot);
         return;
     }
@@ -333,13 +360,15 @@ void PgPool::on_idle_event(PgSlot& slot) {
 
 // ---- event plumbing ------------------------------------------------------------------------
 
-void PgPool::on_socket_event(ngx_event_t* ev) {
+void PgPool::on_socket_event(ngx_event_t* ev) noexcept {
     auto* c = static_cast<ngx_connection_t*>(ev->data);
     auto* slot = static_cast<PgSlot*>(c->data);
     PgPool* pool = slot->pool;
     switch (slot->state) {
     case SlotState::connecting: pool->advance_connect(*slot); break;
-    case SlotState::busy: pool->advance_query(*slot, ev->write); break;
+    case SlotState::preparing:
+    case SlotState::querying:
+    case SlotState::copying: pool->advance_query(*slot, ev->write); break;
     case SlotState::idle:
         if (!ev->write) pool->on_idle_event(*slot);
         break;
@@ -347,15 +376,20 @@ void PgPool::on_socket_event(ngx_event_t* ev) {
     }
 }
 
-void PgPool::on_slot_deadline(ngx_event_t* ev) {
+void PgPool::on_slot_deadline(ngx_event_t* ev) noexcept {
     auto* slot = static_cast<PgSlot*>(ev->data);
     PgPool* pool = slot->pool;
-    ngx_log_error(NGX_LOG_ERR, pool->log_, 0, "postgres %s timed out after %M ms",
-                  slot->state == SlotState::connecting ? "connect" : "query", pool->spec_.timeout);
+    if (slot->state == SlotState::connecting) {
+        char cause[64];
+        *ngx_snprintf(reinterpret_cast<u_char*>(cause), sizeof(cause) - 1,
+                      "no answer to a connect within %M ms", pool->spec_.timeout) = '\0';
+        return pool->connect_failed(*slot, cause);
+    }
+    pool->log_connection_failure(*slot, "query (timed out)");
     pool->drop_slot(*slot, "postgres timed out");
 }
 
-void PgPool::log_notice(void* data, const char* message) {
+void PgPool::log_notice(void* data, const char* message) noexcept {
     auto* slot = static_cast<PgSlot*>(data);
     OneLine line(message);
     std::string_view text = line.view();

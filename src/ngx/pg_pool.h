@@ -10,33 +10,60 @@
 
 namespace chatterd {
 
-// What a query produced, handed to the caller's done handler.
+// What became of a request's statement, handed to the caller's done handler.
 struct PgOutcome {
-    PGresult* result;    // final result (COMMAND_OK, TUPLES_OK or FATAL_ERROR); null when unavailable
-    const char* reason;  // no result: why, for the error log
-    std::size_t calls;   // how many requests' values the statement carried (1 unless batched):
-                         // the same result goes to each of them
-    ngx_http_request_t* rows_reader;  // shared statement: the request whose on_row took the
-                         // rows, when that was another one (it is answered after this one);
-                         // null otherwise
+    enum class Kind {
+        done,          // it ran: result is its final result (COMMAND_OK, TUPLES_OK or an error
+                       // the server reported, which undid the statement)
+        not_sent,      // it never reached the database (queue full, timed out waiting for a
+                       // connection, no pool): nothing was stored
+        refused,       // not sent either: the database is known to be down (the pool counts
+                       // and logs these, not each request)
+        unknown,       // sent, but no answer came (timed out, connection lost): it may have
+                       // been stored, or may still be
+        rows_refused,  // it ran, but on_row did not take its rows
+    };
+    Kind kind;
+    PGresult* result;    // done: the final result; null otherwise
+    const char* reason;  // not done: why, for the error log
+    std::size_t calls;   // how many requests' values the statement carried (1 unless
+                         // combined): the same result goes to each of them
+    ngx_http_request_t* rows_reader;  // a shared statement's other requests: the request whose
+                         // on_row took the rows (it is answered after them); null otherwise
+
+    static PgOutcome ran(PGresult* result, std::size_t calls) {
+        return {Kind::done, result, nullptr, calls, nullptr};
+    }
+    static PgOutcome read_by(ngx_http_request_t* reader, PGresult* result) {
+        return {Kind::done, result, nullptr, 1, reader};
+    }
+    static PgOutcome not_sent(const char* reason) { return {Kind::not_sent, nullptr, reason, 1, nullptr}; }
+    static PgOutcome refused() { return {Kind::refused, nullptr, "postgres is down", 1, nullptr}; }
+    static PgOutcome unknown(const char* reason) { return {Kind::unknown, nullptr, reason, 1, nullptr}; }
+    static PgOutcome rows_not_taken() {
+        return {Kind::rows_refused, nullptr, "the rows were refused", 1, nullptr};
+    }
 };
 
 // How requests that wait for a connection with the same PgBatch are served together by the
 // next free connection, instead of one statement each. They only wait when every connection
 // is busy, so this never delays a request; each was waiting before the statement started, so
-// each sees every write committed before it arrived.
-//   combined (sql set): sql carries the values of all of them: its parameters are the single
+// each sees every write committed before it arrived. The rules live in pg_batch.cpp.
+//   combined: sql carries the values of all of them: its parameters are the single
 //     statement's, each as a text array of the requests' values (in queue order, SQL NULL
 //     elements for null values). One round trip, one commit. It must do all or nothing (one
-//     statement is one transaction); when it fails, every request runs its own statement
-//     instead, so that one request's bad value (a message too long) fails only that request.
-//   shared (sql null): the requests run the very same statement, without parameters (a read):
-//     it runs once. Its rows go to the first of them, the reader; each of the others gets the
-//     outcome with rows_reader set, and answers from what the reader built. A reader that goes
-//     away before the end takes the rows with it: the others then run the statement again.
+//     statement is one transaction); when the server refuses it, every request runs its own
+//     statement instead, so that one request's bad value (a message too long) fails only that
+//     request.
+//   shared: the requests run the very same statement, without parameters (a read): it runs
+//     once. Its rows go to the first of them, the reader; each of the others gets the outcome
+//     with rows_reader set, and answers from what the reader built. A reader that goes away
+//     before the end takes the rows with it: the others then run the statement again.
 struct PgBatch {
+    enum class Kind { combined, shared };
+    Kind kind;
     const char* name;  // combined: prepared once per connection under this name (a constant)
-    const char* sql;   // combined: the statement; null: shared
+    const char* sql;   // combined: the statement
 };
 
 struct PgQuery {
@@ -54,7 +81,8 @@ struct PgQuery {
 // it could not take them (malformed, out of memory): the rest is discarded and on_done sees
 // outcome.result null.
 using PgRowHandler = bool (*)(ngx_http_request_t* r, std::string_view copy_data);
-// Called once; builds the response and returns the code the request is finalized with.
+// Called once; builds the response and returns the code the request is finalized with. Only
+// outcomes of kind done carry a result; the pool has logged the others.
 using PgDoneHandler = ngx_int_t (*)(ngx_http_request_t* r, const PgOutcome& outcome);
 
 // Runs query for r on the pool of r's location. Takes its own reference on the request
@@ -65,7 +93,8 @@ using PgDoneHandler = ngx_int_t (*)(ngx_http_request_t* r, const PgOutcome& outc
 void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
             PgDoneHandler on_done) noexcept;
 
-// Worker life cycle: build and connect every configured pool, and close them.
+// Worker life cycle: build and connect every configured pool (in worker processes only), and
+// close them.
 ngx_int_t pg_pools_start(ngx_cycle_t* cycle) noexcept;
 void pg_pools_stop(ngx_cycle_t* cycle) noexcept;
 

@@ -1,7 +1,11 @@
-// The insides of the per-worker postgres pool, shared by pg_pool.cpp (requests, queue,
-// dispatch) and pg_connection.cpp (libpq connections on nginx's event loop).
+// The insides of the per-worker postgres pool, one class over four files, one mechanism each:
+//   pg_pool.cpp        the requests: queue, deadlines, dispatch to connections
+//   pg_batch.cpp       the batching rules: combining, sharing, delivering outcomes
+//   pg_connection.cpp  the libpq connections on nginx's event loop
+//   pg_health.cpp      the database's state: backoff, probing, the outage log
 #pragma once
 
+#include "core/backoff.h"
 #include "ngx/pg_pool.h"
 
 #include <string>
@@ -9,7 +13,29 @@
 
 namespace chatterd {
 
-enum class SlotState { closed, connecting, idle, busy };
+// A connection slot. Its state says what its connection is doing; a busy slot (preparing,
+// querying, copying) serves the requests in its calls.
+enum class SlotState {
+    closed,      // no connection
+    connecting,  // PQconnectPoll in progress, under the slot's deadline
+    idle,        // connected, nothing sent
+    preparing,   // the statement's preparation (query.name) is sent; the statement follows
+    querying,    // the statement is sent; results are read
+    copying,     // a COPY's data is read
+};
+
+inline bool is_busy(SlotState state) {
+    return state == SlotState::preparing || state == SlotState::querying
+           || state == SlotState::copying;
+}
+
+// What the pool knows of its database. Connections are only opened while it is reachable;
+// otherwise one probe at a time, when the backoff delay has passed.
+enum class DbState {
+    reachable,    // the last connect succeeded (or none was tried yet)
+    backing_off,  // a connect failed: the retry timer runs, nothing is opened
+    probing,      // the retry timer fired: one connection (the probe) is being opened
+};
 
 constexpr std::size_t kMaxBatchCalls = 64;    // requests one batched statement carries at most
 constexpr std::size_t kMaxBatchParams = 8;
@@ -25,6 +51,7 @@ struct PgSlot {
     PgPool* pool = nullptr;
     PGconn* conn = nullptr;
     ngx_connection_t* socket = nullptr;
+    ino_t socket_inode = 0;         // identity of the registered socket (see follow_socket)
     SlotState state = SlotState::closed;
     SlotCalls calls;                // busy: the requests the statement serves
     PgQuery query{};                // busy: the statement sent (the request's own, or the
@@ -32,9 +59,7 @@ struct PgSlot {
     std::string batch_values[kMaxBatchParams];  // a batch's parameters: text arrays
     const char* batch_params[kMaxBatchParams] = {};
     PGresult* final_result = nullptr;
-    bool copying = false;                // busy reading a COPY's data
-    const char* preparing = nullptr;     // busy preparing this statement before running it
-    const char* prepared[8] = {};        // statement names this connection has prepared
+    const char* prepared[8] = {};   // statement names this connection has prepared
     std::size_t prepared_count = 0;
     ngx_event_t deadline{};
 };
@@ -56,45 +81,60 @@ struct PgCall {
     ngx_event_t deadline;
 };
 
+// Lines about one kind of trouble, at most one per interval: the first is logged, the
+// following ones are counted and their number is told by the next line.
+struct LogBudget {
+    ngx_msec_t last_line = 0;
+    bool logged_once = false;
+    ngx_uint_t unlogged = 0;
+    // Whether a line may be logged now; if so, others is how many were not logged before it.
+    bool take(ngx_msec_t interval, ngx_uint_t& others);
+};
 
 class PgPool {
 public:
-    PgPool(PgPoolSpec& spec, ngx_log_t* log) : spec_(spec), log_(log), slots_(spec.size) {
-        ngx_queue_init(&waiting_);
-        for (PgSlot& slot : slots_) {
-            slot.pool = this;
-            slot.deadline.data = &slot;
-            slot.deadline.log = log_;
-            slot.deadline.handler = on_slot_deadline;
-        }
-    }
-    ~PgPool() {
-        for (PgSlot& slot : slots_) close_slot(slot);
-    }
+    PgPool(PgPoolSpec& spec, ngx_log_t* log);
+    ~PgPool();
     PgPool(const PgPool&) = delete;
     PgPool& operator=(const PgPool&) = delete;
 
-    void connect_all() {
-        for (PgSlot& slot : slots_) connect(slot);
-    }
+    void start();
     void submit(PgCall* call);
     void detach(PgCall* call);
     void call_timed_out(PgCall* call);
 
 private:
-    static void on_socket_event(ngx_event_t* ev);
-    static void on_slot_deadline(ngx_event_t* ev);
-    static void log_notice(void* slot, const char* message);
+    // pg_pool.cpp
+    bool has_slot(SlotState state) const;
+    bool has_open_slot() const;
+    void dispatch();
+    void refuse_waiting_if_down();
+    void deliver(PgCall* call, const PgOutcome& outcome);
+    void unqueue(PgCall* call);
 
+    // pg_batch.cpp
+    void join_waiting_calls(PgSlot& slot, const PgBatch* batch);
+    bool build_batch_query(PgSlot& slot) noexcept;
+    void deliver_outcome(const SlotCalls& calls, const PgBatch* batch, PGresult* result);
+    void deliver_all(const SlotCalls& calls, const PgOutcome& outcome);
+    void deliver_shared(const SlotCalls& calls, PGresult* result);
+    void requeue_at_head(PgCall* call, bool alone);
+    void requeue_at_head(const SlotCalls& calls, bool alone);
+
+    // pg_connection.cpp
+    static void on_socket_event(ngx_event_t* ev) noexcept;
+    static void on_slot_deadline(ngx_event_t* ev) noexcept;
+    static void log_notice(void* slot, const char* message) noexcept;
+    void open_connections();
     void connect(PgSlot& slot);
     bool attach_socket(PgSlot& slot);
     void detach_socket(PgSlot& slot);
+    bool follow_socket(PgSlot& slot);
     bool want_write(PgSlot& slot, bool on);
     void advance_connect(PgSlot& slot);
+    void connect_failed(PgSlot& slot, const char* cause);
     void start_query(PgSlot& slot, PgCall* call);
-    void join_waiting_calls(PgSlot& slot, const PgBatch* batch);
-    bool build_batch_query(PgSlot& slot) noexcept;
-    bool send_query(PgSlot& slot, const PgQuery& query);
+    bool send_query(PgSlot& slot);
     void finish_preparing(PgSlot& slot);
     void advance_query(PgSlot& slot, bool writable);
     bool flush(PgSlot& slot);
@@ -103,25 +143,38 @@ private:
     void keep_result(PgSlot& slot, PGresult* result);
     void finish_query(PgSlot& slot);
     void on_idle_event(PgSlot& slot);
-    void fail_slot(PgSlot& slot, const char* what);
+    void connection_lost(PgSlot& slot, const char* what);
     void drop_slot(PgSlot& slot, const char* reason);
     void close_slot(PgSlot& slot);
-    bool has_idle_slot() const;
-    void dispatch();
-    void fail_waiting_if_no_hope();
-    void deliver(PgCall* call, const PgOutcome& outcome);
-    void deliver_all(const SlotCalls& calls, PGresult* result, const char* reason);
-    void deliver_shared(const SlotCalls& calls, PGresult* result);
-    void requeue_at_head(PgCall* call, bool alone);
-    void requeue_at_head(const SlotCalls& calls, bool alone);
-    void unqueue(PgCall* call);
-    void log_failure(PgSlot& slot, const char* what);
+    void log_connection_failure(PgSlot& slot, const char* what);
+
+    // pg_health.cpp
+    static void on_retry_timer(ngx_event_t* ev) noexcept;
+    static void on_connect_event(ngx_event_t* ev) noexcept;
+    void want_connections();
+    void database_refused(const char* cause);
+    void database_answered();
+    void request_refused();
+    void request_timed_out(ngx_log_t* log);
 
     PgPoolSpec& spec_;
     ngx_log_t* log_;
+    std::string target_;           // the conninfo's host, port, dbname and user, for the log
     std::vector<PgSlot> slots_;
     ngx_queue_t waiting_;
     ngx_uint_t waiting_count_ = 0;
+
+    DbState db_state_ = DbState::reachable;
+    Backoff backoff_;
+    ngx_event_t retry_timer_{};    // backing_off: when the next probe starts
+    ngx_event_t connect_event_{};  // posted: open the connections the queue needs
+    ngx_msec_t down_since_ = 0;    // when the outage's first connect failed
+    ngx_uint_t refused_ = 0;       // requests refused since the outage's last line
+    ngx_uint_t refused_total_ = 0; // requests refused during this outage
+    ngx_msec_t last_outage_line_ = 0;
+    std::string last_cause_;       // the latest connect failure, for the reminders
+    LogBudget timeouts_;           // requests that timed out
+    LogBudget lost_connections_;   // open connections that broke
 };
 
 }  // namespace chatterd

@@ -149,7 +149,7 @@ Content-Type: application/json
 --- response_body chomp
 "Service unavailable"
 --- error_log
-postgres connect (host=/nonexistent/chatterd-test port=5432 dbname=chatterdb) failed
+postgres (host=/nonexistent/chatterd-test port=5432 dbname=chatterdb user=chatter) cannot be reached
 --- timeout: 3
 --- no_error_log
 [alert]

@@ -686,7 +686,7 @@ chatterd_media_root $TEST_NGINX_MEDIA_ROOT;
 --- response_headers
 Content-Type: application/json
 --- error_log
-chatterd: INSERT not done
+chatterd: postgres (host=127.0.0.1 port=1 dbname=x user=y) cannot be reached
 
 
 

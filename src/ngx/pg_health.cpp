@@ -136,9 +136,14 @@ void PgPool::database_answered() {
                   target_.c_str(), down / 1000, down % 1000, refused_total_);
 }
 
-void PgPool::request_refused() {
+// Counted for the outage's lines; told per request only at info level, where an operator who
+// asks for it sees the cause next to each 503.
+void PgPool::request_refused(ngx_log_t* log) {
     refused_++;
     refused_total_++;
+    ngx_log_error(NGX_LOG_INFO, log, 0,
+                  "chatterd: postgres (%s) cannot be reached (for %M ms now: %s); 503 at once",
+                  target_.c_str(), elapsed_since(down_since_), last_cause_.c_str());
 }
 
 void PgPool::request_timed_out(ngx_log_t* log) {

@@ -8,7 +8,7 @@ namespace chatterd {
 
 void PgPool::submit(PgCall* call) {
     if (db_state_ != DbState::reachable && !has_open_slot()) {
-        request_refused();
+        request_refused(call->request->connection->log);
         deliver(call, PgOutcome::refused());
         return;
     }
@@ -66,7 +66,7 @@ void PgPool::refuse_waiting_if_down() {
     while (!ngx_queue_empty(&waiting_)) {
         PgCall* call = ngx_queue_data(ngx_queue_head(&waiting_), PgCall, link);
         unqueue(call);
-        request_refused();
+        request_refused(call->request->connection->log);
         deliver(call, PgOutcome::refused());
     }
 }

@@ -154,7 +154,7 @@ private:
     void want_connections();
     void database_refused(const char* cause);
     void database_answered();
-    void request_refused();
+    void request_refused(ngx_log_t* log);
     void request_timed_out(ngx_log_t* log);
 
     PgPoolSpec& spec_;

@@ -1,0 +1,382 @@
+# Database outages under load. For each way to reach PostgreSQL (TCP, unix socket) and each
+# fault, two workers serve a mixed load of every endpoint (getimages, getchatts, postchatt,
+# postimages with and without media) from concurrent clients while the fault happens and is
+# repaired:
+#   killed      kill -9 of the postmaster, then a restart (crash recovery)
+#   paused      SIGSTOP of every server process, then SIGCONT
+#   restarted   a fast shutdown, then a start
+#   refusing    new connections refused (the database's connection limit reached), the
+#               open ones terminated, then the limit lifted
+# Each asserts: no worker exited on a signal; every request was answered, 200 or 503, the 503s
+# within chatterd_pg_timeout, no client timed out; the error log grew by a bounded number of
+# lines; once the pools say the database is back, requests succeed; every row's files exist
+# and every file has its row, but for the files of posts whose outcome was unknown (logged);
+# the workers' descriptors are back where they started.
+# The suite uses a cluster of its own (killing the shared one would disturb other suites).
+# OUTAGE_CLIENTS (default 200) sets the number of concurrent clients.
+use strict; use warnings;
+use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
+use Test::More;
+use Errno ();
+use IO::Select;
+use IO::Socket::INET;
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
+use Time::HiRes ();
+
+use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files pg_pids);
+use Chatterd::Http qw(http_request http_get build_request multipart_body);
+use Chatterd::Nginx;
+use Chatterd::Upload qw(media image_part);
+
+for my $var (qw(TEST_NGINX_PG_DIR TEST_NGINX_PG_PORT)) {
+    plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
+}
+
+my $PG_SH   = "$FindBin::Bin/../scripts/pg.sh";
+my $DIR     = "$ENV{TEST_NGINX_PG_DIR}-outage";
+my $PORT    = $ENV{TEST_NGINX_PG_PORT} + 1;
+my $CLIENTS = $ENV{OUTAGE_CLIENTS} // 200;
+my $TIMEOUT = 2;           # chatterd_pg_timeout, seconds
+my $CLIENT_TIMEOUT = 10;   # a client that waits longer has timed out
+
+# Chatterd::Db works on this suite's cluster.
+$ENV{TEST_NGINX_PG_DIR} = $DIR;
+$ENV{TEST_NGINX_PSQL}   = "$PG_SH psql $DIR $PORT";
+
+sub pg_sh {
+    my @args = @_;
+    system($PG_SH, @args) == 0 or die "pg.sh @args failed\n";
+}
+
+my @paused;
+sub resume_pg { kill 'CONT', @paused if @paused; @paused = () }
+END {
+    local ($?, $@);
+    resume_pg();
+    eval { admin_sql('ALTER DATABASE chatterdb CONNECTION LIMIT -1') };
+    system($PG_SH, 'stop', $DIR);
+}
+$SIG{$_} = sub { resume_pg(); exit 1 } for qw(INT TERM HUP);
+
+pg_sh('start', $DIR, $PORT);
+my $unix_conninfo = `$PG_SH conninfo $DIR $PORT`;
+chomp $unix_conninfo;
+my ($SOCKET_DIR) = $unix_conninfo =~ /host=(\S+)/;
+
+# As the superuser, whom a database's connection limit does not stop.
+sub admin_sql {
+    my ($statement) = @_;
+    system('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', $SOCKET_DIR, '-p', $PORT,
+           '-U', 'postgres', '-d', 'chatterdb', '-o', '/dev/null', '-c', $statement) == 0
+        or die "psql failed for: $statement\n";
+}
+my %conninfo = (
+    tcp  => "host=127.0.0.1 port=$PORT dbname=chatterdb user=chatter password=chattchatt",
+    unix => $unix_conninfo,
+);
+
+# ---- faults -------------------------------------------------------------------------------
+
+sub wait_until {
+    my ($what, $cond, $seconds) = @_;
+    my $deadline = Time::HiRes::time() + ($seconds // 30);
+    until ($cond->()) {
+        die "timed out waiting for $what\n" if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.02);
+    }
+}
+
+sub postmaster_pid {
+    open(my $fh, '<', "$DIR/postmaster.pid") or return;
+    chomp(my $pid = <$fh>);
+    return $pid;
+}
+
+my @killed;
+my %faults = (
+    killed => {
+        # The load goes on while the orphaned backends notice and leave: their connections
+        # break while requests wait, the moment the pool used to recurse in.
+        break => sub {
+            my $master = postmaster_pid();
+            @killed = ($master, split ' ', `pgrep -P $master`);
+            kill 'KILL', $master;
+        },
+        # A new postmaster needs the old backends gone.
+        repair => sub {
+            wait_until('the killed server to be gone', sub { !kill(0, @killed) });
+            pg_sh('start', $DIR, $PORT);
+        },
+    },
+    paused => {
+        break => sub {
+            my %stopped;
+            for (1 .. 20) {
+                my @new = grep { !$stopped{$_} } pg_pids();
+                last unless @new;
+                kill 'STOP', @new;
+                push @paused, @new;
+                $stopped{$_} = 1 for @new;
+            }
+        },
+        repair => \&resume_pg,
+    },
+    restarted => {
+        break  => sub { pg_sh('stop', $DIR) },
+        repair => sub { pg_sh('start', $DIR, $PORT) },
+    },
+    refusing => {
+        break => sub {
+            admin_sql('ALTER DATABASE chatterdb CONNECTION LIMIT 0');
+            admin_sql(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                  WHERE application_name = 'chatterd'});
+        },
+        repair => sub { admin_sql('ALTER DATABASE chatterdb CONNECTION LIMIT -1') },
+    },
+);
+
+# ---- the load -----------------------------------------------------------------------------
+
+my $JPEG = media('jpeg', 4096, 7);
+my @REQUESTS = (
+    [getimages => build_request(GET => '/getimages')],
+    [getchatts => build_request(GET => '/getchatts')],
+    [postchatt => build_request(POST => '/postchatt',
+        body => '{"username":"load","message":"hello"}',
+        headers => ['Content-Type' => 'application/json'])],
+    [postimages_media => upload_request([name => 'username', value => 'load'],
+        [name => 'message', value => 'with media'], image_part($JPEG))],
+    [postimages_text => upload_request([name => 'username', value => 'load'],
+        [name => 'message', value => 'no media'])],
+);
+
+sub upload_request {
+    my @parts = @_;
+    my $body = multipart_body('chatterdOutageBoundary', @parts);
+    return build_request(POST => '/postimages', body => $body,
+        headers => ['Content-Type' => 'multipart/form-data; boundary=chatterdOutageBoundary']);
+}
+
+# Clients that each send one request per connection (Connection: close), read the answer to
+# the end, and start again until the load stops. Each answer is kept: [kind, status, seconds,
+# when it was sent].
+sub start_client {
+    my ($load, $i) = @_;
+    my ($kind, $raw) = @{$REQUESTS[($load->{next}++) % @REQUESTS]};
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $load->{port},
+                                     Proto => 'tcp', Blocking => 0);
+    unless ($sock) {
+        push @{$load->{answers}}, [$kind, 'connect failed', 0, Time::HiRes::time()];
+        return;
+    }
+    $load->{clients}[$i] = { sock => $sock, kind => $kind, out => $raw, in => '',
+                             sent => Time::HiRes::time() };
+}
+
+sub run_load {
+    my ($load, $until) = @_;
+    while (Time::HiRes::time() < $until || grep { defined } @{$load->{clients}}) {
+        my $stopping = Time::HiRes::time() >= $until;
+        my ($r, $w) = (IO::Select->new, IO::Select->new);
+        my %by_fd;
+        for my $i (0 .. $CLIENTS - 1) {
+            start_client($load, $i) if !$stopping && !$load->{clients}[$i];
+            my $c = $load->{clients}[$i] or next;
+            $by_fd{fileno $c->{sock}} = $i;
+            length $c->{out} ? $w->add($c->{sock}) : $r->add($c->{sock});
+        }
+        last unless %by_fd;
+        my ($readable, $writable) = IO::Select->select($r, $w, undef, 0.05);
+        for my $sock (@{$writable // []}) {
+            my $c = $load->{clients}[$by_fd{fileno $sock}];
+            my $n = syswrite($sock, $c->{out});
+            substr($c->{out}, 0, $n, '') if $n;
+            finish($load, $by_fd{fileno $sock}, 'write failed') if !defined $n && !$!{EAGAIN};
+        }
+        for my $sock (@{$readable // []}) {
+            my $i = $by_fd{fileno $sock};
+            my $n = sysread($sock, $load->{clients}[$i]{in}, 65536, length $load->{clients}[$i]{in});
+            next if !defined $n && $!{EAGAIN};
+            finish($load, $i) if !$n;
+        }
+        my $now = Time::HiRes::time();
+        for my $i (0 .. $CLIENTS - 1) {
+            my $c = $load->{clients}[$i] or next;
+            finish($load, $i, 'client timeout') if $now - $c->{sent} > $CLIENT_TIMEOUT;
+        }
+    }
+}
+
+sub finish {
+    my ($load, $i, $failure) = @_;
+    my $c = delete $load->{clients}[$i];
+    close $c->{sock};
+    my ($status) = $c->{in} =~ m{\AHTTP/1\.[01] (\d{3}) };
+    push @{$load->{answers}},
+        [$c->{kind}, $failure // $status // 'no answer', Time::HiRes::time() - $c->{sent}, $c->{sent}];
+}
+
+# ---- checks -------------------------------------------------------------------------------
+
+sub worker_fds {
+    my ($ng) = @_;
+    my %fds;
+    for my $pid ($ng->worker_pids) {
+        opendir(my $dh, "/proc/$pid/fd") or next;
+        $fds{$pid} = scalar grep { /^\d+$/ } readdir $dh;
+    }
+    return \%fds;
+}
+
+# Seconds of CPU the workers used so far (user + system).
+sub worker_cpu {
+    my ($ng) = @_;
+    my $ticks = 0;
+    for my $pid ($ng->worker_pids) {
+        open(my $fh, '<', "/proc/$pid/stat") or next;
+        my @f = split ' ', (<$fh> =~ s/^.*\) //sr);
+        $ticks += $f[11] + $f[12];
+    }
+    return $ticks / 100;
+}
+
+sub wait_fds_back {
+    my ($ng, $before) = @_;
+    my $now;
+    my $deadline = Time::HiRes::time() + 10;
+    while (1) {
+        $now = worker_fds($ng);
+        return $now unless grep { ($now->{$_} // 1e9) > $before->{$_} } keys %$before;
+        return $now if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.05);
+    }
+}
+
+# Files without a row must be files whose post's outcome was unknown (and logged); every row's
+# files must exist.
+sub check_media {
+    my ($label, $log) = @_;
+    my %kept = map { $_ => 1 } $log =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
+    my %files = map { $_ => 1 } media_files();
+    my %named;
+    for my $row (sql('SELECT imageurl, videourl FROM chatts')) {
+        $named{$_} = 1 for map { m{/media/([^/]+)\z} ? $1 : () } grep { defined } @$row;
+    }
+    my @orphans = grep { !$named{$_} && !$kept{$_} } sort keys %files;
+    my @missing = grep { !$files{$_} } sort keys %named;
+    ok(!@orphans, "$label: every media file has its row, or its post's outcome was unknown")
+        or diag("files without a row: @orphans");
+    ok(!@missing, "$label: every row's media files exist") or diag("missing: @missing");
+    return scalar keys %kept;
+}
+
+sub percentile {
+    my ($p, @values) = @_;
+    return 0 unless @values;
+    @values = sort { $a <=> $b } @values;
+    return $values[int($p * $#values + 0.5)];
+}
+
+# ---- the scenarios ------------------------------------------------------------------------
+
+sub start_nginx {
+    my ($conninfo) = @_;
+    my $media = media_root();
+    return Chatterd::Nginx->start(
+        workers     => 2,
+        master      => 1,
+        log_level   => 'info',
+        # The workers write the media root inside the test tree.
+        main_config => $> == 0 ? "user root root;\n" : undef,
+        http_config => <<CONF,
+chatterd_pg "$conninfo";
+chatterd_pg_timeout ${TIMEOUT}s;
+chatterd_pg_backoff_max 1s;
+chatterd_media_root $media;
+client_max_body_size 1m;
+CONF
+        config      => <<CONF,
+location ~ ^/getchatts/?\$  { chatterd getchatts; }
+location ~ ^/postchatt/?\$  { chatterd postchatt; }
+location ~ ^/getimages/?\$  { chatterd getimages; }
+location ~ ^/postimages/?\$ { chatterd postimages; }
+location /media/ { alias $media/; }
+CONF
+        user_files  => { 'static.txt' => "static file\n" },
+    );
+}
+
+for my $via (qw(unix tcp)) {
+    for my $fault (qw(killed paused restarted refusing)) {
+        subtest "$fault, over $via, under the load of $CLIENTS clients" => sub {
+            truncate_chatts();
+            my $ng = start_nginx($conninfo{$via});
+            my @workers = sort $ng->worker_pids;
+            my $warm = http_get($ng->port, '/getimages');
+            is($warm->{status}, 200, 'warm-up: 200');
+            # Every connection of both pools open: the descriptors to come back to.
+            my $load = { port => $ng->port, answers => [], clients => [], next => 0 };
+            run_load($load, Time::HiRes::time() + 1);
+            my $fds_before = worker_fds($ng);
+            $ng->mark_error_log;
+            my $log_start = scalar(() = $ng->error_log_text =~ /\n/g);
+
+            run_load($load, Time::HiRes::time() + 1);
+            $faults{$fault}{break}->();
+            my $broken_at = Time::HiRes::time();
+            my $cpu_before = worker_cpu($ng);
+            run_load($load, $broken_at + 3);
+            my $cpu_down = (worker_cpu($ng) - $cpu_before) / (Time::HiRes::time() - $broken_at);
+            $faults{$fault}{repair}->();
+            my $repaired_at = Time::HiRes::time();
+            run_load($load, $repaired_at + 3);
+
+            my $log = $ng->error_log_since_mark;
+            my $outages = () = $log =~ /\[error\][^\n]* cannot be reached: /g;
+            my $recoveries = () = $log =~ /\[error\][^\n]* is reachable again /g;
+            is($recoveries, $outages, "every pool that lost the database found it again ($outages)");
+            my @after = map { http_get($ng->port, '/getimages') } 1 .. 6;
+            is_deeply([map { $_->{status} } @after], [(200) x 6], 'requests after recovery: 200');
+
+            my @answers = grep { $_->[3] >= $broken_at - 1 } @{$load->{answers}};
+            my @bad = grep { $_->[1] !~ /\A(?:200|503)\z/ } @answers;
+            ok(!@bad, scalar(@answers) . ' requests, every one answered 200 or 503')
+                or diag(join "\n", map { "@$_" } @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
+            my @unavailable = grep { $_->[1] eq '503' } @answers;
+            my $slowest = percentile(1, map { $_->[2] } @unavailable);
+            cmp_ok($slowest, '<=', $TIMEOUT + 1, "every 503 within chatterd_pg_timeout (slowest "
+                   . sprintf('%.2f s', $slowest) . ')');
+            my $first_200 = (sort { $a <=> $b } map { $_->[3] + $_->[2] }
+                             grep { $_->[1] eq '200' && $_->[3] >= $repaired_at } @answers)[0];
+            my $back = defined $first_200 ? sprintf('%.2f s', $first_200 - $repaired_at) : 'never';
+            ok(defined $first_200, "a 200 after the repair ($back)");
+            $log = $ng->error_log_since_mark;
+            my @lines = split /\n/, $log;
+            my @loud = grep { /\[(?:error|crit|alert|emerg)\]/ } @lines;
+            diag(sprintf('%s over %s: %d requests, %d answered 503 (p99 %.3f s), first 200 %s '
+                         . 'after the repair; %d error lines; workers\' CPU while down %.0f %%',
+                         $fault, $via, scalar @answers, scalar @unavailable,
+                         percentile(0.99, map { $_->[2] } @unavailable), $back, scalar @loud,
+                         100 * $cpu_down));
+
+            my $kept_lines = grep { /whether the row was stored is unknown/ } @lines;
+            cmp_ok(scalar @loud, '<=', 30, 'the error log grew by a bounded number of '
+                   . 'error lines (' . scalar(@loud) . ')')
+                or diag(join "\n", @loud[0 .. 29]);
+            cmp_ok($kept_lines, '<=', scalar(grep { $_->[0] eq 'postimages_media' } @unavailable),
+                   'a kept-media line only for a 503 postimages');
+            ok(!grep({ /exited on signal|\[alert\]|\[crit\]|\[emerg\]/ } @lines), 'no worker '
+               . 'exited on a signal, no alert') or diag(join "\n", grep { /signal|alert|crit/ } @lines);
+            is_deeply([sort $ng->worker_pids], \@workers, 'the same workers');
+
+            my $fds_after = wait_fds_back($ng, $fds_before);
+            ok(!grep({ ($fds_after->{$_} // 1e9) > $fds_before->{$_} } keys %$fds_before),
+               'worker descriptors are back where they started')
+                or diag(explain({before => $fds_before, after => $fds_after}));
+            check_media("$fault over $via", $log);
+            $ng->stop;
+        };
+    }
+}
+
+done_testing();

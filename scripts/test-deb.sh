@@ -3,16 +3,16 @@
 #   test-deb.sh [file.deb]   without a file, `scripts/deb.sh` builds build/deb/*.deb first.
 # Installs the package with apt-get, checks it is enabled (modules-enabled symlink), its
 # hardening and that `nginx -t` passes on the system configuration; runs GET /getchatts
-# through the packaged .so in a separate nginx (-p under build/, port NGINX_PORT, not the system
-# service) that includes /etc/nginx/modules-enabled/*.conf, against a throwaway PostgreSQL
-# (scripts/pg.sh, port PG_PORT); then removes and purges the package and checks `nginx -t` still
-# passes and /etc/nginx is as it was. Everything it started is stopped by pid.
+# through the packaged .so in a separate nginx (-p under build/, port TEST_DEB_NGINX_PORT=19881,
+# not the system service) that includes /etc/nginx/modules-enabled/*.conf, against a throwaway
+# PostgreSQL (scripts/pg.sh, TEST_DEB_PG_PORT=55481); then removes and purges the package and
+# checks `nginx -t` still passes and /etc/nginx is as it was. What it started is stopped by pid.
 # The package must not be installed beforehand: the test leaves the system as it found it.
 # Runs from different clones take turns (a lock in /run/lock). Needs root or sudo.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-PG_PORT="${PG_PORT:-55481}" NGINX_PORT="${NGINX_PORT:-19881}"
+PG_PORT="${TEST_DEB_PG_PORT:-55481}" NGINX_PORT="${TEST_DEB_NGINX_PORT:-19881}"
 pkg=libnginx-mod-http-chatterd
 conf_name=mod-http-chatterd.conf
 link=/etc/nginx/modules-enabled/50-$conf_name

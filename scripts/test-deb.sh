@@ -18,7 +18,6 @@ conf_name=mod-http-chatterd.conf
 link=/etc/nginx/modules-enabled/50-$conf_name
 so=/usr/lib/nginx/modules/ngx_http_chatterd_module.so
 work="$here/build/test-deb"
-pg_dir="$work/pg"
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
 apt_get() { DEBIAN_FRONTEND=noninteractive $sudo apt-get -y -q -o DPkg::Lock::Timeout=300 "$@"; }
@@ -47,6 +46,11 @@ known && fail "$pkg is already on this machine ($(dpkg-query -W -f='${db:Status-
 
 rm -rf "$work"
 mkdir -p "$work/nginx/logs"
+# The database lives outside the clone: PostgreSQL runs as postgres, which cannot enter a clone
+# in a folder only its owner may enter (/root, mktemp -d). Its programs run from / for the same
+# reason.
+pg_dir="$(mktemp -d /tmp/chatterd-test-deb.XXXXXX)"
+pg() { (cd / && "$here/scripts/pg.sh" "$@"); }
 before="$(etc_nginx)"
 nginx_pid=""
 cleanup() {
@@ -55,7 +59,8 @@ cleanup() {
         $sudo kill -QUIT "$nginx_pid"
         for _ in $(seq 50); do kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.1; done
     fi
-    scripts/pg.sh stop "$pg_dir" || true
+    pg stop "$pg_dir" || true
+    rm -rf "$pg_dir" "$pg_dir.socket" "$pg_dir.initdb.log"
     if known; then echo "test-deb: purging $pkg"; apt_get purge "$pkg" >/dev/null || true; fi
     [ $rc = 0 ] && echo "test-deb: PASS" || echo "test-deb: FAIL (exit $rc)" >&2
 }
@@ -92,9 +97,9 @@ $sudo nginx -t -q 2>"$work/nginx-t.log" || { cat "$work/nginx-t.log" >&2; fail "
 ok "nginx -t (system configuration, module enabled)"
 
 # A request through the packaged .so: its own nginx, configured only through modules-enabled.
-scripts/pg.sh start "$pg_dir" "$PG_PORT" >/dev/null
-conninfo="$(scripts/pg.sh conninfo "$pg_dir" "$PG_PORT")"
-scripts/pg.sh psql "$pg_dir" "$PG_PORT" -c "TRUNCATE chatts; INSERT INTO chatts (username, message, id, time)
+pg start "$pg_dir" "$PG_PORT" >/dev/null
+conninfo="$(pg conninfo "$pg_dir" "$PG_PORT")"
+pg psql "$pg_dir" "$PG_PORT" -c "TRUNCATE chatts; INSERT INTO chatts (username, message, id, time)
     VALUES ('deb', 'from the package', '00000000-0000-4000-8000-00000000deb0', '2026-01-02 03:04:05.5')"
 n="$work/nginx"
 # modules-enabled says `load_module modules/...`, relative to the prefix: as Debian's prefix
@@ -102,7 +107,7 @@ n="$work/nginx"
 ln -s /usr/lib/nginx/modules "$n/modules"
 cat >"$n/nginx.conf" <<CONF
 include /etc/nginx/modules-enabled/*.conf;
-user root;                  # workers reach the socket of a database that may live under /root
+user root;                  # workers as the master: the prefix may be in a folder only root enters
 worker_processes 1;
 daemon on;
 pid $n/logs/nginx.pid;
@@ -135,7 +140,7 @@ $sudo kill -QUIT "$nginx_pid"
 for _ in $(seq 50); do kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$nginx_pid" 2>/dev/null && fail "nginx $nginx_pid did not stop"
 nginx_pid=""
-scripts/pg.sh stop "$pg_dir"
+pg stop "$pg_dir"
 
 # Removal: the module is disabled (dh_nginx's prerm keeps the admin's choice as a .removed link),
 # purge deletes that too; nginx -t passes at each step.

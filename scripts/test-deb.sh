@@ -11,6 +11,7 @@
 # Runs from different clones take turns (a lock in /run/lock). Needs root or sudo.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+deb="${1:+$(realpath -m "$1")}"   # relative to the caller's directory
 cd "$here"
 PG_PORT="${TEST_DEB_PG_PORT:-55481}" NGINX_PORT="${TEST_DEB_NGINX_PORT:-19881}"
 pkg=libnginx-mod-http-chatterd
@@ -29,13 +30,11 @@ ok() { echo "ok - $*"; }
 etc_nginx() { find /etc/nginx \( -type d -printf '%p/\n' \) -o -printf '%p %l %s %T@\n' | sort; }
 
 scripts/deps.sh
-deb="${1:-}"
 if [ -z "$deb" ]; then
     scripts/deb.sh
     deb="$(ls "$here"/build/deb/${pkg}_*.deb)"
 fi
 [ -f "$deb" ] || fail "no such package: $deb"
-deb="$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")"
 
 # One run at a time on a machine (the package, /etc/nginx and the ports are shared by every
 # clone); the lock is released when this script exits.

@@ -26,7 +26,8 @@ installed() { dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -
 known() { dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qvx not-installed; }
 fail() { echo "test-deb: FAIL: $*" >&2; exit 1; }
 ok() { echo "ok - $*"; }
-# /etc/nginx as a listing (names, link targets, sizes, mtimes but a directory's), to compare at the end.
+# /etc/nginx as a listing to compare at the end: names, link targets, sizes, mtimes (not a
+# directory's, which changes with its entries).
 etc_nginx() { find /etc/nginx \( -type d -printf '%p/\n' \) -o -printf '%p %l %s %T@\n' | sort; }
 
 scripts/deps.sh

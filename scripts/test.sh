@@ -1,7 +1,8 @@
 #!/bin/bash
 # make test: installs what is missing, builds, runs the unit tests, starts a throwaway
 # PostgreSQL, runs every Test::Nginx suite in t/ against the real nginx with the built module,
-# stops the database. Exits non-zero on any failure.
+# then the Debian package test (scripts/test-deb.sh, about 30 s), stops the database.
+# Exits non-zero on any failure.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -26,3 +27,5 @@ export TEST_NGINX_PSQL="$here/scripts/pg.sh psql $pg_dir $TEST_PG_PORT"
 perl -e 'push @INC, "t/lib"; require Test::Nginx::Socket;
          print "Test::Nginx::Socket: $INC{q{Test/Nginx/Socket.pm}}\n"'
 prove -r t/
+# The Debian package: built, installed into this machine's nginx, one request, purged.
+scripts/test-deb.sh

@@ -2,6 +2,7 @@
 // module object. The endpoints themselves live in handlers/, one file each.
 #include "ngx/ngx.h"
 
+#include "core/pg_hosts.h"
 #include "handlers/handlers.h"
 #include "ngx/answer_blocks.h"
 #include "ngx/conf.h"
@@ -53,6 +54,16 @@ char* set_endpoint(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     return static_cast<char*>(NGX_CONF_ERROR);
 }
 
+std::optional<std::string> host_needing_lookup(const PQconninfoOption* options) {
+    std::string_view host, hostaddr;
+    for (const PQconninfoOption* o = options; o->keyword != nullptr; o++) {
+        std::string_view value = o->val ? o->val : "";
+        if (std::string_view(o->keyword) == "host") host = value;
+        if (std::string_view(o->keyword) == "hostaddr") hostaddr = value;
+    }
+    return first_host_needing_lookup(host, hostaddr);
+}
+
 char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) {
     char* rv = ngx_conf_set_str_slot(cf, cmd, conf);
     if (rv != NGX_CONF_OK) return rv;
@@ -71,7 +82,17 @@ char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) {
         PQfreemem(error);
         return static_cast<char*>(NGX_CONF_ERROR);
     }
+    std::optional<std::string> name = host_needing_lookup(options);
     PQconninfoFree(options);
+    if (name) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chatterd_pg: host \"%s\" is a name: libpq would look it up with a "
+                           "blocking call inside nginx's event loop; give its address with "
+                           "hostaddr= (host= may stay, for TLS and Kerberos), or an IP address "
+                           "or unix-socket directory in host=",
+                           name->c_str());
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
     return NGX_CONF_OK;
 }
 

@@ -125,7 +125,9 @@ subtest 'chatterd: the four endpoints, in a location only' => sub {
 subtest 'chatterd_pg: a libpq conninfo or URI, checked by libpq' => sub {
     for my $good ('host=/var/run/postgresql dbname=chatterdb user=chatter',
                   "host=localhost port=5432 dbname=chatterdb user=chatter password='a b' connect_timeout=3",
-                  'host=db1,db2 port=5432,5433 dbname=chatterdb target_session_attrs=read-write',
+                  'host=10.0.0.1,10.0.0.2 port=5432,5433 dbname=chatterdb target_session_attrs=read-write',
+                  'host=db1,db2 hostaddr=10.0.0.1,10.0.0.2 port=5432,5433 dbname=chatterdb',
+                  'host=::1 dbname=chatterdb',
                   'postgresql://chatter@localhost:5432/chatterdb?connect_timeout=3',
                   'postgres:///chatterdb?host=/var/run/postgresql',
                   'dbname=chatterdb') {
@@ -140,6 +142,16 @@ subtest 'chatterd_pg: a libpq conninfo or URI, checked by libpq' => sub {
             http => q{chatterd_pg "dbname='chatterdb";});
     refused('broken URI', qr/chatterd_pg[^\n]*(?:URI|IPv6)/,
             http => q{chatterd_pg "postgresql://[::1/chatterdb";});
+    # A name would be looked up by libpq with a blocking call inside the event loop.
+    for my $named (['host=db.example.org dbname=chatterdb', 'db.example.org'],
+                   ['host=10.0.0.1,db2 port=5432,5432 dbname=chatterdb', 'db2'],
+                   ['host=db1,db2 hostaddr=10.0.0.1, dbname=chatterdb', 'db2'],
+                   ['postgresql://chatter@db.example.org/chatterdb', 'db.example.org']) {
+        my ($conninfo, $name) = @$named;
+        refused("a host name without its address ($conninfo)",
+                qr/chatterd_pg: host "\Q$name\E" is a name: libpq would look it up with a blocking call[^\n]*hostaddr=/,
+                http => qq{chatterd_pg "$conninfo";});
+    }
     refused('no argument', qr/invalid number of arguments in "chatterd_pg" directive/,
             http => 'chatterd_pg;');
     refused('twice at one level', qr/"chatterd_pg" directive is duplicate/,
@@ -164,6 +176,10 @@ my @numeric = (
       ['-1s', '"chatterd_pg_timeout" directive invalid value'],
       ['5x', '"chatterd_pg_timeout" directive invalid value'],
       ['soon', '"chatterd_pg_timeout" directive invalid value']]],
+    ['chatterd_pg_backoff_max', ['100ms', '10s', '1m'],
+     [[0, '"chatterd_pg_backoff_max" directive must be greater than 0'],
+      ['-1s', '"chatterd_pg_backoff_max" directive invalid value'],
+      ['later', '"chatterd_pg_backoff_max" directive invalid value']]],
     ['chatterd_media_max_size', [1, '512k', '10m', '1g'],
      [[0, '"chatterd_media_max_size" directive must be greater than 0'],
       ['0k', '"chatterd_media_max_size" directive must be greater than 0'],

@@ -6,6 +6,7 @@
 #include "handlers/handlers.h"
 #include "ngx/answer_blocks.h"
 #include "ngx/conf.h"
+#include "ngx/media_sweep.h"
 #include "ngx/pg_pool.h"
 
 #include <sys/stat.h>
@@ -31,6 +32,7 @@ constexpr ngx_uint_t kDefaultPoolSize = 4;
 constexpr ngx_uint_t kDefaultQueue = 1024;
 constexpr ngx_msec_t kDefaultTimeout = 5000;
 constexpr ngx_msec_t kDefaultBackoffMax = 10000;
+constexpr ngx_msec_t kDefaultMediaSweep = 60 * 60 * 1000;
 constexpr off_t kDefaultMediaMaxSize = 10 * 1024 * 1024;
 
 // ---- directive setters -------------------------------------------------------------------
@@ -163,6 +165,23 @@ char* set_media_url(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     return NGX_CONF_OK;
 }
 
+// chatterd_media_sweep time | off
+char* set_media_sweep(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+    auto* lc = static_cast<LocConf*>(conf);
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    if (lc->media_sweep != NGX_CONF_UNSET_MSEC) return const_cast<char*>("is duplicate");
+    if (to_view(value[1]) == "off") {
+        lc->media_sweep = 0;
+        return NGX_CONF_OK;
+    }
+    ngx_msec_t grace = ngx_parse_time(&value[1], 0);
+    if (grace == static_cast<ngx_msec_t>(NGX_ERROR) || grace == 0) {
+        return const_cast<char*>("takes a time greater than 0, or \"off\"");
+    }
+    lc->media_sweep = grace;
+    return NGX_CONF_OK;
+}
+
 ngx_command_t commands[] = {
     {ngx_string("chatterd"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_endpoint,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
@@ -182,6 +201,8 @@ ngx_command_t commands[] = {
      set_media_url, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("chatterd_media_max_size"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_off_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_max_size), &positive_size},
+    {ngx_string("chatterd_media_sweep"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     set_media_sweep, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
 };
 
@@ -189,7 +210,8 @@ ngx_command_t commands[] = {
 
 void* create_main_conf(ngx_conf_t* cf) {
     auto* mc = static_cast<MainConf*>(ngx_pcalloc(cf->pool, sizeof(MainConf)));
-    if (mc == nullptr || ngx_array_init(&mc->pool_specs, cf->pool, 4, sizeof(PgPoolSpec*)) != NGX_OK)
+    if (mc == nullptr || ngx_array_init(&mc->pool_specs, cf->pool, 4, sizeof(PgPoolSpec*)) != NGX_OK
+        || ngx_array_init(&mc->media_sweeps, cf->pool, 2, sizeof(MediaSweepSpec*)) != NGX_OK)
         return nullptr;
     return mc;
 }
@@ -203,6 +225,7 @@ void* create_loc_conf(ngx_conf_t* cf) {
     lc->pg_timeout = NGX_CONF_UNSET_MSEC;
     lc->pg_backoff_max = NGX_CONF_UNSET_MSEC;
     lc->media_max_size = NGX_CONF_UNSET;
+    lc->media_sweep = NGX_CONF_UNSET_MSEC;
     return lc;
 }
 
@@ -230,6 +253,40 @@ PgPoolSpec* pool_spec_for(ngx_conf_t* cf, const LocConf& lc) {
     return spec;
 }
 
+// Each media root is swept once, against the one database whose rows name its files.
+char* add_media_sweep(ngx_conf_t* cf, const LocConf& lc) {
+    if (lc.media_sweep <= lc.pg_timeout) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chatterd_media_sweep\" must be longer than \"chatterd_pg_timeout\": "
+                           "a file younger than a post's deadline may still get its row");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    auto* mc = static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
+    auto** sweeps = static_cast<MediaSweepSpec**>(mc->media_sweeps.elts);
+    for (ngx_uint_t i = 0; i < mc->media_sweeps.nelts; i++) {
+        MediaSweepSpec& sweep = *sweeps[i];
+        if (to_view(sweep.media_root) != to_view(lc.media_root)) continue;
+        if (to_view(sweep.pool_spec->conninfo) != to_view(lc.pg_conninfo)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "chatterd_media_root \"%V\" serves two databases: the media sweep "
+                               "would remove the files of one as unnamed by the other; use one "
+                               "media root per database, or \"chatterd_media_sweep off\"",
+                               &lc.media_root);
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        sweep.grace = ngx_max(sweep.grace, lc.media_sweep);
+        return NGX_CONF_OK;
+    }
+    auto* sweep = static_cast<MediaSweepSpec*>(ngx_pcalloc(cf->pool, sizeof(MediaSweepSpec)));
+    auto** slot = static_cast<MediaSweepSpec**>(ngx_array_push(&mc->media_sweeps));
+    if (sweep == nullptr || slot == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    sweep->media_root = lc.media_root;
+    sweep->pool_spec = lc.pool_spec;
+    sweep->grace = lc.media_sweep;
+    *slot = sweep;
+    return NGX_CONF_OK;
+}
+
 char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) {
     auto* prev = static_cast<LocConf*>(parent_conf);
     auto* conf = static_cast<LocConf*>(child_conf);
@@ -241,6 +298,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) {
     ngx_conf_merge_str_value(conf->media_root, prev->media_root, "");
     ngx_conf_merge_str_value(conf->media_url, prev->media_url, "/media/");
     ngx_conf_merge_off_value(conf->media_max_size, prev->media_max_size, kDefaultMediaMaxSize);
+    ngx_conf_merge_msec_value(conf->media_sweep, prev->media_sweep, kDefaultMediaSweep);
 
     if (conf->endpoint == Endpoint::none) return NGX_CONF_OK;
     if (conf->pg_conninfo.len == 0) {
@@ -253,7 +311,11 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) {
         return static_cast<char*>(NGX_CONF_ERROR);
     }
     conf->pool_spec = pool_spec_for(cf, *conf);
-    return conf->pool_spec ? NGX_CONF_OK : static_cast<char*>(NGX_CONF_ERROR);
+    if (conf->pool_spec == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    if (conf->endpoint == Endpoint::postimages && conf->media_sweep != 0) {
+        return add_media_sweep(cf, *conf);
+    }
+    return NGX_CONF_OK;
 }
 
 ngx_http_module_t module_ctx = {
@@ -269,8 +331,12 @@ ngx_http_module_t module_ctx = {
 
 // Pools belong to worker processes: created here, never in the master, whose descriptors
 // every worker would inherit.
-ngx_int_t init_process(ngx_cycle_t* cycle) { return pg_pools_start(cycle); }
+ngx_int_t init_process(ngx_cycle_t* cycle) {
+    ngx_int_t rc = pg_pools_start(cycle);
+    return rc == NGX_OK ? media_sweeps_start(cycle) : rc;
+}
 void exit_process(ngx_cycle_t* cycle) {
+    media_sweeps_stop(cycle);  // before the pools its queries run on
     pg_pools_stop(cycle);
     release_answer_blocks();
 }

@@ -23,7 +23,7 @@ use IO::Socket::INET;
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files pg_pids);
+use Chatterd::Db qw(sql truncate_chatts media_root media_files stop_pg_processes);
 use Chatterd::Http qw(http_request http_get build_request multipart_body);
 use Chatterd::Nginx;
 use Chatterd::Upload qw(media image_part);
@@ -109,16 +109,7 @@ my %faults = (
         },
     },
     paused => {
-        break => sub {
-            my %stopped;
-            for (1 .. 20) {
-                my @new = grep { !$stopped{$_} } pg_pids();
-                last unless @new;
-                kill 'STOP', @new;
-                push @paused, @new;
-                $stopped{$_} = 1 for @new;
-            }
-        },
+        break => sub { push @paused, stop_pg_processes() },
         repair => \&resume_pg,
     },
     restarted => {

@@ -27,7 +27,7 @@ use IO::Socket::INET;
 use JSON::PP ();
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql sql_value truncate_chatts pg_pids);
+use Chatterd::Db qw(sql sql_value truncate_chatts stop_pg_processes);
 use Chatterd::Http qw(http_request http_get build_request parse_http_response);
 use Chatterd::Nginx;
 use Chatterd::NginxProcess ();
@@ -72,30 +72,7 @@ END {
 }
 $SIG{$_} = sub { resume_pg(); exit 1 } for qw(INT TERM HUP);
 
-# SIGSTOP the postmaster and every child, also one forked while we were stopping the others,
-# and wait until the kernel shows them all stopped.
-sub pause_pg {
-    my %stopped;
-    for (1 .. 20) {
-        my @new = grep { !$stopped{$_} } pg_pids();
-        last unless @new;
-        push @paused, @new;
-        kill 'STOP', @new;
-        $stopped{$_} = 1 for @new;
-    }
-    my $deadline = Time::HiRes::time() + 5;
-    for my $pid (@paused) {
-        until (process_state($pid) =~ /^[TtZX]?\z/) {
-            die "PostgreSQL process $pid did not stop\n" if Time::HiRes::time() > $deadline;
-            Time::HiRes::sleep(0.01);
-        }
-    }
-}
-sub process_state {
-    open my $fh, '<', "/proc/$_[0]/stat" or return '';
-    my $stat = <$fh> // '';
-    return $stat =~ /^\d+ \(.*\) (\S)/s ? $1 : '';
-}
+sub pause_pg { push @paused, stop_pg_processes() }
 
 # ---- clients ------------------------------------------------------------------------------
 

@@ -327,4 +327,25 @@ std::string random_media_name(std::string_view username, std::string_view extens
     return name;
 }
 
+bool is_media_name(std::string_view name)
+{
+    constexpr std::size_t kHexDigits = 32;
+    std::size_t dot = name.rfind('.');
+    if (dot == std::string_view::npos || dot + 1 == name.size()) return false;
+    std::string_view extension = name.substr(dot + 1);
+    if (!std::all_of(extension.begin(), extension.end(), is_ascii_alnum)) return false;
+    std::string_view stem = name.substr(0, dot);
+    if (stem.size() == kHexDigits + 1 && stem[0] == '.' && extension == "upload") stem.remove_prefix(1);
+    if (stem.size() < kHexDigits) return false;
+    std::string_view hex = stem.substr(stem.size() - kHexDigits);
+    bool lower_hex = std::all_of(hex.begin(), hex.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    });
+    if (!lower_hex) return false;
+    if (stem.size() == kHexDigits) return true;
+    std::string_view prefix = stem.substr(0, stem.size() - kHexDigits - 1);
+    return stem[stem.size() - kHexDigits - 1] == '-' && !prefix.empty()
+           && sanitized_username_prefix(prefix) == prefix;
+}
+
 }  // namespace chatterd

@@ -43,4 +43,9 @@ std::string sanitized_username_prefix(std::string_view username);
 // is empty or not [A-Za-z0-9] (a programming error: extensions come from sniff_media_type).
 std::string random_media_name(std::string_view username, std::string_view extension);
 
+// Whether name is one random_media_name makes, or the temporary name of a file being received
+// where the file system lacks O_TMPFILE ("." + random_media_name("", "upload")): the only
+// names the media sweep may remove (an operator's own files in the media root stay).
+bool is_media_name(std::string_view name);
+
 }  // namespace chatterd

@@ -5,6 +5,7 @@
 
 namespace chatterd {
 
+class MediaSweep;
 class PgPool;
 
 // One database target as configured. Locations with the same settings share one spec, and
@@ -16,6 +17,15 @@ struct PgPoolSpec {
     ngx_msec_t timeout;    // connect + query deadline
     ngx_msec_t backoff_max;  // longest wait between connect attempts to a database that is down
     PgPool* pool;          // this worker's pool, or null before init_process
+};
+
+// One media root swept of the files no row names (media_sweep.h), with the database whose
+// rows name its files. One per media root.
+struct MediaSweepSpec {
+    ngx_str_t media_root;
+    PgPoolSpec* pool_spec;
+    ngx_msec_t grace;      // files younger than this are never removed; also the interval
+    MediaSweep* sweep;     // worker 0's sweep, or null
 };
 
 enum class Endpoint : ngx_uint_t { none, getchatts, postchatt, getimages, postimages };
@@ -30,12 +40,32 @@ struct LocConf {
     ngx_str_t media_root;   // without trailing slash
     ngx_str_t media_url;    // with trailing slash
     off_t media_max_size;
+    ngx_msec_t media_sweep;  // chatterd_media_sweep; 0: off
     PgPoolSpec* pool_spec;  // resolved at merge time for locations that serve an endpoint
 };
 
 struct MainConf {
-    ngx_array_t pool_specs;  // of PgPoolSpec*
+    ngx_array_t pool_specs;    // of PgPoolSpec*
+    ngx_array_t media_sweeps;  // of MediaSweepSpec*
 };
+
+// An ngx_array_t of T* (MainConf's specs), as a range; empty without an http block.
+template <typename T>
+struct SpecRange {
+    T** first = nullptr;
+    T** last = nullptr;
+    T** begin() const { return first; }
+    T** end() const { return last; }
+};
+
+template <typename T>
+SpecRange<T> specs_of(ngx_cycle_t* cycle, ngx_array_t MainConf::*array) {
+    auto* main = static_cast<MainConf*>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_chatterd_module));
+    if (main == nullptr) return {};
+    auto** elts = static_cast<T**>((main->*array).elts);
+    return {elts, elts + (main->*array).nelts};
+}
 
 inline LocConf* loc_conf(ngx_http_request_t* r) {
     return static_cast<LocConf*>(ngx_http_get_module_loc_conf(r, ngx_http_chatterd_module));

@@ -2,19 +2,21 @@
 // contract and pg_connection.cpp for the connections.
 #include "ngx/pg_pool_impl.h"
 
+#include <new>
+
 namespace chatterd {
 
 // ---- waiting requests ----------------------------------------------------------------------
 
 void PgPool::submit(PgCall* call) {
     if (db_state_ != DbState::reachable && !has_open_slot()) {
-        request_refused(call->request->connection->log);
+        request_refused(call->log);
         deliver(call, PgOutcome::refused());
         return;
     }
     // The queue bounds waiting: a request an idle connection can take at once never waits.
     if (waiting_count_ >= spec_.queue && !has_slot(SlotState::idle)) {
-        ngx_log_error(NGX_LOG_ERR, call->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_ERR, call->log, 0,
                       "chatterd: postgres request queue is full (chatterd_pg_queue %ui); 503",
                       spec_.queue);
         deliver(call, PgOutcome::not_sent("postgres request queue is full"));
@@ -66,7 +68,7 @@ void PgPool::refuse_waiting_if_down() {
     while (!ngx_queue_empty(&waiting_)) {
         PgCall* call = ngx_queue_data(ngx_queue_head(&waiting_), PgCall, link);
         unqueue(call);
-        request_refused(call->request->connection->log);
+        request_refused(call->log);
         deliver(call, PgOutcome::refused());
     }
 }
@@ -95,7 +97,7 @@ void PgPool::detach(PgCall* call) {
 }
 
 void PgPool::call_timed_out(PgCall* call) {
-    request_timed_out(call->request->connection->log);
+    request_timed_out(call->log);
     PgSlot* slot = call->slot;
     detach(call);
     deliver(call, slot != nullptr ? PgOutcome::unknown("postgres timed out")
@@ -110,9 +112,18 @@ void PgPool::call_timed_out(PgCall* call) {
     }
 }
 
-// Hands the outcome to the request's handler and finalizes the request with its answer.
+// Hands the outcome to the request's handler and finalizes the request with its answer, or
+// to the task's owner.
 void PgPool::deliver(PgCall* call, const PgOutcome& outcome) {
     detach(call);
+    if (call->caller == Caller::task) {
+        PgTaskDone on_done = call->on_task_done;
+        void* data = call->task_data;
+        call->task->call_ = nullptr;
+        delete call;
+        on_done(data, outcome);
+        return;
+    }
     ngx_http_request_t* r = call->request;
     ngx_connection_t* c = r->connection;
     call->request = nullptr;
@@ -150,7 +161,9 @@ void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
         ngx_http_finalize_request(r, on_done(r, PgOutcome::not_sent("no pool")));
         return;
     }
+    call->caller = Caller::request;
     call->request = r;
+    call->log = r->connection->log;
     call->pool = pool;
     call->query = query;
     call->on_row = on_row;
@@ -163,28 +176,38 @@ void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
     pool->submit(call);
 }
 
-namespace {
-// The pool specs of the configuration, as a range (empty when the http block has none).
-struct PoolSpecs {
-    PgPoolSpec** first;
-    PgPoolSpec** last;
-    PgPoolSpec** begin() const { return first; }
-    PgPoolSpec** end() const { return last; }
-};
-
-PoolSpecs pool_specs(ngx_cycle_t* cycle) {
-    auto* main = static_cast<MainConf*>(
-        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_chatterd_module));
-    if (main == nullptr) return {nullptr, nullptr};
-    auto** specs = static_cast<PgPoolSpec**>(main->pool_specs.elts);
-    return {specs, specs + main->pool_specs.nelts};
+bool PgTask::start(PgPoolSpec& spec, const PgQuery& query, PgTaskDone on_done, void* data,
+                   ngx_log_t* log) noexcept {
+    cancel();
+    if (spec.pool == nullptr) return false;
+    auto* call = new (std::nothrow) PgCall{};
+    if (call == nullptr) return false;
+    call->caller = Caller::task;
+    call->task = this;
+    call->on_task_done = on_done;
+    call->task_data = data;
+    call->log = log;
+    call->pool = spec.pool;
+    call->query = query;
+    call->deadline.data = call;
+    call->deadline.log = log;
+    call->deadline.handler = on_call_deadline;
+    call_ = call;
+    spec.pool->submit(call);
+    return true;
 }
-}  // namespace
+
+void PgTask::cancel() noexcept {
+    if (call_ == nullptr) return;
+    call_->pool->detach(call_);
+    delete call_;
+    call_ = nullptr;
+}
 
 ngx_int_t pg_pools_start(ngx_cycle_t* cycle) noexcept try {
     // Cache managers and loaders run init_process too; they serve no requests.
     if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE) return NGX_OK;
-    for (PgPoolSpec* spec : pool_specs(cycle)) {
+    for (PgPoolSpec* spec : specs_of<PgPoolSpec>(cycle, &MainConf::pool_specs)) {
         spec->pool = new PgPool(*spec, cycle->log);
         spec->pool->start();
     }
@@ -196,7 +219,7 @@ ngx_int_t pg_pools_start(ngx_cycle_t* cycle) noexcept try {
 }
 
 void pg_pools_stop(ngx_cycle_t* cycle) noexcept {
-    for (PgPoolSpec* spec : pool_specs(cycle)) {
+    for (PgPoolSpec* spec : specs_of<PgPoolSpec>(cycle, &MainConf::pool_specs)) {
         delete spec->pool;
         spec->pool = nullptr;
     }

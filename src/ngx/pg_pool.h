@@ -93,6 +93,30 @@ using PgDoneHandler = ngx_int_t (*)(ngx_http_request_t* r, const PgOutcome& outc
 void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
             PgDoneHandler on_done) noexcept;
 
+// A query of the worker's own rather than of a request (the media sweep). The owner keeps the
+// PgTask; on_done(data, outcome) is called once per start, possibly before start returns,
+// unless the task is cancelled (or destroyed) first.
+using PgTaskDone = void (*)(void* data, const PgOutcome& outcome);
+
+class PgTask {
+public:
+    PgTask() = default;
+    ~PgTask() { cancel(); }
+    PgTask(const PgTask&) = delete;
+    PgTask& operator=(const PgTask&) = delete;
+
+    // Runs query (which must live until on_done) on this worker's pool of spec. False when
+    // there is none (not a worker process) or no memory: on_done is not called.
+    bool start(PgPoolSpec& spec, const PgQuery& query, PgTaskDone on_done, void* data,
+               ngx_log_t* log) noexcept;
+    void cancel() noexcept;
+    bool running() const { return call_ != nullptr; }
+
+private:
+    friend class PgPool;
+    struct PgCall* call_ = nullptr;  // while running: its call, allocated by start
+};
+
 // Worker life cycle: build and connect every configured pool (in worker processes only), and
 // close them.
 ngx_int_t pg_pools_start(ngx_cycle_t* cycle) noexcept;

@@ -64,10 +64,18 @@ struct PgSlot {
     ngx_event_t deadline{};
 };
 
-// One request's query, allocated in the request pool. Trivially destructible: the request
-// cleanup only unlinks it.
+// Who a query is for: a request (answered with the outcome), or a task of the worker's own.
+enum class Caller { request, task };
+
+// One request's query, allocated in the request pool (trivially destructible: the request
+// cleanup only unlinks it), or a task's, allocated by PgTask::start.
 struct PgCall {
-    ngx_http_request_t* request;
+    Caller caller;
+    ngx_http_request_t* request;  // a request's, until its outcome is delivered
+    PgTask* task;                 // a task's
+    PgTaskDone on_task_done;
+    void* task_data;
+    ngx_log_t* log;
     PgPool* pool;
     PgQuery query;
     PgRowHandler on_row;

@@ -331,3 +331,31 @@ TEST(MediaNameRandom, TenThousandNamesAreDistinct)
 
 }  // namespace
 }  // namespace chatterd
+
+namespace chatterd {
+namespace {
+
+TEST(IsMediaName, TheNamesRandomMediaNameMakes) {
+    EXPECT_TRUE(is_media_name(random_media_name("alice", "jpeg")));
+    EXPECT_TRUE(is_media_name(random_media_name("ジョン", "mp4")));
+    EXPECT_TRUE(is_media_name(random_media_name("a.b_c-d", "webm")));
+    EXPECT_TRUE(is_media_name("." + random_media_name("", "upload")));
+}
+
+TEST(IsMediaName, NotAnOperatorsFiles) {
+    EXPECT_FALSE(is_media_name("index.html"));
+    EXPECT_FALSE(is_media_name("README"));
+    EXPECT_FALSE(is_media_name(".htaccess"));
+    EXPECT_FALSE(is_media_name("0123456789abcdef0123456789abcdef"));          // no extension
+    EXPECT_FALSE(is_media_name("0123456789abcdef0123456789abcdef."));
+    EXPECT_FALSE(is_media_name("0123456789ABCDEF0123456789abcdef.jpeg"));     // upper-case hex
+    EXPECT_FALSE(is_media_name("alice0123456789abcdef0123456789abcdef.jpeg")); // no dash
+    EXPECT_FALSE(is_media_name("-0123456789abcdef0123456789abcdef.jpeg"));     // empty prefix
+    EXPECT_FALSE(is_media_name("a b-0123456789abcdef0123456789abcdef.jpeg"));  // not sanitized
+    EXPECT_FALSE(is_media_name(".0123456789abcdef0123456789abcdef.jpeg"));     // hidden, not a temp
+    EXPECT_FALSE(is_media_name("x-0123456789abcdef0123456789abcdef.jp/eg"));
+    EXPECT_TRUE(is_media_name("x-0123456789abcdef0123456789abcdef.jpeg"));
+}
+
+}  // namespace
+}  // namespace chatterd

@@ -18,9 +18,10 @@ use Exporter 'import';
 use File::Path ();
 use File::Spec;
 use Test::More ();
+use Time::HiRes ();
 
 our @EXPORT_OK = qw(sql sql_value truncate_chatts media_root media_files
-                    check_media_consistency pg_pids);
+                    check_media_consistency pg_pids stop_pg_processes);
 
 # The media root the suites configure: under the test server root, created on demand.
 sub media_root {
@@ -87,6 +88,33 @@ sub pg_pids {
     chomp(my $master = <$fh>);
     my @children = split ' ', `pgrep -P $master`;
     return ($master, @children);
+}
+
+# SIGSTOP the server's processes, also one forked while the others were being stopped, and
+# wait until the kernel shows them all stopped. Returns their pids (for SIGCONT).
+sub stop_pg_processes {
+    my (%stopped, @pids);
+    for (1 .. 20) {
+        my @new = grep { !$stopped{$_} } pg_pids();
+        last unless @new;
+        kill 'STOP', @new;
+        push @pids, @new;
+        $stopped{$_} = 1 for @new;
+    }
+    my $deadline = Time::HiRes::time() + 5;
+    for my $pid (@pids) {
+        until (_process_state($pid) =~ /^[TtZX]?\z/) {
+            die "PostgreSQL process $pid did not stop\n" if Time::HiRes::time() > $deadline;
+            Time::HiRes::sleep(0.01);
+        }
+    }
+    return @pids;
+}
+
+sub _process_state {
+    open my $fh, '<', "/proc/$_[0]/stat" or return '';
+    my $stat = <$fh> // '';
+    return $stat =~ /^\d+ \(.*\) (\S)/s ? $1 : '';
 }
 
 sub _entries {

@@ -1,0 +1,151 @@
+# The media sweep (chatterd_media_sweep): media files that no row names are removed once older
+# than the grace period, by worker 0 at its start and then every period:
+#   (a) an orphan file and a stale temporary file go; a file a row names, a file younger than
+#       the grace period and an operator's own file stay;
+#   (b) a worker killed between publishing a post's file and storing its row (PostgreSQL
+#       paused past the post's deadline): the master's new worker sweeps the file away, and
+#       files and rows agree again;
+#   (c) nginx -t: the grace period must be longer than chatterd_pg_timeout, and a media root
+#       may serve only one database.
+use strict; use warnings;
+use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
+use Test::More;
+use IO::Socket::INET;
+use Time::HiRes ();
+
+use Chatterd::Db qw(sql truncate_chatts media_root media_files check_media_consistency stop_pg_processes);
+use Chatterd::Http qw(http_get build_request multipart_body);
+use Chatterd::Nginx;
+use Chatterd::Upload qw(media image_part);
+
+for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PG_DIR TEST_NGINX_PSQL)) {
+    plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
+}
+
+my @paused;
+sub resume_pg { kill 'CONT', @paused if @paused; @paused = () }
+END { local ($?, $@); resume_pg() }
+$SIG{$_} = sub { resume_pg(); exit 1 } for qw(INT TERM HUP);
+
+my $MEDIA = media_root();
+my $HEX   = '0123456789abcdef' x 2;
+
+sub touch {
+    my ($name) = @_;
+    open(my $fh, '>', "$MEDIA/$name") or die "$name: $!";
+    print {$fh} "x";
+    close $fh;
+}
+
+sub wait_until {
+    my ($what, $cond, $seconds) = @_;
+    my $deadline = Time::HiRes::time() + ($seconds // 15);
+    until ($cond->()) {
+        return 0 if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.05);
+    }
+    return 1;
+}
+
+sub start_nginx {
+    my (%opt) = @_;
+    return Chatterd::Nginx->start(
+        workers     => 1,
+        master      => 1,
+        log_level   => 'info',
+        main_config => $> == 0 ? "user root root;\n" : undef,
+        http_config => <<CONF,
+chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";
+chatterd_pg_timeout 1s;
+chatterd_media_root $MEDIA;
+chatterd_media_sweep 2s;
+CONF
+        config      => <<'CONF',
+location ~ ^/postimages/?$ { chatterd postimages; }
+location ~ ^/getimages/?$  { chatterd getimages; }
+CONF
+    );
+}
+
+subtest '(a) what goes and what stays' => sub {
+    truncate_chatts();
+    touch("bob-$HEX.jpeg");
+    touch(".$HEX.upload");
+    touch("carol-$HEX.jpeg");
+    touch('notes.txt');
+    sql("INSERT INTO chatts (username, message, imageurl) VALUES "
+        . "('carol', 'hi', 'http://localhost/media/carol-$HEX.jpeg')");
+    my $ng = start_nginx();
+    ok($ng->wait_for_error_log(qr/media sweep of \Q$MEDIA\E: no media file older than 2000 ms/),
+       'the first round, at the start, finds every file too young');
+    ok(-e "$MEDIA/bob-$HEX.jpeg", 'a young orphan stays');
+    ok(wait_until('the orphans to go', sub { !-e "$MEDIA/bob-$HEX.jpeg" && !-e "$MEDIA/.$HEX.upload" }),
+       'the orphan and the stale temporary file go once older than 2 s');
+    ok($ng->wait_for_error_log(qr/\[warn\].*media sweep of \Q$MEDIA\E: removed 2 media files that no row names/),
+       'one line says how many');
+    is_deeply([media_files()], ["carol-$HEX.jpeg", 'notes.txt'],
+              "the named file and the operator's file stay");
+    $ng->stop;
+};
+
+subtest '(b) a worker killed between its file and its row' => sub {
+    truncate_chatts();
+    my $ng = start_nginx();
+    my ($worker) = $ng->worker_pids;
+    my $warm = http_get($ng->port, '/getimages');
+    is($warm->{status}, 200, 'warm-up: 200');
+
+    push @paused, stop_pg_processes();
+    my $body = multipart_body('sweepBoundary', [name => 'username', value => 'dave'],
+                              [name => 'message', value => 'lost'], image_part(media('jpeg', 5000, 3)));
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port) or die $!;
+    print {$sock} build_request(POST => '/postimages', body => $body,
+        headers => ['Content-Type' => 'multipart/form-data; boundary=sweepBoundary']);
+    my $sent = Time::HiRes::time();
+    ok(wait_until('the file to be published', sub { grep { /^dave-/ } media_files() }),
+       'the file is published, its INSERT waits on the paused database');
+    kill 'KILL', $worker;
+    ok(wait_until('a new worker', sub { my @w = $ng->worker_pids; @w && $w[0] != $worker }),
+       'the master starts a new worker');
+    # The INSERT carries its deadline: resumed after it, PostgreSQL stores nothing.
+    wait_until('the post\'s deadline to pass', sub { Time::HiRes::time() > $sent + 1.5 });
+    resume_pg();
+    close $sock;
+    ok(wait_until('the file to go', sub { !grep { /^dave-/ } media_files() }),
+       'the new worker 0 sweeps the file away');
+    is(scalar(sql('SELECT 1 FROM chatts')), 0, 'no row');
+    check_media_consistency('after the sweep');
+    $ng->stop;
+};
+
+subtest '(c) nginx -t' => sub {
+    my $bad = eval {
+        Chatterd::Nginx->start(workers => 1, http_config => <<CONF,
+chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";
+chatterd_pg_timeout 5s;
+chatterd_media_root $MEDIA;
+chatterd_media_sweep 5s;
+CONF
+            config => 'location /postimages { chatterd postimages; }');
+    };
+    ok(!$bad, 'a grace period not longer than chatterd_pg_timeout is refused');
+    like($@, qr/"chatterd_media_sweep" must be longer than "chatterd_pg_timeout"/, 'and says why');
+    $bad = eval {
+        Chatterd::Nginx->start(workers => 1, http_config => "chatterd_media_root $MEDIA;\n",
+            config => <<CONF);
+location /a { chatterd postimages; chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}"; }
+location /b { chatterd postimages; chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO} application_name=b"; }
+CONF
+    };
+    ok(!$bad, 'one media root for two databases is refused');
+    like($@, qr/chatterd_media_root "\Q$MEDIA\E" serves two databases/, 'and says why');
+    my $off = Chatterd::Nginx->start(workers => 1, http_config => "chatterd_media_root $MEDIA;\n"
+        . "chatterd_media_sweep off;\n", config => <<CONF);
+location /a { chatterd postimages; chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}"; }
+location /b { chatterd postimages; chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO} application_name=b"; }
+CONF
+    ok($off, 'unless the sweep is off');
+    $off->stop;
+};
+
+done_testing();

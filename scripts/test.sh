@@ -6,12 +6,13 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 export TEST_PG_PORT="${TEST_PG_PORT:-55439}"
-pg_dir="${TEST_PG_DIR:-$here/build/test-pg}"
+pg_dir="${TEST_PG_DIR:-$(scripts/pg.sh dir test "$TEST_PG_PORT")}"
 
 scripts/deps.sh
 scripts/build.sh
 scripts/unit.sh
 
+scripts/pg.sh stop-old
 scripts/pg.sh start "$pg_dir" "$TEST_PG_PORT" >/dev/null
 trap 'scripts/pg.sh stop "$pg_dir"' EXIT
 

@@ -2,6 +2,10 @@
 # make test: installs what is missing, builds, runs the unit tests, starts a throwaway
 # PostgreSQL, runs every Test::Nginx suite in t/ against the real nginx with the built module,
 # stops the database. Exits non-zero on any failure.
+#   TEST_PG_PORT (default 55439)  the database's port
+#   TEST_PG_DIR                   its data directory (default: scripts/pg.sh dir test PORT)
+#   TEST_FILES                    the suites to run (default: every one, prove -r t/), e.g.
+#                                 TEST_FILES="t/getimages.t t/media.t"
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -26,4 +30,9 @@ export TEST_NGINX_PSQL="$here/scripts/pg.sh psql $pg_dir $TEST_PG_PORT"
 # t/lib is a fallback: an installed Test::Nginx (or one on PERL5LIB) wins, as in every suite.
 perl -e 'push @INC, "t/lib"; require Test::Nginx::Socket;
          print "Test::Nginx::Socket: $INC{q{Test/Nginx/Socket.pm}}\n"'
-prove -r t/
+if [ -n "${TEST_FILES:-}" ]; then
+    read -ra files <<<"$TEST_FILES"
+    prove "${files[@]}"
+else
+    prove -r t/
+fi

@@ -24,6 +24,12 @@ if [ "$(id -u)" = 0 ]; then server_user=postgres; else server_user="$(id -un)"; 
 # The prefix of this clone's clusters: a short hash of its absolute path.
 clone_id="$(printf '%s' "$here" | sha256sum | cut -c1-10)"
 
+# Data directories given relative to the caller's working directory.
+case "$cmd" in start|stop|conninfo|psql) [ $# -ge 2 ] && set -- "$1" "$(realpath -m "$2")" "${@:3}" ;; esac
+# PostgreSQL's programs run as postgres complain when they cannot return to the working directory
+# (a 0700 clone); they cannot read a file there either, so run them from /.
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$PWD" 2>/dev/null; then cd /; fi
+
 as_owner() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
@@ -71,7 +77,6 @@ esac
 
 dir="${2:?DIR}"
 port="${3:-5432}"
-dir="$(realpath -m "$dir")"
 # The socket lives beside the data directory (which PostgreSQL keeps private), so that nginx
 # workers running as an unprivileged user can reach it.
 socket_dir="$dir.socket"

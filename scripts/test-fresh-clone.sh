@@ -21,6 +21,11 @@ say() { printf '[fresh clone %3ds] %s\n' "$SECONDS" "$*"; }
 unset TEST_PG_DIR PG_DIR RUN_DIR MEDIA_DIR TEST_FILES TEST_NGINX_SERVROOT TEST_NGINX_MEDIA_ROOT \
       MAKEFLAGS MAKELEVEL MFLAGS
 
+if ! git -C "$here" rev-parse -q --verify HEAD >/dev/null 2>&1; then
+    say "skipped: $here is not a git checkout"
+    exit 0
+fi
+
 tmp="$(mktemp -d)"
 clone="$tmp/chatterd"
 run_pid=""

@@ -1,11 +1,15 @@
 #!/bin/bash
 # make test: installs what is missing, builds, runs the unit tests, starts a throwaway
 # PostgreSQL, runs every Test::Nginx suite in t/ against the real nginx with the built module,
-# stops the database. Exits non-zero on any failure.
+# stops the database, then checks that `make run` and a short `make test` work from a fresh clone
+# in a folder only its owner can enter (scripts/test-fresh-clone.sh, under a minute once the
+# packages are installed). Exits non-zero on any failure.
 #   TEST_PG_PORT (default 55439)  the database's port
 #   TEST_PG_DIR                   its data directory (default: scripts/pg.sh dir test PORT)
 #   TEST_FILES                    the suites to run (default: every one, prove -r t/), e.g.
-#                                 TEST_FILES="t/getimages.t t/media.t"
+#                                 TEST_FILES="t/getimages.t t/media.t"; no fresh-clone check then
+#   TEST_FRESH_CLONE=0            skip the fresh-clone check
+#   HTTP_PORT HTTPS_PORT PG_PORT  the fresh clone's make run (default 18080 18443 55441)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -35,4 +39,11 @@ if [ -n "${TEST_FILES:-}" ]; then
     prove "${files[@]}"
 else
     prove -r t/
+fi
+scripts/pg.sh stop "$pg_dir"
+trap - EXIT
+
+# The fresh clone's make test reuses TEST_PG_PORT (this cluster is stopped) and TEST_NGINX_PORT.
+if [ -z "${TEST_FILES:-}" ] && [ "${TEST_FRESH_CLONE:-1}" != 0 ]; then
+    scripts/test-fresh-clone.sh
 fi

@@ -7,8 +7,10 @@
 #   pg.sh stop DIR         fast shutdown of that cluster only
 #   pg.sh conninfo DIR PORT   the libpq conninfo chatterd uses (unix socket, no password)
 #   pg.sh psql DIR PORT [psql args]   psql as chatter
+#   pg.sh scratch NAME     a folder of this clone for the current user under $PG_BASE (made, mode 755)
 #   pg.sh stop-old         stop the clusters of the old layout (build/test-pg, run/pg) if running
-#   pg.sh clean            stop and remove this clone's clusters under $PG_BASE and the old layout's
+#   pg.sh clean            stop and remove this clone's clusters and folders under $PG_BASE, and the
+#                          clusters of the old layout
 # No system service is touched. The server runs as the postgres OS user when started by root
 # (initdb refuses root), otherwise as the current user. That user must be able to enter every
 # folder above DIR: the clone may live in a folder only its owner can enter (/root, a home
@@ -18,7 +20,7 @@ set -euo pipefail
 PGBIN="${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
 PG_BASE="${PG_BASE:-/tmp/chatterd}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cmd="${1:?usage: pg.sh dir|start|stop|conninfo|psql|stop-old|clean [DIR] [PORT]}"
+cmd="${1:?usage: pg.sh dir|start|stop|conninfo|psql|scratch|stop-old|clean [DIR] [PORT]}"
 
 if [ "$(id -u)" = 0 ]; then server_user=postgres; else server_user="$(id -un)"; fi
 # The prefix of this clone's clusters: a short hash of its absolute path.
@@ -46,6 +48,26 @@ running() { [ -f "$1/postmaster.pid" ] && as_owner_of "$1" "$PGBIN/pg_ctl" -D "$
 stop_cluster() {
     if running "$1"; then as_owner_of "$1" "$PGBIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null; fi
 }
+# Sticky and world-writable like /tmp: root's clusters (postgres) and every sudo user's clusters
+# live side by side, each in a directory owned by its server user.
+make_base() { if [ ! -d "$PG_BASE" ]; then mkdir -p "$PG_BASE" && chmod 1777 "$PG_BASE"; fi; }
+# A directory of ours for OWNER (default the server user): made if missing, never a link, never
+# someone else's.
+own_dir() {
+    local d="$1" mode="$2" owner="${3:-$server_user}"
+    [ -L "$d" ] && { echo "pg.sh: $d is a symbolic link; refusing it" >&2; exit 1; }
+    mkdir -p "$d"
+    if [ "$(stat -c %U "$d")" != "$owner" ]; then
+        if [ "$(id -u)" = 0 ] && [ "$(stat -c %U "$d")" = root ]; then
+            chown "$owner:" "$d"
+        else
+            echo "pg.sh: $d belongs to $(stat -c %U "$d"), not to $owner" >&2
+            echo "       (remove it, or choose another directory)" >&2
+            exit 1
+        fi
+    fi
+    chmod "$mode" "$d"
+}
 # The old layout kept the clusters inside the clone, out of reach of postgres in a 0700 folder.
 old_dirs=("$here/build/test-pg" "$here/run/pg")
 
@@ -53,6 +75,13 @@ case "$cmd" in
 dir)
     kind="${2:?KIND}" port="${3:?PORT}"
     echo "$PG_BASE/$clone_id-$server_user-$kind-$port"
+    exit 0 ;;
+scratch)
+    # A folder of this clone for the current user (mode 755), e.g. the test servers' roots.
+    make_base
+    d="$PG_BASE/$clone_id-$(id -un)-${2:?NAME}"
+    own_dir "$d" 755 "$(id -un)"
+    echo "$d"
     exit 0 ;;
 stop-old)
     for d in "${old_dirs[@]}"; do [ -d "$d" ] && stop_cluster "$d"; done
@@ -82,31 +111,9 @@ port="${3:-5432}"
 socket_dir="$dir.socket"
 conninfo() { echo "host=$socket_dir port=$port dbname=chatterdb user=chatter"; }
 admin_psql() { as_owner "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$socket_dir" -p "$port" -U postgres "$@"; }
-# A directory of ours for the server user: made if missing, never a link, never someone else's.
-own_dir() {
-    local d="$1" mode="$2"
-    [ -L "$d" ] && { echo "pg.sh: $d is a symbolic link; refusing it" >&2; exit 1; }
-    mkdir -p "$d"
-    if [ "$(stat -c %U "$d")" != "$server_user" ]; then
-        if [ "$(id -u)" = 0 ] && [ "$(stat -c %U "$d")" = root ]; then
-            chown "$server_user:" "$d"
-        else
-            echo "pg.sh: $d belongs to $(stat -c %U "$d"), not to $server_user, who runs the server" >&2
-            echo "       (remove it, or choose another directory)" >&2
-            exit 1
-        fi
-    fi
-    chmod "$mode" "$d"
-}
-
 case "$cmd" in
 start)
-    case "$dir" in
-    "$PG_BASE"/*)
-        # Sticky and world-writable like /tmp: root's clusters (postgres) and every sudo user's
-        # clusters live side by side, each in a directory owned by its server user.
-        if [ ! -d "$PG_BASE" ]; then mkdir -p "$PG_BASE" && chmod 1777 "$PG_BASE"; fi ;;
-    esac
+    case "$dir" in "$PG_BASE"/*) make_base ;; esac
     own_dir "$socket_dir" 755
     own_dir "$dir" 700
     if ! as_owner test -w "$dir" -a -x "$dir"; then

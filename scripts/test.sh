@@ -24,6 +24,14 @@ scripts/pg.sh stop-old
 scripts/pg.sh start "$pg_dir" "$TEST_PG_PORT" >/dev/null
 trap 'scripts/pg.sh stop "$pg_dir"' EXIT
 
+# Started by root, the test instances with master_process on run their workers as nobody, who
+# cannot enter a clone in a folder only root can enter: their server roots (t/servroot_*) then go
+# to /tmp/chatterd (scripts/pg.sh scratch), removed by make clean-pg.
+if [ -z "${TEST_NGINX_SERVROOT:-}" ] && [ "$(id -u)" = 0 ] \
+        && ! runuser -u nobody -- test -x "$here/t" 2>/dev/null; then
+    export TEST_NGINX_SERVROOT="$(scripts/pg.sh scratch t)/servroot"
+    echo "server roots: ${TEST_NGINX_SERVROOT}_* (nobody cannot enter $here/t)"
+fi
 export TEST_NGINX_BINARY="${TEST_NGINX_BINARY:-/usr/sbin/nginx}"
 export TEST_NGINX_LOAD_MODULES="$here/build/ngx_http_chatterd_module.so"
 export TEST_NGINX_PG_CONNINFO="$(scripts/pg.sh conninfo "$pg_dir" "$TEST_PG_PORT")"

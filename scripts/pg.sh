@@ -96,10 +96,11 @@ clean)
             echo "pg.sh: could not remove $d (owner $(stat -c %U "$d"))" >&2; status=1
         fi
     done
-    # Socket directories, logs, and initialisations that failed before PG_VERSION was written.
-    for d in "$PG_BASE/$clone_id"-*; do
+    # Socket directories, logs, folders, and initialisations that failed before PG_VERSION was
+    # written (the old layout's, in a 0700 clone, left an empty directory owned by postgres).
+    for d in "$PG_BASE/$clone_id"-* "${old_dirs[@]}"; do
         [ -e "$d" ] && [ ! -e "$d/PG_VERSION" ] || continue
-        rm -rf "$d" || status=1
+        rm -rf "$d" "$d.socket" "$d.initdb.log" || status=1
     done
     exit $status ;;
 esac

@@ -55,7 +55,7 @@ cleanup() {
     stop_run
     if [ -x "$clone/scripts/pg.sh" ]; then "$clone/scripts/pg.sh" clean >/dev/null; fi
     rm -rf "$tmp"
-    [ $status = 0 ] && say "passed" || say "FAILED (make run's output: it was in $tmp/run.log)"
+    [ $status = 0 ] && say "passed" || say "FAILED (status $status)"
     exit $status
 }
 trap cleanup EXIT

@@ -1,6 +1,6 @@
 # chatterd for nginx. `make run` starts the whole stack locally; `make test` runs every test.
 # The work is done by the scripts in scripts/; this file only names it.
-.PHONY: all deps run test unit fuzz bench deb test-deb clean
+.PHONY: all deps run test test-fresh-clone unit fuzz bench deb test-deb clean clean-pg
 
 all:
 	scripts/build.sh
@@ -13,6 +13,9 @@ run:
 
 test:
 	scripts/test.sh
+
+test-fresh-clone:
+	scripts/test-fresh-clone.sh
 
 unit:
 	scripts/unit.sh
@@ -29,5 +32,9 @@ deb:
 test-deb:
 	scripts/test-deb.sh $(DEB)
 
-clean:
+# Stops and removes this clone's PostgreSQL clusters (under /tmp/chatterd, see scripts/pg.sh).
+clean-pg:
+	scripts/pg.sh clean
+
+clean: clean-pg
 	rm -rf build t/servroot* bench/out

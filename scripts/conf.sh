@@ -11,10 +11,15 @@ if [ ! -f "$dir/tls/chatterd.crt" ]; then
         -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
         -keyout "$dir/tls/chatterd.key" -out "$dir/tls/chatterd.crt" 2>/dev/null
 fi
-# Workers may run as another user: the media directory must be theirs to write.
 chmod 755 "$media"
+# Started by root, nginx would run its workers as nobody, who cannot write the media directory
+# when the clone lives in a folder only root can enter (/root, mktemp -d): they run as root.
+# Started by another user, every process is that user, who owns the clone (no `user` line: nginx
+# would ignore it with a warning). The database socket is reachable either way (scripts/pg.sh).
+user=""
+[ "$(id -u)" = 0 ] && user="\nuser root;"
 sed -e "s|/usr/lib/nginx/modules/ngx_http_chatterd_module.so|$here/build/ngx_http_chatterd_module.so|" \
-    -e "s|^worker_processes auto;|worker_processes $workers;\nuser root;|" \
+    -e "s|^worker_processes auto;|worker_processes $workers;$user|" \
     -e "s|/var/log/nginx/chatterd.error.log|$dir/logs/error.log|" \
     -e "s|/run/nginx-chatterd.pid|$dir/logs/nginx.pid|" \
     -e "s|\"host=/var/run/postgresql port=5432 dbname=chatterdb user=chatter\"|\"$conninfo\"|" \

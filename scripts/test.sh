@@ -1,21 +1,38 @@
 #!/bin/bash
 # make test: installs what is missing, builds, runs the unit tests, starts a throwaway
 # PostgreSQL, runs every Test::Nginx suite in t/ against the real nginx with the built module,
-# then the Debian package test (scripts/test-deb.sh, about 30 s), stops the database.
-# Exits non-zero on any failure.
+# stops the database, then (full runs only) the Debian package test (scripts/test-deb.sh, about
+# 30 s: it installs and purges the package on this machine) and a check that `make run` and a
+# short `make test` work from a fresh clone in a folder only its owner can enter
+# (scripts/test-fresh-clone.sh, about a minute). Exits non-zero on any failure.
+#   TEST_PG_PORT (default 55439)  the database's port
+#   TEST_PG_DIR                   its data directory (default: scripts/pg.sh dir test PORT)
+#   TEST_FILES                    the suites to run (default: every one, prove -r t/), e.g.
+#                                 TEST_FILES="t/getimages.t t/media.t"; nothing else then
+#   TEST_FRESH_CLONE=0            skip the fresh-clone check
+#   HTTP_PORT HTTPS_PORT PG_PORT  the fresh clone's make run (default 18080 18443 55441)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 export TEST_PG_PORT="${TEST_PG_PORT:-55439}"
-pg_dir="${TEST_PG_DIR:-$here/build/test-pg}"
+pg_dir="${TEST_PG_DIR:-$(scripts/pg.sh dir test "$TEST_PG_PORT")}"
 
 scripts/deps.sh
 scripts/build.sh
 scripts/unit.sh
 
+scripts/pg.sh stop-old
 scripts/pg.sh start "$pg_dir" "$TEST_PG_PORT" >/dev/null
 trap 'scripts/pg.sh stop "$pg_dir"' EXIT
 
+# Started by root, the test instances with master_process on run their workers as nobody, who
+# cannot enter a clone in a folder only root can enter: their server roots (t/servroot_*) then go
+# to /tmp/chatterd (scripts/pg.sh scratch), removed by make clean-pg.
+if [ -z "${TEST_NGINX_SERVROOT:-}" ] && [ "$(id -u)" = 0 ] \
+        && ! runuser -u nobody -- test -x "$here/t" 2>/dev/null; then
+    export TEST_NGINX_SERVROOT="$(scripts/pg.sh scratch t)/servroot"
+    echo "server roots: ${TEST_NGINX_SERVROOT}_* (nobody cannot enter $here/t)"
+fi
 export TEST_NGINX_BINARY="${TEST_NGINX_BINARY:-/usr/sbin/nginx}"
 export TEST_NGINX_LOAD_MODULES="$here/build/ngx_http_chatterd_module.so"
 export TEST_NGINX_PG_CONNINFO="$(scripts/pg.sh conninfo "$pg_dir" "$TEST_PG_PORT")"
@@ -26,6 +43,19 @@ export TEST_NGINX_PSQL="$here/scripts/pg.sh psql $pg_dir $TEST_PG_PORT"
 # t/lib is a fallback: an installed Test::Nginx (or one on PERL5LIB) wins, as in every suite.
 perl -e 'push @INC, "t/lib"; require Test::Nginx::Socket;
          print "Test::Nginx::Socket: $INC{q{Test/Nginx/Socket.pm}}\n"'
-prove -r t/
+if [ -n "${TEST_FILES:-}" ]; then
+    read -ra files <<<"$TEST_FILES"
+    prove "${files[@]}"
+else
+    prove -r t/
+fi
+scripts/pg.sh stop "$pg_dir"
+trap - EXIT
+[ -n "${TEST_FILES:-}" ] && exit 0
+
 # The Debian package: built, installed into this machine's nginx, one request, purged.
 scripts/test-deb.sh
+# The fresh clone's make test reuses TEST_PG_PORT (this cluster is stopped) and TEST_NGINX_PORT.
+if [ "${TEST_FRESH_CLONE:-1}" != 0 ]; then
+    scripts/test-fresh-clone.sh
+fi

@@ -1,0 +1,532 @@
+# Failover to a promoted standby under load. A primary cluster and a streaming standby
+# (pg_basebackup -R, synchronous replication), and chatterd's conninfo names both, the standby
+# first, with target_session_attrs=read-write: every connection libpq opens tries the standby,
+# finds it read-only and moves on to the primary, so its socket changes inside one connect (the
+# pool follows it by inode). Two workers serve a mixed load of every endpoint from concurrent
+# clients; the primary dies (an immediate shutdown: SIGQUIT to its postmaster, what pg_ctl stop
+# -m immediate sends) and the standby is promoted. Asserted, over TCP and over the unix sockets:
+# - before: posts are answered 200 and stored on the primary, the pools' connections are on the
+#   primary and none stays on the standby, a GET lists the posts;
+# - during and after: every request answered 200 or 503, the 503s within chatterd_pg_timeout
+#   + 1 s, no client timed out; posts answered 200 again within $RECOVERY_BOUND s of the
+#   promotion, without reloading nginx (same master, same workers); no worker exited on a
+#   signal, no alert; a bounded error log; every pool that lost the database found it again;
+#   no post answered 200 while there was no primary;
+# - on the promoted server: new posts stored there, every post answered 200 is there
+#   (replication is synchronous: an acknowledged commit was flushed on the standby), every row's
+#   files exist and every file has its row but for posts whose outcome was unknown (logged).
+# Clusters: "$TEST_NGINX_PG_DIR-primary" on TEST_NGINX_PG_PORT + 2 and "-standby" on + 3, made
+# from scratch for each variant and removed at the end. FAILOVER_CLIENTS (default 50) sets the
+# number of concurrent clients.
+use strict; use warnings;
+use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
+use Test::More;
+use Errno ();
+use File::Path ();
+use IO::Select;
+use IO::Socket::INET;
+use POSIX ();
+use Time::HiRes ();
+
+use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files);
+use Chatterd::Http qw(http_request http_get build_request multipart_body);
+use Chatterd::Nginx;
+use Chatterd::Upload qw(media image_part);
+
+for my $var (qw(TEST_NGINX_PG_DIR TEST_NGINX_PG_PORT)) {
+    plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
+}
+my $PGBIN = $ENV{PGBIN} // (sort { _version($a) <=> _version($b) }
+                            glob('/usr/lib/postgresql/*/bin'))[-1] // '';
+sub _version { ($_[0] =~ m{/(\d+)/bin\z})[0] // 0 }
+plan skip_all => "pg_basebackup is missing (no $PGBIN/pg_basebackup)"
+    unless -x "$PGBIN/pg_basebackup" && -x "$PGBIN/pg_ctl";
+
+my $PG_SH   = "$FindBin::Bin/../scripts/pg.sh";
+my $PRIMARY = "$ENV{TEST_NGINX_PG_DIR}-primary";
+my $STANDBY = "$ENV{TEST_NGINX_PG_DIR}-standby";
+my $PRIMARY_PORT = $ENV{TEST_NGINX_PG_PORT} + 2;
+my $STANDBY_PORT = $ENV{TEST_NGINX_PG_PORT} + 3;
+# pg.sh puts a cluster's socket in "<dir>.socket"; the standby's follows the same rule, so
+# "pg.sh psql" works on both.
+my %SOCKET = ($PRIMARY => "$PRIMARY.socket", $STANDBY => "$STANDBY.socket");
+my %PORT   = ($PRIMARY => $PRIMARY_PORT, $STANDBY => $STANDBY_PORT);
+my $CLIENTS = $ENV{FAILOVER_CLIENTS} // 50;
+my $TIMEOUT = 2;           # chatterd_pg_timeout, seconds
+my $CLIENT_TIMEOUT = 10;   # a client that waits longer has timed out
+my $RECOVERY_BOUND = 10;   # seconds from the promotion to the first post answered 200
+my $AS_ROOT = $> == 0;
+
+# ---- clusters -----------------------------------------------------------------------------
+
+# initdb refuses root: as root, the clusters belong to the postgres OS user (as in pg.sh).
+sub as_owner { return $AS_ROOT ? ('runuser', '-u', 'postgres', '--', @_) : @_ }
+
+sub run {
+    my @cmd = @_;
+    system(@cmd) == 0 or die "failed ($?): @cmd\n";
+}
+
+sub quiet_run {
+    my @cmd = @_;
+    my $pid = fork // die "fork: $!\n";
+    if (!$pid) {
+        open STDOUT, '>', '/dev/null';
+        exec { $cmd[0] } @cmd or POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    return $? == 0;
+}
+
+# One SQL statement as the superuser on a cluster (its socket, local trust); the first column
+# of the first row.
+sub admin_value {
+    my ($dir, $statement, $db) = @_;
+    open(my $fh, '-|', 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', $SOCKET{$dir},
+         '-p', $PORT{$dir}, '-U', 'postgres', '-d', $db // 'postgres', '-c', $statement)
+        or die "psql: $!";
+    local $/;
+    my $out = <$fh> // '';
+    close $fh or die "psql failed on $dir for: $statement\n";
+    chomp $out;
+    return (split /\n/, $out)[0];
+}
+
+sub wait_until {
+    my ($what, $cond, $seconds) = @_;
+    my $deadline = Time::HiRes::time() + ($seconds // 30);
+    until ($cond->()) {
+        die "timed out waiting for $what\n" if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.05);
+    }
+}
+
+sub postmaster_pid {
+    my ($dir) = @_;
+    open(my $fh, '<', "$dir/postmaster.pid") or return;
+    chomp(my $pid = <$fh> // '');
+    return $pid =~ /^\d+$/ ? $pid : undef;
+}
+
+sub stop_cluster {
+    my ($dir) = @_;
+    return unless -f "$dir/postmaster.pid";
+    quiet_run(as_owner("$PGBIN/pg_ctl", '-D', $dir, '-m', 'immediate', '-w', '-t', '30', 'stop'));
+}
+
+sub remove_clusters {
+    stop_cluster($_) for $STANDBY, $PRIMARY;
+    File::Path::remove_tree($_) for grep { -e } $PRIMARY, "$PRIMARY.socket", "$PRIMARY.initdb.log",
+                                               $STANDBY, "$STANDBY.socket";
+}
+
+END {
+    local ($?, $@);
+    eval { remove_clusters() } if $PGBIN;
+}
+$SIG{$_} = sub { exit 1 } for qw(INT TERM HUP);
+
+# A primary from scratch (pg.sh: role chatter, database chatterdb, schema.sql), a standby made
+# from it with pg_basebackup -R, and synchronous replication between them. initdb's pg_hba
+# (--auth-local=trust) already has "local replication all trust": the standby streams over
+# the primary's unix socket as postgres, nothing to add.
+sub make_clusters {
+    remove_clusters();
+    run($PG_SH, 'start', $PRIMARY, $PRIMARY_PORT);
+    File::Path::make_path($STANDBY, $SOCKET{$STANDBY});
+    chmod 0700, $STANDBY;
+    chmod 0755, $SOCKET{$STANDBY};
+    if ($AS_ROOT) {
+        my (undef, undef, $uid, $gid) = getpwnam('postgres') or die "no postgres user\n";
+        chown $uid, $gid, $STANDBY, $SOCKET{$STANDBY};
+    }
+    run(as_owner("$PGBIN/pg_basebackup", '-D', $STANDBY, '-R', '-c', 'fast', '-X', 'stream', '--no-sync',
+                 '-h', $SOCKET{$PRIMARY}, '-p', $PRIMARY_PORT, '-U', 'postgres'));
+    unlink "$STANDBY/server.log";    # the primary's, copied
+    # The copied postgresql.conf names the primary's port and socket: later lines win.
+    # Throwaway clusters whose processes die, not the machine: no fsync.
+    append_conf($STANDBY, "port = $STANDBY_PORT\nunix_socket_directories = '$SOCKET{$STANDBY}'\n"
+                          . "synchronous_standby_names = ''\nfsync = off\n");
+    # Only now (the standby's copy must not have it, or the promoted server would wait for a
+    # standby of its own): every commit waits until the standby has written it.
+    append_conf($PRIMARY, "synchronous_standby_names = '*'\nfsync = off\n");
+    run(as_owner("$PGBIN/pg_ctl", '-D', $PRIMARY, '-s', 'reload'));
+    run(as_owner("$PGBIN/pg_ctl", '-D', $STANDBY, '-l', "$STANDBY/server.log", '-s', '-w', '-t', '60',
+                 '-o', "-p $STANDBY_PORT -k $SOCKET{$STANDBY}", 'start'));
+    wait_until('the standby to stream synchronously', sub {
+        (admin_value($PRIMARY, q{SELECT string_agg(state || '/' || sync_state, ',')
+                                 FROM pg_stat_replication}) // '') eq 'streaming/sync'
+    });
+}
+
+sub append_conf {
+    my ($dir, $text) = @_;
+    open(my $fh, '>>', "$dir/postgresql.conf") or die "$dir/postgresql.conf: $!\n";
+    print $fh "# pg_failover.t\n$text";
+    close $fh or die "$dir/postgresql.conf: $!\n";
+}
+
+# Chatterd::Db (sql, truncate_chatts) works on this cluster.
+sub use_cluster {
+    my ($dir) = @_;
+    $ENV{TEST_NGINX_PG_DIR} = $dir;
+    $ENV{TEST_NGINX_PSQL}   = "$PG_SH psql $dir $PORT{$dir}";
+}
+
+sub chatterd_connections {
+    my ($dir) = @_;
+    return admin_value($dir, q{SELECT count(*) FROM pg_stat_activity
+                               WHERE application_name = 'chatterd'});
+}
+
+# ---- the load (as in pg_outage.t) ---------------------------------------------------------
+
+my $JPEG = media('jpeg', 4096, 7);
+my @REQUESTS = (
+    [getimages => build_request(GET => '/getimages')],
+    [getchatts => build_request(GET => '/getchatts')],
+    [postchatt => build_request(POST => '/postchatt',
+        body => '{"username":"load","message":"hello"}',
+        headers => ['Content-Type' => 'application/json'])],
+    [postimages_media => upload_request([name => 'username', value => 'load'],
+        [name => 'message', value => 'with media'], image_part($JPEG))],
+    [postimages_text => upload_request([name => 'username', value => 'load'],
+        [name => 'message', value => 'no media'])],
+);
+
+sub upload_request {
+    my @parts = @_;
+    my $body = multipart_body('chatterdFailoverBoundary', @parts);
+    return build_request(POST => '/postimages', body => $body,
+        headers => ['Content-Type' => 'multipart/form-data; boundary=chatterdFailoverBoundary']);
+}
+
+sub is_post { $_[0] =~ /^post/ }
+
+# Clients that each send one request per connection, read the answer to the end, and start
+# again until the load stops. Each answer is kept: [kind, status, seconds, when it was sent].
+sub start_client {
+    my ($load, $i) = @_;
+    my ($kind, $raw) = @{$REQUESTS[($load->{next}++) % @REQUESTS]};
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $load->{port},
+                                     Proto => 'tcp', Blocking => 0);
+    unless ($sock) {
+        push @{$load->{answers}}, [$kind, 'connect failed', 0, Time::HiRes::time()];
+        return;
+    }
+    $load->{clients}[$i] = { sock => $sock, kind => $kind, out => $raw, in => '',
+                             sent => Time::HiRes::time() };
+}
+
+# Runs until $until (a time, or a sub returning one: it may move) and every client is done;
+# $load->{tick}, when set, is called at every turn.
+sub run_load {
+    my ($load, $until) = @_;
+    my $deadline = ref $until ? $until : sub { $until };
+    while (Time::HiRes::time() < $deadline->() || grep { defined } @{$load->{clients}}) {
+        $load->{tick}->() if $load->{tick};
+        my $stopping = Time::HiRes::time() >= $deadline->();
+        my ($r, $w) = (IO::Select->new, IO::Select->new);
+        my %by_fd;
+        for my $i (0 .. $CLIENTS - 1) {
+            start_client($load, $i) if !$stopping && !$load->{clients}[$i];
+            my $c = $load->{clients}[$i] or next;
+            $by_fd{fileno $c->{sock}} = $i;
+            length $c->{out} ? $w->add($c->{sock}) : $r->add($c->{sock});
+        }
+        last unless %by_fd;
+        my ($readable, $writable) = IO::Select->select($r, $w, undef, 0.05);
+        for my $sock (@{$writable // []}) {
+            my $c = $load->{clients}[$by_fd{fileno $sock}];
+            my $n = syswrite($sock, $c->{out});
+            substr($c->{out}, 0, $n, '') if $n;
+            finish($load, $by_fd{fileno $sock}, 'write failed') if !defined $n && !$!{EAGAIN};
+        }
+        for my $sock (@{$readable // []}) {
+            my $i = $by_fd{fileno $sock};
+            my $n = sysread($sock, $load->{clients}[$i]{in}, 65536, length $load->{clients}[$i]{in});
+            next if !defined $n && $!{EAGAIN};
+            finish($load, $i) if !$n;
+        }
+        my $now = Time::HiRes::time();
+        for my $i (0 .. $CLIENTS - 1) {
+            my $c = $load->{clients}[$i] or next;
+            finish($load, $i, 'client timeout') if $now - $c->{sent} > $CLIENT_TIMEOUT;
+        }
+    }
+}
+
+sub finish {
+    my ($load, $i, $failure) = @_;
+    my $c = delete $load->{clients}[$i];
+    close $c->{sock};
+    my ($status) = $c->{in} =~ m{\AHTTP/1\.[01] (\d{3}) };
+    push @{$load->{answers}},
+        [$c->{kind}, $failure // $status // 'no answer', Time::HiRes::time() - $c->{sent}, $c->{sent}];
+}
+
+# ---- checks (as in pg_outage.t) -----------------------------------------------------------
+
+sub worker_fds {
+    my ($ng) = @_;
+    my %fds;
+    for my $pid ($ng->worker_pids) {
+        opendir(my $dh, "/proc/$pid/fd") or next;
+        $fds{$pid} = scalar grep { /^\d+$/ } readdir $dh;
+    }
+    return \%fds;
+}
+
+sub wait_fds_back {
+    my ($ng, $before) = @_;
+    my $now;
+    my $deadline = Time::HiRes::time() + 10;
+    while (1) {
+        $now = worker_fds($ng);
+        return $now unless grep { ($now->{$_} // 1e9) > $before->{$_} } keys %$before;
+        return $now if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.05);
+    }
+}
+
+# On the cluster Chatterd::Db works on: files without a row must be files whose post's outcome
+# was unknown (and logged); every row's files must exist.
+sub check_media {
+    my ($label, $log) = @_;
+    my %kept = map { $_ => 1 } $log =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
+    my %files = map { $_ => 1 } media_files();
+    my %named;
+    for my $row (sql('SELECT imageurl, videourl FROM chatts')) {
+        $named{$_} = 1 for map { m{/media/([^/]+)\z} ? $1 : () } grep { defined } @$row;
+    }
+    my @orphans = grep { !$named{$_} && !$kept{$_} } sort keys %files;
+    my @missing = grep { !$files{$_} } sort keys %named;
+    ok(!@orphans, "$label: every media file has its row, or its post's outcome was unknown")
+        or diag("files without a row: @orphans");
+    ok(!@missing, "$label: every row's media files exist") or diag("missing: @missing");
+    return scalar keys %kept;
+}
+
+sub percentile {
+    my ($p, @values) = @_;
+    return 0 unless @values;
+    @values = sort { $a <=> $b } @values;
+    return $values[int($p * $#values + 0.5)];
+}
+
+sub post_chatt {
+    my ($ng, $message) = @_;
+    return http_request($ng->port, build_request(POST => '/postchatt',
+        body => qq({"username":"failover","message":"$message"}),
+        headers => ['Content-Type' => 'application/json']));
+}
+
+sub eventually {
+    my ($cond, $seconds) = @_;
+    my $deadline = Time::HiRes::time() + $seconds;
+    until ($cond->()) {
+        return 0 if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.05);
+    }
+    return 1;
+}
+
+# ---- the scenario -------------------------------------------------------------------------
+
+sub start_nginx {
+    my ($conninfo) = @_;
+    my $media = media_root();
+    return Chatterd::Nginx->start(
+        workers     => 2,
+        master      => 1,
+        log_level   => 'info',
+        # The workers write the media root inside the test tree.
+        main_config => $AS_ROOT ? "user root root;\n" : undef,
+        http_config => <<CONF,
+chatterd_pg "$conninfo";
+chatterd_pg_timeout ${TIMEOUT}s;
+chatterd_pg_backoff_max 1s;
+chatterd_media_root $media;
+client_max_body_size 1m;
+CONF
+        config      => <<CONF,
+location ~ ^/getchatts/?\$  { chatterd getchatts; }
+location ~ ^/postchatt/?\$  { chatterd postchatt; }
+location ~ ^/getimages/?\$  { chatterd getimages; }
+location ~ ^/postimages/?\$ { chatterd postimages; }
+location /media/ { alias $media/; }
+CONF
+    );
+}
+
+my %conninfo = (
+    tcp  => "host=127.0.0.1,127.0.0.1 port=$STANDBY_PORT,$PRIMARY_PORT dbname=chatterdb "
+            . "user=chatter password=chattchatt target_session_attrs=read-write",
+    unix => "host=$SOCKET{$STANDBY},$SOCKET{$PRIMARY} port=$STANDBY_PORT,$PRIMARY_PORT "
+            . "dbname=chatterdb user=chatter target_session_attrs=read-write",
+);
+
+for my $via (qw(tcp unix)) {
+    subtest "failover to the promoted standby, over $via, under the load of $CLIENTS clients" => sub {
+        my $setup_started = Time::HiRes::time();
+        make_clusters();
+        use_cluster($PRIMARY);
+        truncate_chatts();
+        my $ng = start_nginx($conninfo{$via});
+        my $master = $ng->pid;
+        my @workers = sort $ng->worker_pids;
+        diag(sprintf('%s: clusters made and nginx started in %.1f s', $via,
+                     Time::HiRes::time() - $setup_started));
+
+        # ---- before: the primary takes the posts, the standby has no connection of ours
+        my @before = map { post_chatt($ng, "before $via $_") } 1 .. 4;
+        is_deeply([map { $_->{status} } @before], [(200) x 4], 'before: posts answered 200');
+        is(sql_value(qq{SELECT count(*) FROM chatts WHERE message LIKE 'before $via %'}), 4,
+           'before: the posts are on the primary');
+        my $listed = http_get($ng->port, '/getchatts');
+        is($listed->{status}, 200, 'before: getchatts 200');
+        is(scalar(() = $listed->{body} =~ /"before \Q$via\E \d"/g), 4, 'before: getchatts lists them');
+        cmp_ok(chatterd_connections($PRIMARY), '>', 0, 'before: the pools are connected to the primary');
+        ok(eventually(sub { chatterd_connections($STANDBY) == 0 }, 5),
+           'before: no connection of the pools stays on the (read-only) standby');
+        # Sessions the standby saw end: libpq tried it first, then moved on.
+        ok(eventually(sub { admin_value($STANDBY, q{SELECT sessions FROM pg_stat_database
+                                                    WHERE datname = 'chatterdb'}) > 0 }, 5),
+           'before: the connections went through the standby first');
+        is(admin_value($STANDBY, 'SELECT pg_is_in_recovery()'), 't', 'before: the standby is a standby');
+
+        # Every connection of both pools open: the descriptors to come back to.
+        my $load = { port => $ng->port, answers => [], clients => [], next => 0 };
+        run_load($load, Time::HiRes::time() + 1);
+        my $fds_before = worker_fds($ng);
+        $ng->mark_error_log;
+
+        # ---- the primary dies under the load; a while later the standby is promoted
+        run_load($load, Time::HiRes::time() + 1);
+        my $primary_pid = postmaster_pid($PRIMARY) // die "the primary does not run\n";
+        kill 'QUIT', $primary_pid;
+        my $killed_at = Time::HiRes::time();
+        run_load($load, $killed_at + 1.5);
+
+        my ($promote_pid, $promote_status, $promoted_at);
+        my $promote_at = Time::HiRes::time();
+        $promote_pid = fork // die "fork: $!\n";
+        if (!$promote_pid) {
+            open STDOUT, '>', '/dev/null';
+            my @cmd = as_owner("$PGBIN/pg_ctl", '-D', $STANDBY, '-w', '-t', '30', 'promote');
+            exec { $cmd[0] } @cmd or POSIX::_exit(127);
+        }
+        # Until a post is answered 200 and 3 s more, at most $RECOVERY_BOUND + 3 s.
+        my ($first_post_200, $seen) = (undef, scalar @{$load->{answers}});
+        $load->{tick} = sub {
+            if ($promote_pid && waitpid($promote_pid, POSIX::WNOHANG()) == $promote_pid) {
+                ($promote_status, $promoted_at, $promote_pid) = ($?, Time::HiRes::time(), undef);
+            }
+            my $answers = $load->{answers};
+            for my $ans (@$answers[$seen .. $#$answers]) {
+                my $done = $ans->[3] + $ans->[2];
+                $first_post_200 = $done if !defined $first_post_200 && is_post($ans->[0])
+                                           && $ans->[1] eq '200' && $done >= $promote_at;
+            }
+            $seen = @$answers;
+        };
+        run_load($load, sub { defined $first_post_200 ? $first_post_200 + 3
+                                                      : $promote_at + $RECOVERY_BOUND + 3 });
+        delete $load->{tick};
+        if ($promote_pid) {    # still running: wait for it
+            waitpid $promote_pid, 0;
+            ($promote_status, $promoted_at) = ($?, Time::HiRes::time());
+        }
+        is($promote_status, 0, 'pg_ctl promote succeeded');
+        wait_until('the old primary to be gone', sub { !kill(0, $primary_pid) }, 10);
+
+        # ---- the answers
+        my @answers = grep { $_->[3] + $_->[2] >= $killed_at - 1 } @{$load->{answers}};
+        my @bad = grep { $_->[1] !~ /\A(?:200|503)\z/ } @answers;
+        ok(!@bad, scalar(@answers) . ' requests, every one answered 200 or 503')
+            or diag(join "\n", map { "@$_" } @bad[0 .. ($#bad < 9 ? $#bad : 9)]);
+        my @unavailable = grep { $_->[1] eq '503' } @answers;
+        my $slowest = percentile(1, map { $_->[2] } @unavailable);
+        cmp_ok($slowest, '<=', $TIMEOUT + 1, 'every 503 within chatterd_pg_timeout + 1 s (slowest '
+               . sprintf('%.2f s', $slowest) . ')');
+        # No primary between the death (and the commits it had acknowledged just before) and the
+        # promotion: no post can have been stored.
+        my @stored_meanwhile = grep { is_post($_->[0]) && $_->[1] eq '200'
+                                      && $_->[3] >= $killed_at + 0.5
+                                      && $_->[3] + $_->[2] < $promote_at } @answers;
+        ok(!@stored_meanwhile, 'no post answered 200 while there was no primary')
+            or diag(join "\n", map { "@$_" } @stored_meanwhile);
+
+        my %first;
+        for my $ans (grep { $_->[1] eq '200' && $_->[3] + $_->[2] >= $promote_at } @answers) {
+            my $done = $ans->[3] + $ans->[2];
+            $first{$ans->[0]} = $done if !defined $first{$ans->[0]} || $done < $first{$ans->[0]};
+        }
+        my $since = sub { defined $_[0] ? sprintf('%.2f s', $_[0] - $promote_at) : 'never' };
+        my $first_postchatt = $first{postchatt};
+        ok(defined $first_postchatt && $first_postchatt - $promote_at < $RECOVERY_BOUND,
+           'postchatt answered 200 again within ' . $RECOVERY_BOUND . ' s of the promotion ('
+           . $since->($first_postchatt) . ')');
+        ok(defined $first{$_}, "$_ answered 200 after the promotion (" . $since->($first{$_}) . ')')
+            for qw(getimages getchatts postimages_media postimages_text);
+        is($ng->pid, $master, 'the same nginx master (no reload, no restart)');
+        is_deeply([sort $ng->worker_pids], \@workers, 'the same workers');
+
+        # ---- the error log
+        my $log = $ng->error_log_since_mark;
+        my @lines = split /\n/, $log;
+        my @loud = grep { /\[(?:error|crit|alert|emerg)\]/ } @lines;
+        my $outages = () = $log =~ /\[error\][^\n]* cannot be reached: /g;
+        my $recoveries = () = $log =~ /\[error\][^\n]* is reachable again /g;
+        cmp_ok($outages, '>', 0, "the pools noticed the outage ($outages)");
+        is($recoveries, $outages, "every pool that lost the database found it again ($recoveries)");
+        cmp_ok(scalar @loud, '<=', 30, 'the error log grew by a bounded number of error lines ('
+               . scalar(@loud) . ')') or diag(join "\n", @loud[0 .. 29]);
+        ok(!grep({ /exited on signal|\[alert\]|\[crit\]|\[emerg\]/ } @lines), 'no worker '
+           . 'exited on a signal, no alert') or diag(join "\n", grep { /signal|alert|crit/ } @lines);
+        my ($cause) = $log =~ /cannot be reached: ([^\n]*?); requests that/;
+        note("the outage's cause as logged: " . ($cause // '?'));
+
+        # ---- the promoted server
+        use_cluster($STANDBY);
+        is(admin_value($STANDBY, 'SELECT pg_is_in_recovery()'), 'f', 'the standby was promoted');
+        my @after = map { post_chatt($ng, "after $via $_") } 1 .. 4;
+        is_deeply([map { $_->{status} } @after], [(200) x 4], 'after: posts answered 200');
+        is(sql_value(qq{SELECT count(*) FROM chatts WHERE message LIKE 'after $via %'}), 4,
+           'after: the posts are on the promoted server');
+        is(sql_value(qq{SELECT count(*) FROM chatts WHERE message LIKE 'before $via %'}), 4,
+           'after: the posts from before are there too');
+        my $listed_after = http_get($ng->port, '/getchatts');
+        is(scalar(() = $listed_after->{body} =~ /"(?:before|after) \Q$via\E \d"/g), 8,
+           'after: getchatts lists the posts from before and after');
+        cmp_ok(chatterd_connections($STANDBY), '>', 0, 'after: the pools are connected to the promoted server');
+        my $posts_200 = grep { is_post($_->[0]) && $_->[1] eq '200' } @{$load->{answers}};
+        my $load_rows = sql_value(q{SELECT count(*) FROM chatts WHERE username = 'load'});
+        cmp_ok($load_rows, '>=', $posts_200, "every post answered 200 is on the promoted server "
+               . "($load_rows rows, $posts_200 posts answered 200)");
+
+        my $fds_after = wait_fds_back($ng, $fds_before);
+        ok(!grep({ ($fds_after->{$_} // 1e9) > $fds_before->{$_} } keys %$fds_before),
+           'worker descriptors are back where they started')
+            or diag(explain({before => $fds_before, after => $fds_after}));
+        my $kept = check_media("failover over $via", scalar $ng->error_log_since_mark);
+
+        my @posts = grep { is_post($_->[0]) } @answers;
+        diag(sprintf('%s: %d requests from the death of the primary on, %d answered 503 (p99 '
+                     . '%.3f s, slowest %.3f s); posts: %d, %d answered 200; promote took %.2f s; '
+                     . 'first 200 after the promotion: postchatt %s, postimages %s, getchatts %s; '
+                     . 'from the primary\'s death to the first post 200: %s; %d error lines, '
+                     . '%d outages/recoveries logged, %d media files of unknown outcome',
+                     $via, scalar @answers, scalar @unavailable,
+                     percentile(0.99, map { $_->[2] } @unavailable), $slowest, scalar @posts,
+                     scalar(grep { $_->[1] eq '200' } @posts), $promoted_at - $promote_at,
+                     $since->($first_postchatt), $since->($first{postimages_media}),
+                     $since->($first{getchatts}),
+                     defined $first_post_200 ? sprintf('%.2f s', $first_post_200 - $killed_at)
+                                             : 'never',
+                     scalar @loud, $outages, $kept));
+        $ng->stop;
+    };
+}
+
+done_testing();

@@ -70,7 +70,7 @@ ngx_int_t answer_with_rows(ngx_http_request_t* r, const RowsQuery& query) noexce
     RowsJson* json = RowsJson::create(query.kinds, query.column_count, r->connection->log);
     if (json == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     auto* answer = new (cleanup->data) RowsAnswer(json);
-    cleanup->handler = [](void* data) { static_cast<RowsAnswer*>(data)->~RowsAnswer(); };
+    cleanup->handler = [](void* data) noexcept { static_cast<RowsAnswer*>(data)->~RowsAnswer(); };
     ngx_http_set_ctx(r, answer, ngx_http_chatterd_module);
 
     // A client that leaves while the query runs is noticed and its request released.

@@ -43,13 +43,13 @@ PgOutcome outcome_for(const PgCall* call, const PgOutcome& outcome) {
 // The list of requests a statement's outcome goes to, one after the other.
 void await_delivery(ngx_queue_t& pending, PgCall* call) {
     ngx_queue_insert_tail(&pending, &call->link);
-    call->awaiting_delivery = true;
+    call->state = CallState::awaiting_delivery;
 }
 
 PgCall* next_delivery(ngx_queue_t& pending) {
     PgCall* call = ngx_queue_data(ngx_queue_head(&pending), PgCall, link);
     ngx_queue_remove(&call->link);
-    call->awaiting_delivery = false;
+    call->state = CallState::outside;
     return call;
 }
 }  // namespace
@@ -71,6 +71,7 @@ void PgPool::join_waiting_calls(PgSlot& slot, const PgBatch* batch) {
         bytes += value_bytes(call->query);
         if (bytes > kMaxBatchBytes) break;
         unqueue(call);
+        call->state = CallState::running;
         call->slot = &slot;
         slot.calls.entries[slot.calls.count++] = call;
     }
@@ -178,7 +179,7 @@ void PgPool::requeue_at_head(PgCall* call, bool alone) {
     call->slot = nullptr;
     call->alone = call->alone || alone;
     ngx_queue_insert_head(&waiting_, &call->link);
-    call->queued = true;
+    call->state = CallState::waiting;
     waiting_count_++;
 }
 

@@ -14,7 +14,9 @@ namespace {
 SlotCalls take_calls(PgSlot& slot) {
     SlotCalls calls = slot.calls;
     for (std::size_t i = 0; i < calls.count; i++) {
-        if (calls.entries[i] != nullptr) calls.entries[i]->slot = nullptr;
+        if (calls.entries[i] == nullptr) continue;
+        calls.entries[i]->state = CallState::outside;
+        calls.entries[i]->slot = nullptr;
     }
     slot.calls.count = 0;
     return calls;
@@ -208,6 +210,7 @@ void PgPool::close_slot(PgSlot& slot) {
 void PgPool::start_query(PgSlot& slot, PgCall* call) {
     slot.calls.entries[0] = call;
     slot.calls.count = 1;
+    call->state = CallState::running;
     call->slot = &slot;
     slot.query = call->query;
     const PgBatch* batch = call->query.batch;

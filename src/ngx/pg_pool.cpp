@@ -23,7 +23,7 @@ void PgPool::submit(PgCall* call) {
         return;
     }
     ngx_queue_insert_tail(&waiting_, &call->link);
-    call->queued = true;
+    call->state = CallState::waiting;
     waiting_count_++;
     ngx_add_timer(&call->deadline, spec_.timeout);
     dispatch();
@@ -74,31 +74,34 @@ void PgPool::refuse_waiting_if_down() {
 }
 
 void PgPool::unqueue(PgCall* call) {
-    if (!call->queued) return;
+    if (call->state != CallState::waiting) return;
     ngx_queue_remove(&call->link);
-    call->queued = false;
+    call->state = CallState::outside;
     waiting_count_--;
 }
 
 void PgPool::detach(PgCall* call) {
-    unqueue(call);
-    if (call->awaiting_delivery) {
-        ngx_queue_remove(&call->link);
-        call->awaiting_delivery = false;
-    }
     if (call->deadline.timer_set) ngx_del_timer(&call->deadline);
-    if (call->slot != nullptr) {
+    switch (call->state) {
+    case CallState::waiting: unqueue(call); break;
+    case CallState::awaiting_delivery: ngx_queue_remove(&call->link); break;
+    case CallState::running: {
+        // The statement still runs; its outcome is not this call's any more.
         SlotCalls& calls = call->slot->calls;
         for (std::size_t i = 0; i < calls.count; i++) {
             if (calls.entries[i] == call) calls.entries[i] = nullptr;
         }
+        break;
     }
+    case CallState::outside: break;
+    }
+    call->state = CallState::outside;
     call->slot = nullptr;
 }
 
 void PgPool::call_timed_out(PgCall* call) {
     request_timed_out(call->log);
-    PgSlot* slot = call->slot;
+    PgSlot* slot = call->state == CallState::running ? call->slot : nullptr;
     detach(call);
     deliver(call, slot != nullptr ? PgOutcome::unknown("postgres timed out")
                                   : PgOutcome::not_sent("no postgres connection in time"));

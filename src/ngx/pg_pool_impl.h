@@ -67,6 +67,14 @@ struct PgSlot {
 // Who a query is for: a request (answered with the outcome), or a task of the worker's own.
 enum class Caller { request, task };
 
+// Where a call is in the pool.
+enum class CallState {
+    outside,            // not submitted yet, or its outcome delivered
+    waiting,            // in the pool's queue (link)
+    running,            // its statement runs on slot
+    awaiting_delivery,  // its outcome is about to be delivered (link: deliver_all's list)
+};
+
 // One request's query, allocated in the request pool (trivially destructible: the request
 // cleanup only unlinks it), or a task's, allocated by PgTask::start.
 struct PgCall {
@@ -80,12 +88,11 @@ struct PgCall {
     PgQuery query;
     PgRowHandler on_row;
     PgDoneHandler on_done;
-    PgSlot* slot;        // running on this slot
-    ngx_queue_t link;    // waiting in the pool's queue when queued
-    bool queued;
+    CallState state;
+    PgSlot* slot;        // running: the slot its statement runs on
+    ngx_queue_t link;    // waiting, awaiting_delivery: its place in that list
     bool alone;          // its batch failed: it runs its own statement
     bool rows_refused;   // on_row refused rows: the rest are dropped, the outcome is a failure
-    bool awaiting_delivery;  // in deliver_all's or deliver_shared's list (link)
     ngx_event_t deadline;
 };
 

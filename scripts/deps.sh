@@ -5,6 +5,7 @@ packages=(
     make g++ curl openssl ca-certificates
     nginx-core nginx-dev libyajl-dev libpq-dev libssl-dev   # build and run
     postgresql                                              # the throwaway database
+    prometheus                                              # t/status.t: promtool, a scraping server
     libgtest-dev                                            # unit tests
     libtest-base-perl libtext-diff-perl libtest-longstring-perl libwww-perl liburi-perl
     libipc-run-perl liblist-moreutils-perl libio-socket-ssl-perl   # Test::Nginx-style suites

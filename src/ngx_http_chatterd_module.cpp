@@ -7,6 +7,7 @@
 #include "ngx/answer_blocks.h"
 #include "ngx/conf.h"
 #include "ngx/media_sweep.h"
+#include "ngx/metrics.h"
 #include "ngx/pg_pool.h"
 
 #include <sys/stat.h>
@@ -110,6 +111,16 @@ char* check_num_bounds(ngx_conf_t* cf, void* post, void* data) {
     return reinterpret_cast<char*>(message);
 }
 
+char* set_status(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    if (static_cast<LocConf*>(conf)->endpoint != Endpoint::none || clcf->handler != nullptr) {
+        return const_cast<char*>("needs a location of its own");
+    }
+    clcf->handler = status_handler;
+    return NGX_CONF_OK;
+}
+
 ngx_conf_num_bounds_t pool_bounds = {check_num_bounds, 1, 1000};
 ngx_conf_num_bounds_t queue_bounds = {check_num_bounds, 0, 1000000};
 
@@ -185,6 +196,8 @@ char* set_media_sweep(ngx_conf_t* cf, ngx_command_t*, void* conf) {
 ngx_command_t commands[] = {
     {ngx_string("chatterd"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_endpoint,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("chatterd_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_status,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("chatterd_pg"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      set_conninfo, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_conninfo), nullptr},
     {ngx_string("chatterd_pg_pool"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
@@ -249,6 +262,7 @@ PgPoolSpec* pool_spec_for(ngx_conf_t* cf, const LocConf& lc) {
     spec->queue = lc.pg_queue;
     spec->timeout = lc.pg_timeout;
     spec->backoff_max = lc.pg_backoff_max;
+    spec->index = mc->pool_specs.nelts - 1;
     *slot = spec;
     return spec;
 }
@@ -320,7 +334,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) {
 
 ngx_http_module_t module_ctx = {
     nullptr,           // preconfiguration
-    nullptr,           // postconfiguration
+    metrics_configure, // postconfiguration
     create_main_conf,  // create main configuration
     nullptr,           // init main configuration
     nullptr,           // create server configuration
@@ -332,13 +346,16 @@ ngx_http_module_t module_ctx = {
 // Pools belong to worker processes: created here, never in the master, whose descriptors
 // every worker would inherit.
 ngx_int_t init_process(ngx_cycle_t* cycle) {
-    ngx_int_t rc = pg_pools_start(cycle);
+    // The gauge slot first: the pools publish theirs as they start.
+    ngx_int_t rc = metrics_start(cycle);
+    if (rc == NGX_OK) rc = pg_pools_start(cycle);
     return rc == NGX_OK ? media_sweeps_start(cycle) : rc;
 }
 void exit_process(ngx_cycle_t* cycle) {
     media_sweeps_stop(cycle);  // before the pools its queries run on
     pg_pools_stop(cycle);
     release_answer_blocks();
+    metrics_stop();
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "core/json.h"
 #include "ngx/body_text.h"
+#include "ngx/metrics.h"
 #include "ngx/reply.h"
 
 namespace chatterd {
@@ -15,6 +16,7 @@ void insert_posted_chatt(ngx_http_request_t* r) noexcept try {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+    count_upload_bytes(Endpoint::postchatt, body.size());
     std::string why;
     std::optional<ChattFields> fields = parse_chatt_json(body, why);
     if (!fields) {

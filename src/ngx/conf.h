@@ -17,6 +17,7 @@ struct PgPoolSpec {
     ngx_msec_t timeout;    // connect + query deadline
     ngx_msec_t backoff_max;  // longest wait between connect attempts to a database that is down
     PgPool* pool;          // this worker's pool, or null before init_process
+    ngx_uint_t index;      // its place in MainConf's pool_specs (the status page's pool label)
 };
 
 // One media root swept of the files no row names (media_sweep.h), with the database whose
@@ -47,6 +48,7 @@ struct LocConf {
 struct MainConf {
     ngx_array_t pool_specs;    // of PgPoolSpec*
     ngx_array_t media_sweeps;  // of MediaSweepSpec*
+    ngx_shm_zone_t* status_zone;  // the metrics of every worker (metrics.h)
 };
 
 // An ngx_array_t of T* (MainConf's specs), as a range; empty without an http block.

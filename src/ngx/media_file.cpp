@@ -1,6 +1,7 @@
 #include "ngx/media_file.h"
 
 #include "core/media_name.h"
+#include "ngx/metrics.h"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -20,6 +21,10 @@ bool temp_files_unsupported(int error) {
 }  // namespace
 
 MediaFile::~MediaFile() {
+    // A published file's fate is settled here, unless discard() removed it already.
+    if (!final_name_.empty()) {
+        count_media_files(committed_ ? MediaFate::kept : MediaFate::removed_by_request);
+    }
     if (fd_ >= 0) close(fd_);
     if (dir_fd_ >= 0) {
         if (!temp_name_.empty()) unlinkat(dir_fd_, temp_name_.c_str(), 0);
@@ -31,6 +36,7 @@ MediaFile::~MediaFile() {
 void MediaFile::discard() {
     if (committed_ || final_name_.empty() || dir_fd_ < 0) return;
     unlinkat(dir_fd_, final_name_.c_str(), 0);
+    count_media_files(MediaFate::removed_by_request);
     final_name_.clear();
 }
 

@@ -2,6 +2,7 @@
 
 #include "core/media_name.h"
 #include "core/pg_array.h"
+#include "ngx/metrics.h"
 #include "ngx/pg_pool.h"
 
 #include <dirent.h>
@@ -159,6 +160,7 @@ void MediaSweep::remove_unnamed(const PGresult* result) {
         }
     }
     close(dir);
+    count_media_files(MediaFate::removed_by_sweep, removed);
     ngx_uint_t level = removed > 0 ? NGX_LOG_WARN : NGX_LOG_INFO;
     ngx_log_error(level, log_, 0,
                   "chatterd: media sweep of %V: removed %ui media files that no row names, older "

@@ -40,6 +40,7 @@ bool is_prepared(const PgSlot& slot, const char* name) {
 // ---- opening -------------------------------------------------------------------------------
 
 void PgPool::start() {
+    PublishOnReturn publish(*this);
     for (PgSlot& slot : slots_) {
         if (db_state_ != DbState::reachable) return;
         connect(slot);
@@ -68,6 +69,7 @@ void PgPool::connect(PgSlot& slot) {
     const char* const values[] = {"UTF8", "chatterd",
                                   reinterpret_cast<const char*>(spec_.conninfo.data), nullptr};
     slot.state = SlotState::connecting;
+    count_pg_connect(spec_);
     slot.conn = PQconnectStartParams(keywords, values, 1);
     if (slot.conn == nullptr) return connect_failed(slot, "out of memory");
     if (PQstatus(slot.conn) == CONNECTION_BAD || PQsetnonblocking(slot.conn, 1) != 0) {
@@ -103,6 +105,7 @@ void PgPool::advance_connect(PgSlot& slot) {
 // requests no open connection can take are answered now. Nothing here opens a connection.
 void PgPool::connect_failed(PgSlot& slot, const char* cause) {
     std::string why(OneLine(cause).view());
+    count_pg_error(spec_, PgError::connect_failed);
     close_slot(slot);
     database_refused(why.c_str());
     refuse_waiting_if_down();
@@ -169,6 +172,7 @@ bool PgPool::want_write(PgSlot& slot, bool on) {
 // ---- closing -------------------------------------------------------------------------------
 
 void PgPool::log_connection_failure(PgSlot& slot, const char* what) {
+    count_pg_error(spec_, PgError::connection_lost);
     ngx_uint_t others = 0;
     if (!lost_connections_.take(10 * 1000, others)) return;
     OneLine line(slot.conn ? PQerrorMessage(slot.conn) : "");
@@ -239,6 +243,7 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
         requeue_at_head(calls, false);
         return;
     }
+    count_pg_statement(spec_, slot.calls.count, slot.query.batch);
     ngx_add_timer(&slot.deadline, spec_.timeout);
     if (!flush(slot)) connection_lost(slot, "query");
 }
@@ -367,6 +372,7 @@ void PgPool::on_socket_event(ngx_event_t* ev) noexcept {
     auto* c = static_cast<ngx_connection_t*>(ev->data);
     auto* slot = static_cast<PgSlot*>(c->data);
     PgPool* pool = slot->pool;
+    PublishOnReturn publish(*pool);
     switch (slot->state) {
     case SlotState::connecting: pool->advance_connect(*slot); break;
     case SlotState::preparing:
@@ -382,6 +388,7 @@ void PgPool::on_socket_event(ngx_event_t* ev) noexcept {
 void PgPool::on_slot_deadline(ngx_event_t* ev) noexcept {
     auto* slot = static_cast<PgSlot*>(ev->data);
     PgPool* pool = slot->pool;
+    PublishOnReturn publish(*pool);
     if (slot->state == SlotState::connecting) {
         char cause[64];
         *ngx_snprintf(reinterpret_cast<u_char*>(cause), sizeof(cause) - 1,

@@ -15,9 +15,12 @@ constexpr ngx_msec_t kFirstRetry = 100;
 constexpr ngx_msec_t kReminderInterval = 60 * 1000;
 constexpr ngx_msec_t kRepeatInterval = 10 * 1000;
 
+ngx_msec_t elapsed_since(ngx_msec_t then) { return ngx_current_msec - then; }
+}  // namespace
+
 // host, hostaddr, port, dbname and user as configured (never the password): which database
 // the lines are about.
-std::string describe_target(const ngx_str_t& conninfo) {
+std::string pg_target(const ngx_str_t& conninfo) {
     char* error = nullptr;
     PQconninfoOption* options = PQconninfoParse(reinterpret_cast<const char*>(conninfo.data), &error);
     PQfreemem(error);
@@ -34,9 +37,6 @@ std::string describe_target(const ngx_str_t& conninfo) {
     return text.empty() ? "libpq defaults" : text;
 }
 
-ngx_msec_t elapsed_since(ngx_msec_t then) { return ngx_current_msec - then; }
-}  // namespace
-
 bool LogBudget::take(ngx_msec_t interval, ngx_uint_t& others) {
     if (logged_once && elapsed_since(last_line) < interval) {
         unlogged++;
@@ -50,7 +50,7 @@ bool LogBudget::take(ngx_msec_t interval, ngx_uint_t& others) {
 }
 
 PgPool::PgPool(PgPoolSpec& spec, ngx_log_t* log)
-    : spec_(spec), log_(log), target_(describe_target(spec.conninfo)), slots_(spec.size),
+    : spec_(spec), log_(log), target_(pg_target(spec.conninfo)), slots_(spec.size),
       backoff_(kFirstRetry, spec.backoff_max) {
     ngx_queue_init(&waiting_);
     for (PgSlot& slot : slots_) {
@@ -77,11 +77,14 @@ PgPool::~PgPool() {
 }
 
 void PgPool::on_connect_event(ngx_event_t* ev) noexcept {
-    static_cast<PgPool*>(ev->data)->open_connections();
+    auto* pool = static_cast<PgPool*>(ev->data);
+    PublishOnReturn publish(*pool);
+    pool->open_connections();
 }
 
 void PgPool::on_retry_timer(ngx_event_t* ev) noexcept {
     auto* pool = static_cast<PgPool*>(ev->data);
+    PublishOnReturn publish(*pool);
     pool->db_state_ = DbState::probing;
     pool->open_connections();
 }
@@ -139,6 +142,7 @@ void PgPool::database_answered() {
 // Counted for the outage's lines; told per request only at info level, where an operator who
 // asks for it sees the cause next to each 503.
 void PgPool::request_refused(ngx_log_t* log) {
+    count_pg_error(spec_, PgError::refused);
     refused_++;
     refused_total_++;
     ngx_log_error(NGX_LOG_INFO, log, 0,
@@ -147,6 +151,7 @@ void PgPool::request_refused(ngx_log_t* log) {
 }
 
 void PgPool::request_timed_out(ngx_log_t* log) {
+    count_pg_error(spec_, PgError::timeout);
     ngx_uint_t others = 0;
     if (!timeouts_.take(kRepeatInterval, others)) return;
     ngx_log_error(NGX_LOG_ERR, log, 0,

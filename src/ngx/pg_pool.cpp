@@ -9,6 +9,7 @@ namespace chatterd {
 // ---- waiting requests ----------------------------------------------------------------------
 
 void PgPool::submit(PgCall* call) {
+    PublishOnReturn publish(*this);
     if (db_state_ != DbState::reachable && !has_open_slot()) {
         request_refused(call->log);
         deliver(call, PgOutcome::refused());
@@ -19,6 +20,7 @@ void PgPool::submit(PgCall* call) {
         ngx_log_error(NGX_LOG_ERR, call->log, 0,
                       "chatterd: postgres request queue is full (chatterd_pg_queue %ui); 503",
                       spec_.queue);
+        count_pg_error(spec_, PgError::queue_full);
         deliver(call, PgOutcome::not_sent("postgres request queue is full"));
         return;
     }
@@ -81,6 +83,7 @@ void PgPool::unqueue(PgCall* call) {
 }
 
 void PgPool::detach(PgCall* call) {
+    PublishOnReturn publish(*this);
     if (call->deadline.timer_set) ngx_del_timer(&call->deadline);
     switch (call->state) {
     case CallState::waiting: unqueue(call); break;
@@ -100,6 +103,7 @@ void PgPool::detach(PgCall* call) {
 }
 
 void PgPool::call_timed_out(PgCall* call) {
+    PublishOnReturn publish(*this);
     request_timed_out(call->log);
     PgSlot* slot = call->state == CallState::running ? call->slot : nullptr;
     detach(call);
@@ -113,6 +117,20 @@ void PgPool::call_timed_out(PgCall* call) {
     } else {
         dispatch();
     }
+}
+
+void PgPool::publish_gauges() noexcept {
+    PgGauges gauges;
+    for (const PgSlot& slot : slots_) {
+        gauges.connecting += slot.state == SlotState::connecting;
+        gauges.idle += slot.state == SlotState::idle;
+        gauges.busy += is_busy(slot.state);
+    }
+    gauges.waiting = waiting_count_;
+    if (db_state_ != DbState::reachable) {
+        gauges.down_since = ngx_time() - static_cast<time_t>((ngx_current_msec - down_since_) / 1000);
+    }
+    publish_pg_gauges(spec_, gauges);
 }
 
 // Hands the outcome to the request's handler and finalizes the request with its answer, or

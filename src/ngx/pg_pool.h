@@ -8,6 +8,8 @@
 
 #include "ngx/conf.h"
 
+#include <string>
+
 namespace chatterd {
 
 // What became of a request's statement, handed to the caller's done handler.
@@ -121,6 +123,10 @@ private:
 // close them.
 ngx_int_t pg_pools_start(ngx_cycle_t* cycle) noexcept;
 void pg_pools_stop(ngx_cycle_t* cycle) noexcept;
+
+// The conninfo's host, hostaddr, port, dbname and user (never the password), for the log and
+// the status page.
+std::string pg_target(const ngx_str_t& conninfo);
 
 // A failed result's message, on one line for the error log.
 OneLine pg_error_message(const PGresult* result);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "core/backoff.h"
+#include "ngx/metrics.h"
 #include "ngx/pg_pool.h"
 
 #include <string>
@@ -106,6 +107,22 @@ struct LogBudget {
     bool take(ngx_msec_t interval, ngx_uint_t& others);
 };
 
+class PgPool;
+
+// Publishes the pool's gauges when an entry point into the pool (a request's call, an event
+// of its own) returns: every change of a connection, the queue or the database's state
+// happens inside one, and the gauges are recounted from the pool, never adjusted.
+class PublishOnReturn {
+public:
+    explicit PublishOnReturn(PgPool& pool) : pool_(pool) {}
+    ~PublishOnReturn();
+    PublishOnReturn(const PublishOnReturn&) = delete;
+    PublishOnReturn& operator=(const PublishOnReturn&) = delete;
+
+private:
+    PgPool& pool_;
+};
+
 class PgPool {
 public:
     PgPool(PgPoolSpec& spec, ngx_log_t* log);
@@ -117,6 +134,8 @@ public:
     void submit(PgCall* call);
     void detach(PgCall* call);
     void call_timed_out(PgCall* call);
+    // Writes this worker's connections by state, queue and database state to the status zone.
+    void publish_gauges() noexcept;
 
 private:
     // pg_pool.cpp
@@ -191,5 +210,7 @@ private:
     LogBudget timeouts_;           // requests that timed out
     LogBudget lost_connections_;   // open connections that broke
 };
+
+inline PublishOnReturn::~PublishOnReturn() { pool_.publish_gauges(); }
 
 }  // namespace chatterd

@@ -1,6 +1,7 @@
 #include "ngx/rows_json.h"
 
 #include "ngx/answer_blocks.h"
+#include "ngx/metrics.h"
 
 #include <new>
 
@@ -26,6 +27,7 @@ RowsJson::RowsJson(const ColumnKind* kinds, std::size_t column_count)
 
 RowsJson::~RowsJson() {
     for (const Piece& piece : pieces_) {
+        add_answer_bytes(-(piece.end - piece.start));
         if (piece.answer_block) {
             give_back_answer_block(piece.start);
         } else {
@@ -59,6 +61,7 @@ JsonRoom RowsJson::more_room(char* written_end, std::size_t size) {
         if (start == nullptr) throw std::bad_alloc();
         pieces_.push_back(Piece{start, start, start + (answer_block ? kAnswerBlockSize : size),
                                 answer_block});
+        add_answer_bytes(pieces_.back().end - start);
     }
     Piece& current = pieces_.back();
     return JsonRoom{reinterpret_cast<char*>(current.last), reinterpret_cast<char*>(current.end)};

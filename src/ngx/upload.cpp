@@ -2,6 +2,7 @@
 
 #include "core/multipart.h"
 #include "ngx/conf.h"
+#include "ngx/metrics.h"
 #include "ngx/reply.h"
 
 #include <array>
@@ -111,6 +112,7 @@ bool FormReceiver::consume(ngx_chain_t* bufs) {
         }
         std::string_view span(reinterpret_cast<const char*>(b->pos), b->last - b->pos);
         b->pos = b->last;
+        count_upload_bytes(Endpoint::postimages, span.size());
         if (span.empty()) continue;
         MultipartStatus status = parser_.feed(span);
         if (status == MultipartStatus::stopped) {

@@ -1,0 +1,58 @@
+// The numbers behind chatterd_status: counters and gauges summed over every worker of the
+// instance, kept in one shared memory zone as nginx's own zones are (added at configuration
+// time, set up by its init callback, inherited by the workers).
+//   counters: atomic adds into the zone, by whichever worker counts;
+//   gauges: each worker writes its own slot (claimed at its start, released at its exit); the
+//     page sums the slots of the workers that are alive, so a worker that died takes its
+//     connections and memory off the page with it.
+// Without a zone (the master, nginx -t) every call does nothing.
+#pragma once
+
+#include "ngx/conf.h"
+
+#include <ctime>
+#include <string>
+
+namespace chatterd {
+
+struct PgBatch;
+
+// Configuration time (postconfiguration): the zone, sized for the configured pools, and the
+// log-phase handler that counts every answer of an endpoint's location.
+ngx_int_t metrics_configure(ngx_conf_t* cf) noexcept;
+// Worker life cycle: claim this worker's gauge slot, and give it back.
+ngx_int_t metrics_start(ngx_cycle_t* cycle) noexcept;
+void metrics_stop() noexcept;
+
+// Body bytes an endpoint read from its clients.
+void count_upload_bytes(Endpoint endpoint, std::size_t bytes) noexcept;
+
+// Media files: kept with their row, or removed because no row names them (by the request
+// that wrote them, or by the media sweep).
+enum class MediaFate { kept, removed_by_request, removed_by_sweep };
+void count_media_files(MediaFate fate, ngx_uint_t files = 1) noexcept;
+
+// The pools' counters.
+enum class PgError { connect_failed, connection_lost, timeout, refused, queue_full };
+void count_pg_error(const PgPoolSpec& spec, PgError error) noexcept;
+void count_pg_connect(const PgPoolSpec& spec) noexcept;
+// A statement sent for `requests` requests (batch: how they were served together, or null).
+void count_pg_statement(const PgPoolSpec& spec, std::size_t requests, const PgBatch* batch) noexcept;
+
+// What one worker's pool looks like now; down_since is the unix time the outage began (0: up).
+struct PgGauges {
+    ngx_uint_t connecting = 0;
+    ngx_uint_t idle = 0;
+    ngx_uint_t busy = 0;
+    ngx_uint_t waiting = 0;
+    time_t down_since = 0;
+};
+void publish_pg_gauges(const PgPoolSpec& spec, const PgGauges& gauges) noexcept;
+
+// Bytes held by JSON answers (getchatts, getimages) in this worker; negative to let go.
+void add_answer_bytes(ngx_int_t bytes) noexcept;
+
+// The page, in Prometheus's text exposition format 0.0.4. False without a zone.
+bool render_metrics(const MainConf& conf, std::string& page);
+
+}  // namespace chatterd

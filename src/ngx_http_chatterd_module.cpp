@@ -6,6 +6,7 @@
 #include "handlers/handlers.h"
 #include "ngx/answer_blocks.h"
 #include "ngx/conf.h"
+#include "ngx/media_root.h"
 #include "ngx/pg_pool.h"
 
 #include <sys/stat.h>
@@ -273,6 +274,7 @@ ngx_int_t init_process(ngx_cycle_t* cycle) { return pg_pools_start(cycle); }
 void exit_process(ngx_cycle_t* cycle) {
     pg_pools_stop(cycle);
     release_answer_blocks();
+    close_media_roots();
 }
 
 }  // namespace

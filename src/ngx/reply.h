@@ -28,6 +28,9 @@ ngx_int_t send_json_text(ngx_http_request_t* r, ngx_uint_t status, std::string_v
 // Failure::internal (require_method adds the Allow header of a 405).
 ngx_int_t send_failure(ngx_http_request_t* r, Failure failure, std::string_view cause = {});
 
+// Sends the failure before the body is read: nginx reads and drops the body.
+ngx_int_t send_failure_unread(ngx_http_request_t* r, Failure failure);
+
 // 405 unless the method is one of `allowed` (NGX_HTTP_GET | NGX_HTTP_HEAD, ...).
 // Returns NGX_DECLINED when the method is allowed and the handler goes on; otherwise the 405
 // has been sent and the return value is the code to finalize the request with.

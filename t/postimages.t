@@ -1,6 +1,6 @@
 # POST /postimages, data-driven.  Covers every row of API.md's postimages table that one
-# request can show (422 in all its forms, a NUL byte in username or message among them; 415,
-# 503, 500, 405), the forms real clients send (OkHttp, Alamofire, parts in any order, empty
+# request can show (422 in all its forms, a NUL byte or invalid UTF-8 in username or message
+# among them; 415, 503, 405), the forms real clients send (OkHttp, Alamofire, parts in any order, empty
 # fields, unknown parts, chunked bodies), media part contents that look like delimiters, NUL
 # bytes and trailing CRLFs (stored byte for byte: fetched back over /media/ and compared, with
 # the served Content-Type), every media type we sniff, the stored file names (sanitised
@@ -690,15 +690,18 @@ chatterd: postgres (host=127.0.0.1 port=1 dbname=x user=y) cannot be reached
 
 
 
-=== TEST 44: 500 for any other failure: a message that is not UTF-8 is refused by the database; no file stays
+=== TEST 44: 422: a message that is not UTF-8 (Latin-1 "café"), as postchatt answers it; no file stays
 --- raw_request eval
 ::post(parts => [::text_part(username => 'a'), ::text_part(message => "caf\xE9"), ::image_part(::jpeg(5000))])
---- error_code: 500
---- response_body_like: ^"[^"]+"$
+--- error_code: 422
+--- response_body chomp
+"Unprocessable entity"
 --- response_headers
 Content-Type: application/json
---- error_log
-(SQLSTATE 22021)
+--- error_log eval
+[qr/\[info\] .*chatterd: postimages: form part "message" is not UTF-8 \(byte 3\)/]
+--- no_error_log
+SQLSTATE
 
 
 
@@ -770,3 +773,27 @@ chatterd: postimages: form part "message" contains a NUL byte
 "Unprocessable entity"
 --- error_log
 chatterd: postimages: form part "message" contains a NUL byte
+
+
+
+=== TEST 51: 422: a username of invalid UTF-8 bytes ("bad\xFF\xFE") with an image and a video: no file, no row
+--- raw_request eval
+::post(parts => [::text_part(username => "bad\xFF\xFE"), ::text_part(message => 'b'),
+                 ::image_part(::jpeg(5000, 20)), ::video_part(::mp4(5000, 21))])
+--- error_code: 422
+--- response_body chomp
+"Unprocessable entity"
+--- error_log eval
+[qr/\[info\] .*chatterd: postimages: form part "username" is not UTF-8 \(byte 3\)/]
+--- no_error_log
+SQLSTATE
+
+
+
+=== TEST 52: 422: UTF-8 PostgreSQL refuses (an overlong NUL, an encoded surrogate), text fields only
+--- raw_request eval
+::post(parts => [::text_part(username => "a\xC0\x80"), ::text_part(message => "\xED\xA0\x80")])
+--- error_code: 422
+--- error_log
+form part "username" is not UTF-8 (byte 1)
+

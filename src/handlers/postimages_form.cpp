@@ -1,12 +1,14 @@
 #include "handlers/postimages_form.h"
 
+#include "core/utf8.h"
+#include "handlers/insert_chatt.h"
 
 namespace chatterd {
 namespace {
 
-// username and message are varchar(255): 255 characters are at most 1020 UTF-8 bytes. A field
-// far beyond that can never be stored, so it is refused before it costs memory.
-constexpr std::size_t kMaxTextFieldBytes = 64 * 1024;
+// 255 characters are at most 1020 UTF-8 bytes: a text part past that can never be stored, so
+// it is refused while it arrives, before it costs memory.
+constexpr std::size_t kMaxTextFieldBytes = kMaxChattChars * 4;
 
 }  // namespace
 
@@ -45,11 +47,23 @@ std::optional<Failure> FormReceiver::on_end() {
     return std::nullopt;
 }
 
+// As strict as postchatt: what PostgreSQL would refuse is refused here, before any file is
+// named, and never joins (and fails) an INSERT of several posts.
 std::optional<Failure> FormReceiver::check_text(const std::string& value, const char* name) const {
     // libpq takes text parameters as C strings: a NUL would silently cut the value.
     if (value.find('\0') != std::string::npos) {
         ngx_log_error(NGX_LOG_ERR, log_, 0, "chatterd: postimages: form part \"%s\" contains a NUL byte", name);
         return Failure::unprocessable;
+    }
+    if (std::optional<std::size_t> at = first_invalid_utf8(value)) {
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" is not UTF-8 (byte %uz)", name,
+                      *at);
+        return Failure::unprocessable;
+    }
+    if (utf8_length(value) > kMaxChattChars) {
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" is longer than %uz characters",
+                      name, kMaxChattChars);
+        return Failure::message_too_long;
     }
     return std::nullopt;
 }
@@ -113,7 +127,7 @@ bool FormReceiver::on_part_data(std::string_view bytes) {
 
 bool FormReceiver::take_text(std::string_view bytes) {
     if (text_->size() + bytes.size() > kMaxTextFieldBytes) {
-        ngx_log_error(NGX_LOG_ERR, log_, 0, "chatterd: postimages: form part \"%s\" is longer than %uz bytes",
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" is longer than %uz bytes",
                       part_name_, kMaxTextFieldBytes);
         return reject(Failure::message_too_long);
     }

@@ -33,7 +33,7 @@ struct ReceivedForm {
 };
 
 // Receives r's body as the form. Every refusal (malformed, a missing or repeated part, text
-// too long or with a NUL, a media part over chatterd_media_max_size or
+// that is not UTF-8, too long or holds a NUL, a media part over chatterd_media_max_size or
 // not an image/video, disk errors) is logged, answered, and leaves no file.
 class FormReceiver : public BodyStream, private MultipartSink {
 public:

@@ -4,6 +4,7 @@
 #include "handlers/insert_chatt.h"
 #include "handlers/postimages_form.h"
 
+#include "core/http_host.h"
 #include "core/media_name.h"
 #include "ngx/conf.h"
 #include "ngx/reply.h"
@@ -11,20 +12,27 @@
 namespace chatterd {
 namespace {
 
+// The host of a relative chatterd_media_url, as the reference takes it: the Host header, or
+// the request line's host, or for HTTP/1.0 without either, the server's name.
+std::string_view request_host(ngx_http_request_t* r) {
+    if (r->headers_in.host != nullptr) return to_view(r->headers_in.host->value);
+    if (r->headers_in.server.len > 0) return to_view(r->headers_in.server);
+    auto* cscf = static_cast<ngx_http_core_srv_conf_t*>(ngx_http_get_module_srv_conf(r, ngx_http_core_module));
+    return to_view(cscf->server_name);
+}
+
 // The base of media URLs: chatterd_media_url when absolute, else the request's scheme and
-// Host (as the reference builds it) followed by chatterd_media_url.
-std::string media_base_url(ngx_http_request_t* r) {
+// host followed by it. Every app user loads these URLs, so a host that is not plainly one
+// ("a@evil.example", "\"><script>") is refused rather than stored.
+std::optional<std::string> media_base_url(ngx_http_request_t* r) {
     std::string_view configured = to_view(loc_conf(r)->media_url);
     if (configured[0] != '/') return std::string(configured);
-    std::string_view host;
-    if (r->headers_in.host != nullptr) {
-        host = to_view(r->headers_in.host->value);
-    } else if (r->headers_in.server.len > 0) {
-        host = to_view(r->headers_in.server);
-    } else {
-        auto* cscf = static_cast<ngx_http_core_srv_conf_t*>(
-            ngx_http_get_module_srv_conf(r, ngx_http_core_module));
-        host = to_view(cscf->server_name);
+    std::string_view host = request_host(r);
+    if (!valid_http_host(host)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "chatterd: postimages: Host \"%*s\" is not a host media URLs can be built from",
+                      host.size(), host.data());
+        return std::nullopt;
     }
 #if (NGX_HTTP_SSL)
     std::string_view scheme = r->connection->ssl ? "https://" : "http://";
@@ -110,9 +118,11 @@ ngx_int_t Postimages::answer_and_keep_media(ngx_http_request_t* r, const PgOutco
 ngx_int_t postimages_handler(ngx_http_request_t* r) noexcept try {
     ngx_int_t rc = require_method(r, NGX_HTTP_POST);
     if (rc != NGX_DECLINED) return rc;
+    std::optional<std::string> base_url = media_base_url(r);
+    if (!base_url) return send_failure_unread(r, Failure::invalid_host);
     std::optional<std::string_view> boundary = form_boundary(r);
     if (!boundary) return send_failure_unread(r, Failure::unprocessable);
-    auto* request = make_body_stream<Postimages>(r, r, *boundary, media_base_url(r));
+    auto* request = make_body_stream<Postimages>(r, r, *boundary, std::move(*base_url));
     return request != nullptr ? request->start() : NGX_HTTP_INTERNAL_SERVER_ERROR;
 } catch (const std::exception& e) {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: postimages: %s", e.what());

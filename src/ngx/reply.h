@@ -12,6 +12,7 @@ enum class Failure {
     payload_too_large,   // 413 "Payload too large"
     unsupported_media,   // 415 "Unsupported media type"
     message_too_long,    // 400 "Message too long"
+    invalid_host,        // 400 "Invalid Host header"
     unavailable,         // 503 "Service unavailable"
     method_not_allowed,  // 405 "Method not allowed", with Allow
     internal,            // 500 with the given cause

@@ -73,6 +73,7 @@ void Postimages::on_form(ReceivedForm& form) {
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: postimages: %s", e.what());
     }
+    form.discard_media();  // an image named before the video failed must not stay servable
     ngx_http_finalize_request(r, send_failure(r, Failure::internal, "Cannot store media"));
 }
 

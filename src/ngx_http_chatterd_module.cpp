@@ -6,6 +6,7 @@
 #include "handlers/handlers.h"
 #include "ngx/answer_blocks.h"
 #include "ngx/conf.h"
+#include "ngx/media_root.h"
 #include "ngx/media_sweep.h"
 #include "ngx/metrics.h"
 #include "ngx/pg_pool.h"
@@ -355,6 +356,7 @@ void exit_process(ngx_cycle_t* cycle) {
     media_sweeps_stop(cycle);  // before the pools its queries run on
     pg_pools_stop(cycle);
     release_answer_blocks();
+    close_media_roots();
     metrics_stop();
 }
 

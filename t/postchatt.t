@@ -3,7 +3,10 @@
 # non-string values and unpaired surrogate escapes (and no row); 400 "Message too long" past
 # varchar(255) (characters, not bytes); 503 when PostgreSQL is unreachable; 500 on another
 # database error, logged on one line with its request context; 405 with Allow: POST for other
-# methods; the trailing-slash route; chunked and file-buffered bodies.
+# methods; the trailing-slash route; chunked bodies and bodies larger than
+# client_body_buffer_size (taken as they arrive, never from a temporary file); 413 "Payload
+# too large" for a body over 16 KiB (more than a valid chatt can be), announced by its
+# Content-Length (answered before any body byte) or delivered by a chunked body.
 # UTF-8 (emoji, CJK, quotes, backslashes, control characters) and SQL-looking text are
 # round-tripped through getchatts and compared decoded (JSON::PP) and as exact bytes, as
 # Python's JSONResponse writes them (ensure_ascii=False, compact, \u00xx in lower-case hex).
@@ -419,7 +422,7 @@ Chatterd::Db::truncate_chatts();
 
 
 
-=== TEST 20: a body larger than client_body_buffer_size (read back from nginx's temp file)
+=== TEST 20: a body larger than client_body_buffer_size is taken as it arrives, never from a temporary file
 --- init
 Chatterd::Db::truncate_chatts();
 --- config
@@ -427,14 +430,13 @@ client_body_buffer_size 1k;
 location ~ ^/getchatts/?$  { chatterd getchatts; }
 location ~ ^/postchatt/?$  { chatterd postchatt; }
 --- request eval
-[main::post_json({padding => 'p' x 100000, username => "big\x{1F600}", message => "\x{4e2d}" x 255}), 'GET /getchatts']
+[main::post_json({padding => 'p' x 6000, username => "big\x{1F600}", message => "\x{4e2d}" x 255}), 'GET /getchatts']
 --- error_code eval
 [200, 200]
 --- json_rows eval
 {1 => [["big\x{1F600}", "\x{4e2d}" x 255, 'UUID', 'TIME']]}
---- error_log
-a client request body is buffered to a temporary file
 --- no_error_log
+a client request body is buffered to a temporary file
 [error]
 
 
@@ -597,3 +599,68 @@ main::post_json({username => 'alice', message => 'nowhere'})
 [qr/\[error\] .*chatterd: INSERT failed \(SQLSTATE 42P01\): .*relation "chatts" does not exist.*, client: 127\.0\.0\.1, server: /]
 --- no_error_log eval
 [qr/^(?!\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d ).*, client: \d/, qr/^LINE \d+: /]
+
+
+
+=== TEST 30: the largest valid chatt, 255 astral characters escaped as surrogate pairs in each value (6 KiB), is stored
+--- init
+Chatterd::Db::truncate_chatts();
+--- request eval
+[main::post_json({username => "\x{1F600}" x 255, message => "\x{1F468}" x 255}, ascii => 1), 'GET /getchatts']
+--- error_code eval
+[200, 200]
+--- json_rows eval
+{1 => [["\x{1F600}" x 255, "\x{1F468}" x 255, 'UUID', 'TIME']]}
+
+
+
+=== TEST 31: a body whose Content-Length is over 16 KiB: 413 "Payload too large" at once, before any body byte is read
+Only the head is sent: the answer cannot wait for the 20 MB it announces, and the connection
+closes right after it (the runner reads until then).
+--- init
+Chatterd::Db::truncate_chatts();
+--- raw_request eval
+"POST /postchatt HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
+--- error_code: 413
+--- response_body chomp
+"Payload too large"
+--- response_headers
+Content-Type: application/json
+Connection: close
+--- error_log eval
+[qr/\[info\] .*chatterd: postchatt: the body announces more than 16384 bytes/]
+--- no_error_log
+[error]
+--- timeout: 5
+
+
+
+=== TEST 32: 16385 bytes with Content-Length (a valid JSON object padded): 413; 16384 bytes are read
+--- init
+Chatterd::Db::truncate_chatts();
+--- request eval
+[map { my $json = '{"username":"a","message":"b","padding":"' . ('p' x ($_ - 43)) . '"}';
+       length($json) == $_ or die length($json); "POST /postchatt\n$json" } 16385, 16384]
+--- error_code eval
+[413, 200]
+--- db_rows eval
+{0 => [], 1 => [['a', 'b']]}
+
+
+
+=== TEST 33: a chunked body that delivers more than 16 KiB: 413 as soon as the bytes cross it, nothing stored
+--- init
+Chatterd::Db::truncate_chatts();
+--- raw_request eval
+my $json = '{"username":"a","message":"b","padding":"' . ('p' x 40000) . '"}';
+"POST /postchatt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+. join('', map { sprintf("%x\r\n%s\r\n", length $_, $_) } unpack('(a4096)*', $json)) . "0\r\n\r\n"
+--- error_code: 413
+--- response_body chomp
+"Payload too large"
+--- db_rows eval
+{0 => []}
+--- error_log eval
+[qr/\[info\] .*chatterd: postchatt: the body delivered more than 16384 bytes/]
+--- no_error_log
+[error]

@@ -1,11 +1,12 @@
 # POST /postimages, data-driven.  Covers every row of API.md's postimages table that one
-# request can show (422 in all its forms, a NUL byte in username or message among them; 415,
-# 503, 500, 405), the forms real clients send (OkHttp, Alamofire, parts in any order, empty
+# request can show (422 in all its forms, a NUL byte or invalid UTF-8 in username or message
+# among them; 415, 503, 405), the forms real clients send (OkHttp, Alamofire, parts in any order, empty
 # fields, unknown parts, chunked bodies), media part contents that look like delimiters, NUL
 # bytes and trailing CRLFs (stored byte for byte: fetched back over /media/ and compared, with
 # the served Content-Type), every media type we sniff, the stored file names (sanitised
-# prefix, "ジョン", "../../etc/passwd"), the URL base (Host header, absolute
-# chatterd_media_url) and /postimages/ with a slash.
+# prefix, "ジョン", "../../etc/passwd"), the URL base (Host header, IP literals, absolute
+# chatterd_media_url; 400 for a Host that is not plainly a host, which would otherwise be
+# stored in URLs every app user loads) and /postimages/ with a slash.
 # Sizes and lengths are in postimages_limits.t, real clients (curl, HTTP/2, Expect,
 # disconnects) in postimages_clients.t, concurrency in postimages_concurrency.t.
 #
@@ -690,15 +691,18 @@ chatterd: postgres (host=127.0.0.1 port=1 dbname=x user=y) cannot be reached
 
 
 
-=== TEST 44: 500 for any other failure: a message that is not UTF-8 is refused by the database; no file stays
+=== TEST 44: 422: a message that is not UTF-8 (Latin-1 "café"), as postchatt answers it; no file stays
 --- raw_request eval
 ::post(parts => [::text_part(username => 'a'), ::text_part(message => "caf\xE9"), ::image_part(::jpeg(5000))])
---- error_code: 500
---- response_body_like: ^"[^"]+"$
+--- error_code: 422
+--- response_body chomp
+"Unprocessable entity"
 --- response_headers
 Content-Type: application/json
---- error_log
-(SQLSTATE 22021)
+--- error_log eval
+[qr/\[info\] .*chatterd: postimages: form part "message" is not UTF-8 \(byte 3\)/]
+--- no_error_log
+SQLSTATE
 
 
 
@@ -770,3 +774,95 @@ chatterd: postimages: form part "message" contains a NUL byte
 "Unprocessable entity"
 --- error_log
 chatterd: postimages: form part "message" contains a NUL byte
+
+
+
+=== TEST 51: 422: a username of invalid UTF-8 bytes ("bad\xFF\xFE") with an image and a video: no file, no row
+--- raw_request eval
+::post(parts => [::text_part(username => "bad\xFF\xFE"), ::text_part(message => 'b'),
+                 ::image_part(::jpeg(5000, 20)), ::video_part(::mp4(5000, 21))])
+--- error_code: 422
+--- response_body chomp
+"Unprocessable entity"
+--- error_log eval
+[qr/\[info\] .*chatterd: postimages: form part "username" is not UTF-8 \(byte 3\)/]
+--- no_error_log
+SQLSTATE
+
+
+
+=== TEST 52: 422: UTF-8 PostgreSQL refuses (an overlong NUL, an encoded surrogate), text fields only
+--- raw_request eval
+::post(parts => [::text_part(username => "a\xC0\x80"), ::text_part(message => "\xED\xA0\x80")])
+--- error_code: 422
+--- error_log
+form part "username" is not UTF-8 (byte 1)
+
+
+
+=== TEST 53: the URL host may be an IPv4 address or an IPv6 literal, with a port
+--- init
+::expect(username => 'v6', message => 'literal', prefix => 'v6', base => 'http://[::1]:8080/media/',
+         image => [::jpeg(1000, 22), 'jpeg', 'image/jpeg'])
+--- raw_request eval
+::post(host => '[::1]:8080', parts => [::text_part(username => 'v6'), ::text_part(message => 'literal'),
+                                       ::image_part(::jpeg(1000, 22))])
+--- response_body chomp
+{}
+--- no_error_log
+[error]
+
+
+
+=== TEST 54: 400: a Host with userinfo ("chatter.example@evil.example") would point every app at evil.example
+--- raw_request eval
+::post(host => 'chatter.example@evil.example', parts => [::text_part(username => 'a'), ::text_part(message => 'b'),
+                                                         ::image_part(::jpeg(5000, 23))])
+--- error_code: 400
+--- response_body chomp
+"Invalid Host header"
+--- response_headers
+Content-Type: application/json
+--- error_log eval
+[qr/\[info\] .*chatterd: postimages: Host "chatter\.example\@evil\.example" is not a host media URLs can be built from/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 55: 400: a Host of markup ('"><script>'), nothing stored
+--- raw_request eval
+::post(host => '"><script>', parts => [::text_part(username => 'a'), ::text_part(message => 'b'),
+                                       ::image_part(::jpeg(5000, 24))])
+--- error_code: 400
+--- response_body chomp
+"Invalid Host header"
+--- error_log
+is not a host media URLs can be built from
+
+
+
+=== TEST 56: 400: other Hosts that are not plainly a host: a backslash, a quote, a port that is not digits, a bracket left open
+--- raw_request eval
+[map { ::post(host => $_, parts => [::text_part(username => 'a'), ::text_part(message => 'b'), ::image_part(::jpeg(500, 25))]) }
+     'evil.example\\x', "it's.example", 'chatter.example:80x', '[::1', 'chatter.example:99999']
+--- error_code eval
+[400, 400, 400, 400, 400]
+--- response_body eval
+[('"Invalid Host header"') x 5]
+
+
+
+=== TEST 57: an absolute chatterd_media_url does not depend on the Host, which is not checked then
+--- config eval
+$::Config =~ s/chatterd postimages;/chatterd postimages; chatterd_media_url https:\/\/chatter.example.org\/media\/;/r
+--- init
+::expect(username => 'abs', message => 'any host', prefix => 'abs', base => 'https://chatter.example.org/media/',
+         image => [::jpeg(1000, 26), 'jpeg', 'image/jpeg'])
+--- raw_request eval
+::post(host => 'chatter.example@evil.example', parts => [::text_part(username => 'abs'), ::text_part(message => 'any host'),
+                                                         ::image_part(::jpeg(1000, 26))])
+--- response_body chomp
+{}
+--- no_error_log
+[error]

@@ -12,14 +12,18 @@
 #   - a media part crossing 10 MiB is answered 413 while the client still has megabytes to
 #     send (the limit is checked as bytes arrive);
 #   - clients that disconnect half-way (FIN or RST, Content-Length or chunked): no row, no
-#     file, and the worker holds no descriptor into the media root afterwards; likewise a
+#     file, and the worker holds no file of the media root afterwards; likewise a
 #     client that stalls until client_body_timeout (Content-Length, chunked, or no body byte
 #     at all), which the error log reports at info level;
 #   - keep-alive: forms one after the other on one connection (as OkHttp and URLSession
 #     reuse connections); a form refused half-way (415, 413, 422) is answered with
 #     "Connection: close" while the client is still sending, and never lets its body be read
 #     as requests;
-#   - the media root vanishing under a running server: 500 with a JSON string, no row.
+#   - 40 slow uploads at once, each with its image received and its video half-way: the
+#     worker holds their sockets and files and one descriptor of the media root, not one
+#     more per media part;
+#   - the media root vanishing under a running server, before or after its first upload:
+#     500 with a JSON string, no row; a new directory at that path is used at once.
 # Every scenario starts with an empty chatts table and media root and ends with
 # check_media_consistency().
 use strict; use warnings;
@@ -162,6 +166,20 @@ sub media_fds {
 
 # The files (not the directory) the worker has open in the media root: an upload in progress.
 sub upload_files_open { return grep { $_ ne $Root } media_fds() }
+
+# No upload in progress, and the directory itself held once at most (each worker keeps one
+# descriptor of it, opened at its first upload).
+sub media_root_settled {
+    my @fds = media_fds();
+    return !grep({ $_ ne $Root } @fds) && grep({ $_ eq $Root } @fds) <= 1;
+}
+
+# The descriptors the worker holds, all kinds.
+sub worker_fd_count {
+    my ($pid) = $ng->worker_pids;
+    opendir my $dh, "/proc/$pid/fd" or return 0;
+    return scalar grep { /^\d+$/ } readdir $dh;
+}
 
 # Polls $condition until it is true or $seconds have passed; returns its last value.
 sub wait_until {
@@ -384,7 +402,7 @@ subtest 'a media part crossing 10 MiB is answered 413 before the client has sent
     is($res && $res->{body}, '"Payload too large"', 'body "Payload too large"');
     close $sock;
     ok($ng->wait_for_error_log('media part "image" exceeds chatterd_media_max_size 10485760'), 'logged');
-    ok(wait_until(5, sub { !media_fds() }), 'the worker holds no descriptor into the media root')
+    ok(wait_until(5, \&media_root_settled), 'the worker holds no file of the media root, only the directory')
         or diag(join "\n", media_fds());
     check_nothing_stored('early 413');
     check_media_consistency('early 413');
@@ -408,7 +426,7 @@ sub disconnect_half_way {
         }
         close $sock;
         ok($ng->wait_for_error_log($o{log}, timeout => 10), "nginx noticed: $o{log}");
-        ok(wait_until(5, sub { !media_fds() }), 'the worker holds no descriptor into the media root')
+        ok(wait_until(5, \&media_root_settled), 'the worker holds no file of the media root, only the directory')
             or diag(join "\n", media_fds());
         check_nothing_stored($label);
         is(join(',', $ng->worker_pids), $pid_before, 'the worker is still the same process');
@@ -466,7 +484,7 @@ sub stall_half_way {
         like($ng->wait_for_error_log('no body data within client_body_timeout', timeout => 5) // '',
              qr/\[info\] .*chatterd: postimages: no body data within client_body_timeout/,
              'the error log says why, at info level');
-        ok(wait_until(5, sub { !media_fds() }), 'the worker holds no descriptor into the media root')
+        ok(wait_until(5, \&media_root_settled), 'the worker holds no file of the media root, only the directory')
             or diag(join "\n", media_fds());
         check_nothing_stored($label);
         unlike(scalar $ng->error_log_since_mark, qr/\[(?:alert|crit|emerg)\]/, 'no alert in the error log');
@@ -485,6 +503,44 @@ sub stall_half_way {
     stall_half_way('a client that sends the head and no body byte',
         head => post_head(length $body), body => $body, cut => 0);
 }
+
+subtest '40 slow uploads at once: a file each, one descriptor of the media root for all' => sub {
+    use constant SLOW => 40;
+    truncate_chatts();
+    $ng->mark_error_log;
+    # The worker's first upload opens its descriptor of the media root (if no earlier one did).
+    my $warm = form('warm', 'up', image_part(media(jpeg => 3000, 48)));
+    is(http_request($port, post_head(length $warm) . $warm)->{status}, 200, 'a first upload: 200');
+    my $base = worker_fd_count();
+    my @conns = map {
+        my $body = form('slow', "upload $_", image_part(media(jpeg => 20_000, 100 + $_)),
+                        video_part(media(mp4 => 400_000, 200 + $_)));
+        my $cut = index($body, 'name="video"') + 200_000;    # the image whole, the video half-way
+        { sock => connect_raw(), out => post_head(length $body) . $body, cut => $cut + length post_head(length $body) };
+    } 1 .. SLOW;
+    for my $c (@conns) {
+        ok(send_all($c->{sock}, substr($c->{out}, 0, $c->{cut}), 10), 'head, image and half the video sent') or last;
+    }
+    ok(wait_until(10, sub { upload_files_open() == 2 * SLOW }), 'the worker holds an image and a video file for each')
+        or diag(scalar upload_files_open());
+    my $held = worker_fd_count() - $base;
+    my $root_fds = grep { $_ eq $Root } media_fds();
+    is($root_fds, 1, 'and one descriptor of the media root');
+    # Each upload: its socket, its image and its video file. One more per media part (the
+    # directory opened again for each) would be 5 per upload.
+    cmp_ok($held, '<=', 3 * SLOW + 2, "the worker holds $held more descriptors for " . SLOW . ' uploads: 3 each');
+    for my $c (@conns) {
+        ok(send_all($c->{sock}, substr($c->{out}, $c->{cut}), 10), 'the rest sent') or last;
+    }
+    my @statuses = map { my $res = read_response($_->{sock}, 30); close $_->{sock}; $res ? $res->{status} : 'none' } @conns;
+    is("@statuses", join(' ', (200) x SLOW), 'every upload answered 200');
+    is(sql_count(), SLOW + 1, 'one row each');
+    ok(wait_until(5, sub { worker_fd_count() <= $base }), 'the descriptors are back where they were')
+        or diag(worker_fd_count() . " held, $base before");
+    ok(media_root_settled(), 'no media file held');
+    unlike(scalar $ng->error_log_since_mark, qr/\[(?:error|alert|crit|emerg)\]/, 'nothing went wrong in the error log');
+    check_media_consistency('slow uploads');
+};
 
 #---------------------------------------------------------------------------
 # Several requests on one connection (OkHttp and URLSession reuse connections)
@@ -548,7 +604,7 @@ subtest 'a form refused before its body ended is answered with Connection: close
             or diag($res ? $res->{head} : 'no answer');
         close $sock;
     }
-    ok(wait_until(5, sub { !media_fds() }), 'the worker holds no descriptor into the media root')
+    ok(wait_until(5, \&media_root_settled), 'the worker holds no file of the media root, only the directory')
         or diag(join "\n", media_fds());
     check_nothing_stored('refused early');
     check_media_consistency('refused early');
@@ -580,7 +636,7 @@ subtest 'a form refused half-way: what follows in its body is never taken for a 
 # Any other failure
 #---------------------------------------------------------------------------
 
-subtest 'the media root disappears under a running server: 500, then it works again' => sub {
+subtest 'the media root disappears under a running server: 500, then it works again, also once it was used' => sub {
     my $root = tempdir(CLEANUP => 1);
     my $other = Chatterd::Nginx->start(
         servroot    => "${servroot}_gone",
@@ -605,6 +661,16 @@ subtest 'the media root disappears under a running server: 500, then it works ag
     is(sql_count(), 1, 'one row');
     opendir my $dh, $root or die;
     is(scalar(grep { /\A[xX]-[0-9a-f]{32}\.jpeg\z/ } readdir $dh), 1, 'one file, named x-<hex>.jpeg');
+
+    # Now that the worker holds the directory open, it is replaced by a new one.
+    truncate_chatts();
+    unlink glob("$root/*");
+    rmdir $root or die "rmdir $root: $!";
+    mkdir $root or die "mkdir $root: $!";
+    $res = http_request($other->port, $request);
+    is($res->{status}, 200, 'a new directory at that path after the first upload: 200');
+    opendir $dh, $root or die;
+    is(scalar(grep { /\A[xX]-[0-9a-f]{32}\.jpeg\z/ } readdir $dh), 1, 'its file is in the new directory');
     $other->stop;
     truncate_chatts();
 };

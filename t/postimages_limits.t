@@ -4,9 +4,10 @@
 #     configured limit; unknown parts are not media and only count against the whole body;
 #   - client_max_body_size 21m: a bigger body gets nginx's own 413, with Content-Length and
 #     with a chunked body (counted on the bytes received);
-#   - varchar(255): 255 characters (ASCII or not) are stored, 256 in username or message give
-#     400 "Message too long" and leave no file; the file name prefix of a 255-character
-#     username is capped; a text part over 64 KiB is refused while it arrives.
+#   - varchar(255): 255 characters (ASCII or not, up to 1020 bytes) are stored, 256 in
+#     username or message give 400 "Message too long" before the database is asked, and leave
+#     no file; the file name prefix of a 255-character username is capped; a text part over
+#     1020 bytes (more than 255 characters can be) is refused while it arrives.
 # The 413 arriving before the client has sent the whole body is in postimages_clients.t.
 #
 # Every block starts with an empty chatts table and media root.  A block whose --- init
@@ -56,6 +57,7 @@ sub post {
 our $Chars255 = substr('abcdefghijklmnopqrstuvwxyz0123456789' x 8, 0, 255);
 our $Chars256 = $Chars255 . 'Z';
 our $Ji = "\xE3\x82\xB8";
+our $Emoji = "\xF0\x9F\x98\x80";    # one character, four UTF-8 bytes
 
 #---------------------------------------------------------------------------
 # What every block must leave behind
@@ -223,7 +225,9 @@ client intended to send too large chunked body
 --- response_headers
 Content-Type: application/json
 --- error_log
-(SQLSTATE 22001)
+is longer than 255 characters
+--- no_error_log
+SQLSTATE
 
 
 
@@ -235,7 +239,9 @@ Content-Type: application/json
 --- response_body chomp
 "Message too long"
 --- error_log
-(SQLSTATE 22001)
+is longer than 255 characters
+--- no_error_log
+SQLSTATE
 
 
 
@@ -270,26 +276,64 @@ Content-Type: application/json
 --- response_body chomp
 "Message too long"
 --- error_log
-(SQLSTATE 22001)
+is longer than 255 characters
+--- no_error_log
+SQLSTATE
 
 
 
-=== TEST 16: a message part over 64 KiB is refused as it arrives, before the image
+=== TEST 16: a message part over 1020 bytes is refused as it arrives, before the image
 --- raw_request eval
 ::post(parts => [::text_part(username => 'u'), ::text_part(message => 'm' x (64 * 1024 + 1)), ::image_part(::media(jpeg => 5000))])
 --- error_code: 400
 --- response_body chomp
 "Message too long"
 --- error_log
-chatterd: postimages: form part "message" is longer than 65536 bytes
+chatterd: postimages: form part "message" is longer than 1020 bytes
 
 
 
-=== TEST 17: a username part over 64 KiB, after the image: 400, the image does not stay
+=== TEST 17: a username part over 1020 bytes, after the image: 400, the image does not stay
 --- raw_request eval
 ::post(parts => [::image_part(::media(jpeg => 5000)), ::text_part(username => 'u' x (200 * 1024)), ::text_part(message => 'm')])
 --- error_code: 400
 --- response_body chomp
 "Message too long"
 --- error_log
-chatterd: postimages: form part "username" is longer than 65536 bytes
+chatterd: postimages: form part "username" is longer than 1020 bytes
+
+
+
+=== TEST 18: 255 four-byte characters (1020 bytes, the byte bound) in username and message are stored
+--- init
+::expect(username => $::Emoji x 255, message => $::Emoji x 255, prefix => undef, image => [::media(jpeg => 5000), 'jpeg', 'image/jpeg'])
+--- raw_request eval
+::post(parts => [::text_part(username => $::Emoji x 255), ::text_part(message => $::Emoji x 255), ::image_part(::media(jpeg => 5000))])
+--- response_body chomp
+{}
+--- no_error_log
+[error]
+
+
+
+=== TEST 19: 1021 bytes of message (255 emoji and one more byte): refused while it arrives, before the video
+--- raw_request eval
+::post(parts => [::text_part(username => 'u'), ::text_part(message => $::Emoji x 255 . 'x'), ::video_part(::media(mp4 => 5000))])
+--- error_code: 400
+--- response_body chomp
+"Message too long"
+--- error_log
+chatterd: postimages: form part "message" is longer than 1020 bytes
+
+
+
+=== TEST 20: a 256-character message, text fields only: 400 before the database, no row
+--- raw_request eval
+::post(parts => [::text_part(username => 'u'), ::text_part(message => $::Chars256)])
+--- error_code: 400
+--- response_body chomp
+"Message too long"
+--- error_log eval
+[qr/\[info\] .*chatterd: postimages: form part "message" is longer than 255 characters/]
+--- no_error_log
+SQLSTATE

@@ -8,6 +8,8 @@
 
 #include <yajl/yajl_parse.h>
 
+#include "core/utf8.h"
+
 // The postchatt body in, with yajl's parser. (JSON out is json_out.cpp.)
 
 namespace chatterd {
@@ -145,57 +147,6 @@ const yajl_callbacks kChattCallbacks = {
     on_container_end,   // end_array
 };
 
-// Length of the well-formed UTF-8 sequence (RFC 3629) that starts text, or 0 if there is none.
-std::size_t utf8_sequence_length(std::string_view text)
-{
-    auto byte = [text](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-    unsigned char lead = byte(0);
-    if (lead < 0x80) {
-        return 1;
-    }
-    std::size_t length = 0;
-    unsigned char second_min = 0x80;
-    unsigned char second_max = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-        length = 3;
-        second_min = lead == 0xE0 ? 0xA0 : 0x80;   // no overlong forms
-        second_max = lead == 0xED ? 0x9F : 0xBF;   // no UTF-16 surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-        length = 4;
-        second_min = lead == 0xF0 ? 0x90 : 0x80;   // no overlong forms
-        second_max = lead == 0xF4 ? 0x8F : 0xBF;   // nothing past U+10FFFF
-    } else {
-        return 0;
-    }
-    if (text.size() < length || byte(1) < second_min || byte(1) > second_max) {
-        return 0;
-    }
-    for (std::size_t i = 2; i < length; ++i) {
-        if ((byte(i) & 0xC0) != 0x80) {
-            return 0;
-        }
-    }
-    return length;
-}
-
-// yajl only checks the shape of UTF-8 sequences: overlong forms (C0 80), encoded surrogates (ED A0 80) and code
-// points past U+10FFFF get through, and PostgreSQL would refuse them at INSERT time. Returns the offset of the first
-// byte that is not well-formed UTF-8.
-std::optional<std::size_t> first_invalid_utf8(std::string_view text)
-{
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        std::size_t length = utf8_sequence_length(text.substr(pos));
-        if (length == 0) {
-            return pos;
-        }
-        pos += length;
-    }
-    return std::nullopt;
-}
-
 std::string yajl_error_message(yajl_handle parser, std::string_view body)
 {
     unsigned char* message = yajl_get_error(parser, 0, as_bytes(body.data()), body.size());
@@ -255,6 +206,8 @@ std::optional<std::size_t> unpaired_surrogate_escape(std::string_view body)
 }
 
 // Runs yajl over the whole body; returns why if the body is not one well-formed JSON value in UTF-8.
+// yajl only checks the shape of UTF-8 sequences: overlong forms (C0 80), encoded surrogates (ED A0 80) and code
+// points past U+10FFFF get through, and PostgreSQL would refuse them at INSERT time, so the body is checked first.
 std::optional<std::string> parse_json(std::string_view body, ChattParse& state)
 {
     if (std::optional<std::size_t> offset = first_invalid_utf8(body)) {

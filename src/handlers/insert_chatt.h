@@ -6,6 +6,9 @@
 
 namespace chatterd {
 
+// username and message are varchar(255), which counts characters.
+constexpr std::size_t kMaxChattChars = 255;
+
 // Text values, NUL-terminated, living in the request pool; null URL = SQL NULL.
 struct ChattRow {
     const char* username;

@@ -2,29 +2,37 @@
 // the media files under their final names, one row pointing at them, answered {}.
 #include "handlers/handlers.h"
 #include "handlers/insert_chatt.h"
+#include "handlers/postimages_form.h"
 
+#include "core/http_host.h"
 #include "core/media_name.h"
 #include "ngx/conf.h"
 #include "ngx/reply.h"
-#include "ngx/upload.h"
 
 namespace chatterd {
 namespace {
 
+// The host of a relative chatterd_media_url, as the reference takes it: the Host header, or
+// the request line's host, or for HTTP/1.0 without either, the server's name.
+std::string_view request_host(ngx_http_request_t* r) {
+    if (r->headers_in.host != nullptr) return to_view(r->headers_in.host->value);
+    if (r->headers_in.server.len > 0) return to_view(r->headers_in.server);
+    auto* cscf = static_cast<ngx_http_core_srv_conf_t*>(ngx_http_get_module_srv_conf(r, ngx_http_core_module));
+    return to_view(cscf->server_name);
+}
+
 // The base of media URLs: chatterd_media_url when absolute, else the request's scheme and
-// Host (as the reference builds it) followed by chatterd_media_url.
-std::string media_base_url(ngx_http_request_t* r) {
+// host followed by it. Every app user loads these URLs, so a host that is not plainly one
+// ("a@evil.example", "\"><script>") is refused rather than stored.
+std::optional<std::string> media_base_url(ngx_http_request_t* r) {
     std::string_view configured = to_view(loc_conf(r)->media_url);
     if (configured[0] != '/') return std::string(configured);
-    std::string_view host;
-    if (r->headers_in.host != nullptr) {
-        host = to_view(r->headers_in.host->value);
-    } else if (r->headers_in.server.len > 0) {
-        host = to_view(r->headers_in.server);
-    } else {
-        auto* cscf = static_cast<ngx_http_core_srv_conf_t*>(
-            ngx_http_get_module_srv_conf(r, ngx_http_core_module));
-        host = to_view(cscf->server_name);
+    std::string_view host = request_host(r);
+    if (!valid_http_host(host)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "chatterd: postimages: Host \"%*s\" is not a host media URLs can be built from",
+                      host.size(), host.data());
+        return std::nullopt;
     }
 #if (NGX_HTTP_SSL)
     std::string_view scheme = r->connection->ssl ? "https://" : "http://";
@@ -37,16 +45,47 @@ std::string media_base_url(ngx_http_request_t* r) {
     return base;
 }
 
+// One postimages request: its form as it arrives, then its row.
+class Postimages final : public FormReceiver {
+public:
+    Postimages(ngx_http_request_t* r, std::string_view boundary, std::string base_url)
+        : FormReceiver(r, boundary), base_url_(std::move(base_url)) {}
+
+private:
+    void on_form(ReceivedForm& form) override;
+    const char* publish(std::optional<ReceivedMedia>& media, bool& failed);
+    static ngx_int_t answer_and_keep_media(ngx_http_request_t* r, const PgOutcome& outcome);
+
+    std::string base_url_;
+};
+
+void Postimages::on_form(ReceivedForm& form) {
+    ngx_http_request_t* r = request();
+    bool failed = false;
+    try {
+        ChattRow row{pool_c_string(r, *form.username), pool_c_string(r, *form.message), publish(form.image, failed),
+                     publish(form.video, failed)};
+        if (!failed && row.username != nullptr && row.message != nullptr) {
+            insert_chatt(r, row, answer_and_keep_media);
+            ngx_http_finalize_request(r, NGX_DONE);
+            return;
+        }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: postimages: %s", e.what());
+    }
+    form.discard_media();  // an image named before the video failed must not stay servable
+    ngx_http_finalize_request(r, send_failure(r, Failure::internal, "Cannot store media"));
+}
+
 // Gives a received file its final name and returns its URL, or null on failure.
-const char* publish(ngx_http_request_t* r, std::optional<ReceivedMedia>& media,
-                    const std::string& username, const std::string& base_url, bool& failed) {
+const char* Postimages::publish(std::optional<ReceivedMedia>& media, bool& failed) {
     if (!media || failed) return nullptr;
-    std::string name = random_media_name(username, media->type.extension);
+    std::string name = random_media_name(*form().username, media->type.extension);
     if (!media->file.publish(name)) {
         failed = true;
         return nullptr;
     }
-    const char* url = pool_c_string(r, base_url + name);
+    const char* url = pool_c_string(request(), base_url_ + name);
     failed = url == nullptr;
     return url;
 }
@@ -54,15 +93,15 @@ const char* publish(ngx_http_request_t* r, std::optional<ReceivedMedia>& media,
 // Files whose row was not stored are removed before the answer. When nobody knows yet whether
 // the row was stored, its files are kept: a row must never name a missing file. If the row
 // never appears, the media sweep removes them (media_sweep.h).
-ngx_int_t answer_and_keep_media(ngx_http_request_t* r, const PgOutcome& outcome) {
+ngx_int_t Postimages::answer_and_keep_media(ngx_http_request_t* r, const PgOutcome& outcome) {
     InsertFate fate = insert_fate(outcome);
-    ReceivedForm& form = received_form(r);
+    ReceivedForm& form = body_stream<Postimages>(r).form();
+    if (fate == InsertFate::not_stored) {
+        form.discard_media();
+        return insert_answer(r, outcome);
+    }
     for (std::optional<ReceivedMedia>* media : {&form.image, &form.video}) {
         if (!*media) continue;
-        if (fate == InsertFate::not_stored) {
-            (*media)->file.discard();
-            continue;
-        }
         (*media)->file.commit();
         if (fate == InsertFate::unknown) {
             const std::string& name = (*media)->file.name();
@@ -75,29 +114,20 @@ ngx_int_t answer_and_keep_media(ngx_http_request_t* r, const PgOutcome& outcome)
     return insert_answer(r, outcome);
 }
 
-void store_chatt(ngx_http_request_t* r, ReceivedForm& form) noexcept try {
-    const std::string base_url = media_base_url(r);
-    bool failed = false;
-    ChattRow row{pool_c_string(r, *form.username), pool_c_string(r, *form.message),
-                 publish(r, form.image, *form.username, base_url, failed),
-                 publish(r, form.video, *form.username, base_url, failed)};
-    if (failed || row.username == nullptr || row.message == nullptr) {
-        ngx_http_finalize_request(r, send_failure(r, Failure::internal, "Cannot store media"));
-        return;
-    }
-    insert_chatt(r, row, answer_and_keep_media);
-    ngx_http_finalize_request(r, NGX_DONE);
-} catch (const std::exception& e) {
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: postimages: %s", e.what());
-    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-}
-
 }  // namespace
 
-ngx_int_t postimages_handler(ngx_http_request_t* r) noexcept {
+ngx_int_t postimages_handler(ngx_http_request_t* r) noexcept try {
     ngx_int_t rc = require_method(r, NGX_HTTP_POST);
     if (rc != NGX_DECLINED) return rc;
-    return receive_form(r, store_chatt);
+    std::optional<std::string> base_url = media_base_url(r);
+    if (!base_url) return send_failure_unread(r, Failure::invalid_host);
+    std::optional<std::string_view> boundary = form_boundary(r);
+    if (!boundary) return send_failure_unread(r, Failure::unprocessable);
+    auto* request = make_body_stream<Postimages>(r, r, *boundary, std::move(*base_url));
+    return request != nullptr ? request->start() : NGX_HTTP_INTERNAL_SERVER_ERROR;
+} catch (const std::exception& e) {
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: postimages: %s", e.what());
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 }  // namespace chatterd

@@ -1,6 +1,7 @@
 #include "ngx/media_file.h"
 
 #include "core/media_name.h"
+#include "ngx/media_root.h"
 #include "ngx/metrics.h"
 
 #include <cerrno>
@@ -29,7 +30,6 @@ MediaFile::~MediaFile() {
     if (dir_fd_ >= 0) {
         if (!temp_name_.empty()) unlinkat(dir_fd_, temp_name_.c_str(), 0);
         if (!final_name_.empty() && !committed_) unlinkat(dir_fd_, final_name_.c_str(), 0);
-        close(dir_fd_);
     }
 }
 
@@ -46,28 +46,34 @@ void MediaFile::log_errno(const char* what, std::string_view name) const {
 }
 
 bool MediaFile::create(std::string_view media_root) {
-    std::string root(media_root);
-    dir_fd_ = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd_ < 0) {
-        log_errno("opening chatterd_media_root", root);
+    for (bool again = false;; again = true) {
+        dir_fd_ = media_root_fd(media_root, log_);
+        if (dir_fd_ < 0) return false;
+        if (open_unnamed()) break;
+        int error = errno;
+        // Once: the directory may have been removed (and made again) since the worker opened it.
+        if (again || !media_root_replaced(media_root, dir_fd_)) {
+            errno = error;
+            log_errno("creating a media file in", media_root);
+            return false;
+        }
+    }
+    // The umask must not make the published file unreadable to the static module.
+    if (fchmod(fd_, kMediaMode) != 0) {
+        log_errno("setting the mode of a media file in", media_root);
         return false;
     }
+    return true;
+}
+
+bool MediaFile::open_unnamed() {
     fd_ = openat(dir_fd_, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, kMediaMode);
     if (fd_ < 0 && temp_files_unsupported(errno)) {
         temp_name_ = "." + random_media_name("", "upload");
         fd_ = openat(dir_fd_, temp_name_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, kMediaMode);
         if (fd_ < 0) temp_name_.clear();
     }
-    if (fd_ < 0) {
-        log_errno("creating a media file in", root);
-        return false;
-    }
-    // The umask must not make the published file unreadable to the static module.
-    if (fchmod(fd_, kMediaMode) != 0) {
-        log_errno("setting the mode of a media file in", root);
-        return false;
-    }
-    return true;
+    return fd_ >= 0;
 }
 
 bool MediaFile::write(std::string_view bytes) {

@@ -18,7 +18,8 @@ public:
     MediaFile& operator=(const MediaFile&) = delete;
 
     // Creates the unnamed file inside media_root (O_TMPFILE; where the file system lacks it,
-    // a dot-prefixed temporary name, which the /media/ location must not serve).
+    // a dot-prefixed temporary name, which the /media/ location must not serve), through the
+    // worker's one descriptor of that directory (media_root.h).
     bool create(std::string_view media_root);
     bool write(std::string_view bytes);
     // Gives the complete file its final name (never replacing an existing file).
@@ -33,13 +34,14 @@ public:
     off_t size() const { return size_; }
 
 private:
+    bool open_unnamed();
     void start_writeback();
     bool publish_anonymous();
     bool publish_temporary();
     void log_errno(const char* what, std::string_view name) const;
 
     ngx_log_t* log_;
-    int dir_fd_ = -1;
+    int dir_fd_ = -1;  // the worker's, not closed here
     int fd_ = -1;
     std::string temp_name_;   // only when O_TMPFILE is not available
     std::string final_name_;  // set once published

@@ -19,6 +19,7 @@ FailureAnswer answer_for(Failure failure) {
     case Failure::payload_too_large: return {NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "Payload too large"};
     case Failure::unsupported_media: return {NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"};
     case Failure::message_too_long: return {NGX_HTTP_BAD_REQUEST, "Message too long"};
+    case Failure::invalid_host: return {NGX_HTTP_BAD_REQUEST, "Invalid Host header"};
     case Failure::unavailable: return {NGX_HTTP_SERVICE_UNAVAILABLE, "Service unavailable"};
     case Failure::method_not_allowed: return {NGX_HTTP_NOT_ALLOWED, "Method not allowed"};
     case Failure::internal: break;
@@ -78,14 +79,17 @@ ngx_int_t require_method(ngx_http_request_t* r, ngx_uint_t allowed) {
     if (r->method & allowed) return NGX_DECLINED;
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "chatterd: method %V not allowed here",
                   &r->method_name);
-    ngx_int_t rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) return rc;
     ngx_table_elt_t* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
     if (h == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     h->hash = 1;
     ngx_str_set(&h->key, "Allow");
     h->value = allow_value(allowed);
-    return send_failure(r, Failure::method_not_allowed);
+    return send_failure_unread(r, Failure::method_not_allowed);
+}
+
+ngx_int_t send_failure_unread(ngx_http_request_t* r, Failure failure) {
+    ngx_int_t rc = ngx_http_discard_request_body(r);
+    return rc != NGX_OK ? rc : send_failure(r, failure);
 }
 
 }  // namespace chatterd

@@ -12,6 +12,7 @@ enum class Failure {
     payload_too_large,   // 413 "Payload too large"
     unsupported_media,   // 415 "Unsupported media type"
     message_too_long,    // 400 "Message too long"
+    invalid_host,        // 400 "Invalid Host header"
     unavailable,         // 503 "Service unavailable"
     method_not_allowed,  // 405 "Method not allowed", with Allow
     internal,            // 500 with the given cause
@@ -27,6 +28,9 @@ ngx_int_t send_json_text(ngx_http_request_t* r, ngx_uint_t status, std::string_v
 // Sends the failure's status and JSON string body. `cause` replaces the body text for
 // Failure::internal (require_method adds the Allow header of a 405).
 ngx_int_t send_failure(ngx_http_request_t* r, Failure failure, std::string_view cause = {});
+
+// Sends the failure before the body is read: nginx reads and drops the body.
+ngx_int_t send_failure_unread(ngx_http_request_t* r, Failure failure);
 
 // 405 unless the method is one of `allowed` (NGX_HTTP_GET | NGX_HTTP_HEAD, ...).
 // Returns NGX_DECLINED when the method is allowed and the handler goes on; otherwise the 405

@@ -1,0 +1,111 @@
+#include "ngx/body_stream.h"
+
+namespace chatterd {
+
+ngx_int_t BodyStream::start() {
+    if (too_large(r_->headers_in.content_length_n, "announces")) {
+        // Not read, not even to drop it: the connection closes after the answer, so the client
+        // sees the end at once (lingering close drops what it had already sent).
+        r_->keepalive = 0;
+        r_->lingering_close = 1;
+        return send_failure(r_, Failure::payload_too_large);
+    }
+    r_->request_body_no_buffering = 1;
+    ngx_int_t rc = ngx_http_read_client_request_body(r_, on_read_event);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) return rc;
+    return NGX_DONE;
+}
+
+// The first call comes from nginx's reader as its post handler; the next ones are read events.
+void BodyStream::on_read_event(ngx_http_request_t* r) noexcept {
+    auto* stream = static_cast<BodyStream*>(ngx_http_get_module_ctx(r, ngx_http_chatterd_module));
+    r->read_event_handler = on_read_event;
+    try {
+        stream->pump();
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: %s: %s", stream->endpoint_, e.what());
+        stream->answer(NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+void BodyStream::pump() {
+    if (finished_) return;
+    for (;;) {
+        // nginx leaves no body at all for a subrequest or a body already discarded, and
+        // reads a body it has wholly received at once: both end the body here.
+        ngx_http_request_body_t* rb = r_->request_body;
+        ngx_chain_t* bufs = rb != nullptr ? rb->bufs : nullptr;
+        if (rb != nullptr) rb->bufs = nullptr;
+        if (!consume(bufs)) return;
+        if (!r_->reading_body) return finish();
+        ngx_int_t rc = ngx_http_read_unbuffered_request_body(r_);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            // nginx logs a client that went away and a chunked body over client_max_body_size,
+            // but not a body that stopped arriving.
+            if (rc == NGX_HTTP_REQUEST_TIME_OUT) {
+                ngx_log_error(NGX_LOG_INFO, r_->connection->log, 0,
+                              "chatterd: %s: no body data within client_body_timeout", endpoint_);
+            }
+            return answer(rc);
+        }
+        if (r_->request_body->bufs == nullptr && r_->reading_body) return;  // wait for the next read event
+    }
+}
+
+// Every buffer is marked consumed, so nginx can reuse it for the next bytes.
+bool BodyStream::consume(ngx_chain_t* bufs) {
+    for (ngx_chain_t* cl = bufs; cl != nullptr; cl = cl->next) {
+        ngx_buf_t* b = cl->buf;
+        if (b->in_file) {
+            ngx_log_error(NGX_LOG_ALERT, r_->connection->log, 0,
+                          "chatterd: %s: request body unexpectedly buffered to a file", endpoint_);
+            answer(NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return false;
+        }
+        std::string_view span(reinterpret_cast<const char*>(b->pos), b->last - b->pos);
+        b->pos = b->last;
+        if (!span.empty() && !take(span)) return false;
+    }
+    return true;
+}
+
+bool BodyStream::take(std::string_view bytes) {
+    received_ += static_cast<off_t>(bytes.size());
+    if (too_large(received_, "delivered")) {
+        refuse(Failure::payload_too_large);
+        return false;
+    }
+    std::optional<Failure> failure = on_bytes(bytes);
+    if (failure) refuse(*failure);
+    return !failure;
+}
+
+bool BodyStream::too_large(off_t bytes, const char* how) const {
+    if (max_bytes_ <= 0 || bytes <= max_bytes_) return false;
+    ngx_log_error(NGX_LOG_INFO, r_->connection->log, 0,
+                  "chatterd: %s: the body %s more than %O bytes, more than a valid request can be",
+                  endpoint_, how, max_bytes_);
+    return true;
+}
+
+void BodyStream::finish() {
+    finished_ = true;
+    r_->read_event_handler = ngx_http_block_reading;
+    std::optional<Failure> failure = on_end();
+    if (failure) answer(send_failure(r_, *failure));
+}
+
+// Refused before the body has ended: the rest is read and dropped by nginx (lingering close),
+// and the client is told the connection will not be reused.
+void BodyStream::refuse(Failure failure) {
+    if (r_->reading_body) r_->keepalive = 0;
+    answer(send_failure(r_, failure));
+}
+
+void BodyStream::answer(ngx_int_t rc) {
+    finished_ = true;
+    r_->read_event_handler = ngx_http_block_reading;
+    ngx_http_finalize_request(r_, rc);
+}
+
+}  // namespace chatterd

@@ -24,8 +24,11 @@ fi
 # shellcheck disable=SC2206
 flags+=(--with-compat ${NGINX_CONFIGURE_ARGS:-})
 
-# Reconfigure only when the source tree, the flags or the module's file list changed.
-want="$src ${flags[*]} $(cat "$here/config")"
+# Reconfigure only when the source tree, its nginx version (nginx-dev upgraded in place: the
+# copy under build/ would still hold the old headers, and the .so would be refused by the new
+# nginx), the flags or the module's file list changed.
+version="$(sed -n 's/^#define NGINX_VERSION *"\(.*\)"/\1/p' "$src/src/core/nginx.h")"
+want="$src $version ${flags[*]} $(cat "$here/config")"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -f "$objs/Makefile" ]; then
     rm -rf "$tree" "$objs"
     mkdir -p "$build"

@@ -2,6 +2,8 @@
 # than the grace period, by worker 0 at its start and then every period:
 #   (a) an orphan file and a stale temporary file go; a file a row names, a file younger than
 #       the grace period and an operator's own file stay;
+#   (a') a media root of more files than one query checks (10,000): one round goes through
+#       all of them, and every orphan goes, wherever the listing puts it;
 #   (b) a worker killed between publishing a post's file and storing its row (PostgreSQL
 #       paused past the post's deadline): the master's new worker sweeps the file away, and
 #       files and rows agree again;
@@ -76,7 +78,7 @@ subtest '(a) what goes and what stays' => sub {
     sql("INSERT INTO chatts (username, message, imageurl) VALUES "
         . "('carol', 'hi', 'http://localhost/media/carol-$HEX.jpeg')");
     my $ng = start_nginx();
-    ok($ng->wait_for_error_log(qr/media sweep of \Q$MEDIA\E: no media file older than 2000 ms/),
+    ok($ng->wait_for_error_log(qr/media sweep of \Q$MEDIA\E: removed 0 media files/),
        'the first round, at the start, finds every file too young');
     ok(-e "$MEDIA/bob-$HEX.jpeg", 'a young orphan stays');
     ok(wait_until('the orphans to go', sub { !-e "$MEDIA/bob-$HEX.jpeg" && !-e "$MEDIA/.$HEX.upload" }),
@@ -86,6 +88,24 @@ subtest '(a) what goes and what stays' => sub {
     is_deeply([media_files()], ["carol-$HEX.jpeg", 'notes.txt'],
               "the named file and the operator's file stay");
     $ng->stop;
+};
+
+subtest "(a') more files than one query checks" => sub {
+    truncate_chatts();
+    my ($named, $orphans) = (12000, 30);
+    sql("INSERT INTO chatts (username, message, imageurl) SELECT 'n', 'm', "
+        . "'http://localhost/media/n-' || lpad(to_hex(i), 32, '0') || '.jpeg' "
+        . "FROM generate_series(1, $named) AS i");
+    touch(sprintf('n-%032x.jpeg', $_)) for 1 .. $named;
+    touch(sprintf('o-%032x.jpeg', $_)) for 1 .. $orphans;
+    my $ng = start_nginx();
+    ok(wait_until('the orphans to go', sub { !grep { /^o-/ } media_files() }, 30),
+       "all $orphans orphans go, among $named named files");
+    ok($ng->wait_for_error_log(qr/media sweep of \Q$MEDIA\E: removed $orphans media files/, timeout => 10),
+       'in one round');
+    is(scalar(grep { /^n-/ } media_files()), $named, 'every named file stays');
+    $ng->stop;
+    truncate_chatts();
 };
 
 subtest '(b) a worker killed between its file and its row' => sub {

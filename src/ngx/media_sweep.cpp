@@ -17,7 +17,8 @@
 namespace chatterd {
 
 namespace {
-// One round looks at this many files at most; the next round takes the rest.
+// One query checks this many files at most; a round goes on through the directory, one such
+// chunk after the other, until its end.
 constexpr std::size_t kMaxCandidates = 10000;
 constexpr ngx_msec_t kRetryAfterFailure = 60 * 1000;
 // The candidates that no row names. One pass over the table, whatever the number of files; a
@@ -40,6 +41,7 @@ public:
     }
     ~MediaSweep() {
         if (timer_.timer_set) ngx_del_timer(&timer_);
+        if (dir_ != nullptr) closedir(dir_);
     }
     MediaSweep(const MediaSweep&) = delete;
     MediaSweep& operator=(const MediaSweep&) = delete;
@@ -53,12 +55,15 @@ private:
     std::size_t list_candidates();
     bool old_enough(int dir, const char* name) const;
     void remove_unnamed(const PGresult* result);
+    void end_round();
 
     MediaSweepSpec& spec_;
     ngx_log_t* log_;
     ngx_event_t timer_{};
     PgTask task_;
-    std::string names_;           // the candidates, as one text array
+    DIR* dir_ = nullptr;          // during a round: where its listing goes on
+    ngx_uint_t removed_ = 0;      // during a round: files removed so far
+    std::string names_;           // the current chunk's candidates, as one text array
     const char* params_[1] = {};
 };
 
@@ -73,14 +78,10 @@ void MediaSweep::on_timer(ngx_event_t* ev) noexcept {
     }
 }
 
+// One chunk of a round: the next candidates of the listing, and the query about them.
 void MediaSweep::run() {
     std::size_t candidates = list_candidates();
-    if (candidates == 0) {
-        ngx_log_error(NGX_LOG_INFO, log_, 0,
-                      "chatterd: media sweep of %V: no media file older than %M ms to check",
-                      &spec_.media_root, spec_.grace);
-        return schedule(spec_.grace);
-    }
+    if (candidates == 0) return end_round();
     params_[0] = names_.c_str();
     if (!task_.start(*spec_.pool_spec, PgQuery{nullptr, kUnnamedSql, 1, params_, nullptr},
                      on_unnamed, this, log_)) {
@@ -88,25 +89,34 @@ void MediaSweep::run() {
     }
 }
 
-// The files old enough to be checked, into names_; returns how many.
+// The next files of the listing old enough to be checked, into names_; returns how many. The
+// listing stays open between chunks (entries removed meanwhile never make readdir skip others).
 std::size_t MediaSweep::list_candidates() {
     names_.assign(1, '{');
-    std::string root = root_path(spec_.media_root);
-    DIR* dir = opendir(root.c_str());
-    if (dir == nullptr) {
-        ngx_log_error(NGX_LOG_ERR, log_, ngx_errno, "chatterd: media sweep: opendir(\"%s\") failed",
-                      root.c_str());
-        names_ += '}';
-        return 0;
+    if (dir_ == nullptr) {
+        std::string root = root_path(spec_.media_root);
+        dir_ = opendir(root.c_str());
+        removed_ = 0;
+        if (dir_ == nullptr) {
+            ngx_log_error(NGX_LOG_ERR, log_, ngx_errno,
+                          "chatterd: media sweep: opendir(\"%s\") failed", root.c_str());
+            names_ += '}';
+            return 0;
+        }
     }
     std::size_t count = 0;
-    while (dirent* entry = readdir(dir)) {
-        if (!is_media_name(entry->d_name) || !old_enough(dirfd(dir), entry->d_name)) continue;
+    while (count < kMaxCandidates) {
+        dirent* entry = readdir(dir_);
+        if (entry == nullptr) {
+            closedir(dir_);
+            dir_ = nullptr;
+            break;
+        }
+        if (!is_media_name(entry->d_name) || !old_enough(dirfd(dir_), entry->d_name)) continue;
         if (count > 0) names_ += ',';
         append_pg_array_element(names_, entry->d_name);
-        if (++count == kMaxCandidates) break;
+        count++;
     }
-    closedir(dir);
     names_ += '}';
     return count;
 }
@@ -137,7 +147,8 @@ void MediaSweep::on_unnamed(void* data, const PgOutcome& outcome) noexcept {
         return sweep->schedule(kRetryAfterFailure);
     }
     sweep->remove_unnamed(outcome.result);
-    sweep->schedule(sweep->spec_.grace);
+    if (sweep->dir_ != nullptr) return sweep->schedule(1);  // the round's next chunk
+    sweep->end_round();
 }
 
 void MediaSweep::remove_unnamed(const PGresult* result) {
@@ -161,11 +172,17 @@ void MediaSweep::remove_unnamed(const PGresult* result) {
     }
     close(dir);
     count_media_files(MediaFate::removed_by_sweep, removed);
-    ngx_uint_t level = removed > 0 ? NGX_LOG_WARN : NGX_LOG_INFO;
+    removed_ += removed;
+}
+
+void MediaSweep::end_round() {
+    ngx_uint_t level = removed_ > 0 ? NGX_LOG_WARN : NGX_LOG_INFO;
     ngx_log_error(level, log_, 0,
                   "chatterd: media sweep of %V: removed %ui media files that no row names, older "
                   "than %M ms (left by posts whose outcome was unknown, or by a worker that died)",
-                  &spec_.media_root, removed, spec_.grace);
+                  &spec_.media_root, removed_, spec_.grace);
+    removed_ = 0;
+    schedule(spec_.grace);
 }
 
 ngx_int_t media_sweeps_start(ngx_cycle_t* cycle) noexcept {

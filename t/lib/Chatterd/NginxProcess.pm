@@ -36,8 +36,10 @@ our $STOP_GRACE    = 5;     # seconds after SIGQUIT before SIGTERM
 our $POLL_INTERVAL = 0.02;  # seconds between polls
 
 # Marker file that identifies a directory as one of our server roots, so
-# that wiping it can never remove something else by accident.
-my $MARKER = '.chatterd-servroot';
+# that wiping it can never remove something else by accident.  In conf/,
+# which the real Test::Nginx removes before it removes the server root:
+# anything else left at the top would make it bail out.
+my $MARKER = File::Spec->catfile('conf', '.chatterd-servroot');
 
 #---------------------------------------------------------------------------
 # Construction and defaults

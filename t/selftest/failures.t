@@ -4,6 +4,8 @@
 # and inspects its TAP output and exit status.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/../lib" }
+# Skipped when another Test::Nginx::Socket than t/lib's would be loaded.
+BEGIN { require "$FindBin::Bin/fallback_only.pl" }
 # Stock nginx only: never load the modules a suite run (scripts/test.sh) asks for.
 BEGIN { delete $ENV{TEST_NGINX_LOAD_MODULES} }
 use Test::More;

@@ -2,6 +2,8 @@
 # supported section, against stock nginx features only (no chatterd).
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/../lib" }
+# Skipped when another Test::Nginx::Socket than t/lib's would be loaded.
+BEGIN { require "$FindBin::Bin/fallback_only.pl" }
 # Stock nginx only: never load the modules a suite run (scripts/test.sh) asks for.
 BEGIN { delete $ENV{TEST_NGINX_LOAD_MODULES} }
 use Test::Nginx::Socket 'no_plan';

@@ -6,8 +6,7 @@ packages=(
     nginx-core nginx-dev libyajl-dev libpq-dev libssl-dev   # build and run
     postgresql                                              # the throwaway database
     libgtest-dev                                            # unit tests
-    libtest-base-perl libtext-diff-perl libtest-longstring-perl libwww-perl liburi-perl
-    libipc-run-perl liblist-moreutils-perl libio-socket-ssl-perl   # Test::Nginx-style suites
+    libtest-base-perl libtest-longstring-perl               # t/lib's Test::Nginx::Socket
     wrk gnuplot-nox                                         # benchmarks
     clang libclang-rt-14-dev                                # fuzzing
 )

@@ -545,12 +545,12 @@ sub parse_user_files {
     return \@files;
 }
 
-# "10s", "500ms", "2m" or a plain number of seconds -> seconds.
+# "10s", "500ms" or a plain number of seconds -> seconds (the real runner
+# knows no other unit).
 sub parse_time {
     my ($text) = @_;
     my $t = _trim($text) // '';
     return $1 / 1000 if $t =~ /^(\d+(?:\.\d*)?)\s*ms$/;
-    return $1 * 60   if $t =~ /^(\d+(?:\.\d*)?)\s*m$/;
     return $1 + 0    if $t =~ /^(\d+(?:\.\d*)?)\s*s?$/;
     die "bad time value '$t' (expected e.g. 3, 10s, 500ms)\n";
 }
@@ -746,7 +746,7 @@ line of each request.
 
 Client timeout between I/O events (C<3>, C<10s>, C<500ms>; default 3 s or
 TEST_NGINX_TIMEOUT); a timeout fails the test unless C<abort> is given.
-C<wait>: seconds to sleep after the responses, before the error log is
+C<wait>: seconds to sleep after each response, before the error log is
 read.
 
 =item log_level, ignore_response

@@ -7,8 +7,7 @@ packages=(
     postgresql                                              # the throwaway database
     prometheus                                              # t/status.t: promtool, a scraping server
     libgtest-dev                                            # unit tests
-    libtest-base-perl libtext-diff-perl libtest-longstring-perl libwww-perl liburi-perl
-    libipc-run-perl liblist-moreutils-perl libio-socket-ssl-perl   # Test::Nginx-style suites
+    libtest-base-perl libtest-longstring-perl               # t/lib's Test::Nginx::Socket
     wrk gnuplot-nox                                         # benchmarks
     clang libclang-rt-14-dev                                # fuzzing
 )

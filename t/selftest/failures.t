@@ -4,6 +4,8 @@
 # and inspects its TAP output and exit status.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/../lib" }
+# Skipped when another Test::Nginx::Socket than t/lib's would be loaded.
+BEGIN { require "$FindBin::Bin/fallback_only.pl" }
 # Stock nginx only: never load the modules a suite run (scripts/test.sh) asks for.
 BEGIN { delete $ENV{TEST_NGINX_LOAD_MODULES} }
 use Test::More;
@@ -43,6 +45,11 @@ sub stop_servroot {
 subtest 'wrong expectations fail, right ones pass' => sub {
     my ($status, $out) = run_inner('wrong', <<'EOF');
 use Test::Nginx::Socket 'no_plan';
+use IO::Socket::INET;
+# For TEST 8: a server that accepts and never answers (set before the blocks' configs are made).
+our $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+    Listen => 5, ReuseAddr => 1) or die $!;
+$ENV{TEST_NGINX_SILENT_PORT} = $silent->sockport;
 no_shuffle();
 run_tests();
 __DATA__
@@ -105,10 +112,6 @@ this text is never logged
 [error]
 
 === TEST 8: client timeout without abort
---- init
-our $silent = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-    Listen => 5, ReuseAddr => 1) or die $!;
-$ENV{TEST_NGINX_SILENT_PORT} = $silent->sockport;
 --- config
 location = /t { proxy_pass http://127.0.0.1:$TEST_NGINX_SILENT_PORT; }
 --- request
@@ -128,6 +131,24 @@ location = /t { return 200 "back"; }
 GET /t
 --- response_body chomp
 back
+
+=== TEST 11: error_log is checked after each request, on its lines only
+--- config
+location = /t { return 200 "x"; }
+--- request eval
+["GET /nope.html", "GET /t"]
+--- error_code eval
+[404, 200]
+--- error_log
+open()
+
+=== TEST 12: the first request's lines include nginx's startup
+--- config
+location = /t { return 200 "x"; }
+--- request eval
+["GET /t", "GET /t"]
+--- no_error_log
+using the "epoll" event method
 EOF
     stop_servroot('wrong');
     isnt($status, 0, 'non-zero exit status');
@@ -144,6 +165,8 @@ EOF
         'TEST 7: wrong error_log / no_error_log - pattern "[error]" does not match a line in error.log',
         'TEST 8: client timeout without abort - client socket timed out',
         'TEST 9: nginx does not start - nginx started',
+        'TEST 11: error_log is checked after each request, on its lines only - pattern "open()" matches a line in error.log (req 1)',
+        'TEST 12: the first request\'s lines include nginx\'s startup - pattern "using the \\"epoll\\" event method" does not match a line in error.log (req 0)',
     );
     for my $name (@expect_fail) {
         like($out, qr/^not ok \d+ - \Q$name\E$/m, "fails: $name");
@@ -153,6 +176,8 @@ EOF
         'TEST 1: right - response_body - response is expected',
         'TEST 7: wrong error_log / no_error_log - status code ok',
         'TEST 10: right again after a failed start - response_body - response is expected',
+        'TEST 11: error_log is checked after each request, on its lines only - pattern "open()" matches a line in error.log (req 0)',
+        'TEST 12: the first request\'s lines include nginx\'s startup - pattern "using the \\"epoll\\" event method" does not match a line in error.log (req 1)',
     );
     for my $name (@expect_pass) {
         like($out, qr/^ok \d+ - \Q$name\E$/m, "passes: $name");
@@ -205,7 +230,7 @@ EOF
 subtest 'plan tests => N is honoured' => sub {
     my ($status, $out) = run_inner('plan', <<'EOF');
 use Test::Nginx::Socket;
-plan tests => repeat_each() * 3 * blocks();
+plan tests => 3 * blocks();
 run_tests();
 __DATA__
 

@@ -36,8 +36,10 @@ our $STOP_GRACE    = 5;     # seconds after SIGQUIT before SIGTERM
 our $POLL_INTERVAL = 0.02;  # seconds between polls
 
 # Marker file that identifies a directory as one of our server roots, so
-# that wiping it can never remove something else by accident.
-my $MARKER = '.chatterd-servroot';
+# that wiping it can never remove something else by accident.  In conf/,
+# which the real Test::Nginx removes before it removes the server root:
+# anything else left at the top would make it bail out.
+my $MARKER = File::Spec->catfile('conf', '.chatterd-servroot');
 
 #---------------------------------------------------------------------------
 # Construction and defaults
@@ -53,6 +55,8 @@ my $MARKER = '.chatterd-servroot';
 #   workers       worker_processes
 #   env           arrayref of names (or NAME=value) -> env directives
 #   root_location false: no "location / { root html; }"
+#   worker_connections  (default 1024)
+#   user          user directive (default none)
 sub new {
     my ($class, %opt) = @_;
     my $self = bless {
@@ -65,6 +69,8 @@ sub new {
         workers       => $opt{workers} // 1,
         env           => $opt{env} // [],
         root_location => $opt{root_location} // 1,
+        worker_connections => $opt{worker_connections} // 1024,
+        user          => $opt{user},
         started_pid   => undef,
     }, $class;
     return $self;
@@ -158,6 +164,7 @@ sub render_config {
            . 'master_process ' . ($self->{master} ? 'on' : 'off') . ";\n"
            . "error_log logs/error.log $self->{log_level};\n"
            . "pid logs/nginx.pid;\n";
+    $text .= "user $self->{user};\n" if defined $self->{user};
     $text .= "env $_;\n" for @{ $self->{env} };
 
     $text .= "\n" . _section($section{main_config});
@@ -166,7 +173,7 @@ sub render_config {
 
 events {
     accept_mutex off;
-    worker_connections 1024;
+    worker_connections $self->{worker_connections};
 }
 
 http {

@@ -1,8 +1,10 @@
 package Test::Nginx::Socket;
 
-# Clean-room fallback for openresty's Test::Nginx::Socket, written for
-# chatterd from the documented behaviour of the real module (whose source
-# was not consulted).  Only used when no real Test::Nginx is installed:
+# Fallback for openresty's Test::Nginx::Socket, written for chatterd from
+# the documented behaviour of the real module; where our suites depend on
+# it (error log per request, init after the start, the default config) its
+# behaviour was then checked against the real module's source, none of
+# which is copied here.  Only used when no real Test::Nginx is installed:
 # our .t files push t/lib at the END of @INC.
 #
 # It implements the subset of the data-driven format our suites use (see
@@ -35,69 +37,40 @@ use Time::HiRes ();
 our $VERSION = '0.01_chatterd';
 
 our @EXPORT = qw(
-    run_tests no_shuffle repeat_each no_root_location
-    master_on master_off workers log_level env_to_nginx
-    add_block_preprocessor add_cleanup_handler add_response_body_check
-    server_root html_dir server_port server_addr no_long_string
-    $ServRoot $ServerPort $RepeatEach
+    run_tests no_shuffle add_block_preprocessor add_response_body_check server_port
 );
 
 #---------------------------------------------------------------------------
 # Global settings (environment, then the exported setters)
 #---------------------------------------------------------------------------
 
-our $ServRoot = Chatterd::NginxProcess::absolute_path(
+my $ServRoot = Chatterd::NginxProcess::absolute_path(
     $ENV{TEST_NGINX_SERVROOT} || File::Spec->catdir('t', 'servroot'));
-our $ServerPort = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
-our $ClientPort = $ENV{TEST_NGINX_CLIENT_PORT} || $ServerPort;
-our $RepeatEach = 1;
+my $ServerPort = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+my $ClientPort = $ENV{TEST_NGINX_CLIENT_PORT} || $ServerPort;
 
 $ENV{TEST_NGINX_SERVER_ROOT} = $ServRoot;
 $ENV{TEST_NGINX_SERVER_PORT} //= $ServerPort;
 $ENV{TEST_NGINX_HTML_DIR}    //= File::Spec->catdir($ServRoot, 'html');
 
 my $DefaultTimeout = $ENV{TEST_NGINX_TIMEOUT} || 3;
+# The real runner's pause before it reads the error log is 3 x TEST_NGINX_SLEEP (lines of the
+# log phase are written after the response); the same here.
+my $LogPause       = 3 * ($ENV{TEST_NGINX_SLEEP} || 0.015);
 my $NoShuffle      = $ENV{TEST_NGINX_NO_SHUFFLE} ? 1 : 0;
 my $NoClean        = $ENV{TEST_NGINX_NO_CLEAN} ? 1 : 0;
 my $LogLevel       = $ENV{TEST_NGINX_LOG_LEVEL} || 'debug';
 my $MasterProcess  = lc($ENV{TEST_NGINX_MASTER_PROCESS} // 'off') eq 'on' ? 1 : 0;
-my $Workers        = 1;
-my $RootLocation   = 1;
-my $NoLongString   = 0;
-my @EnvToNginx;
 my @BlockPreprocessors;
-my @CleanupHandlers;
 my @ResponseBodyChecks;
 
 my $Nginx;            # Chatterd::NginxProcess of the current run
 my $OwnerPid = $$;    # only this process stops nginx at exit
 
-sub repeat_each {
-    $RepeatEach = shift if @_;
-    return $RepeatEach;
-}
-sub no_shuffle       { $NoShuffle = 1 }
-sub no_root_location { $RootLocation = 0 }
-sub master_on        { $MasterProcess = 1 }
-sub master_off       { $MasterProcess = 0 }
-sub no_long_string   { $NoLongString = 1 }
-sub workers {
-    $Workers = shift if @_;
-    return $Workers;
-}
-sub log_level {
-    $LogLevel = shift if @_;
-    return $LogLevel;
-}
-sub env_to_nginx           { push @EnvToNginx, @_ }
-sub add_block_preprocessor { push @BlockPreprocessors, @_ }
-sub add_cleanup_handler    { push @CleanupHandlers, @_ }
+sub no_shuffle              { $NoShuffle = 1 }
+sub add_block_preprocessor  { push @BlockPreprocessors, @_ }
 sub add_response_body_check { push @ResponseBodyChecks, @_ }
-
-sub server_root { $ServRoot }
-sub html_dir    { File::Spec->catdir($ServRoot, 'html') }
-sub server_port { $ServerPort }
-sub server_addr { '127.0.0.1' }
+sub server_port             { $ServerPort }
 
 #---------------------------------------------------------------------------
 # Driver
@@ -127,13 +100,18 @@ sub run_tests {
     _finish();
 }
 
-# All the work for one block.
+# All the work for one block, in the real runner's order: nginx is
+# (re)started with the block's config, the init code runs, then each
+# request is sent and its response checked, and after each request the
+# error log is checked against the lines written since the previous check
+# (for the first request: since nginx started).  So every error_log
+# pattern must match a line of EACH request.
 sub run_block {
     my ($block) = @_;
     my $name = $block->name;
 
-    return unless _run_init($block);
     return unless _start_nginx($block);
+    return unless _run_init($block);
 
     my @requests = eval { _requests_of($block) };
     if ($@) {
@@ -148,28 +126,26 @@ sub run_block {
         return;
     }
 
-    for my $rep (0 .. $RepeatEach - 1) {
-        my $log_offset = $Nginx->error_log_size;
-        for my $idx (0 .. $#requests) {
-            my $ctx = {
-                block => $block, name => $name, rep => $rep, idx => $idx,
-                suffix => (@requests > 1 || $RepeatEach > 1)
-                          ? " (repeated req $rep, req $idx)" : '',
-            };
-            my $res = Chatterd::Http::http_request(
-                $ClientPort, $requests[$idx], timeout => $timeout);
-            _check_response($ctx, $res);
-        }
+    my $log_offset = 0;
+    for my $idx (0 .. $#requests) {
+        my $suffix = @requests > 1 ? " (req $idx)" : '';
+        my $ctx = { block => $block, name => $name, idx => $idx, suffix => $suffix };
+        my $res = Chatterd::Http::http_request(
+            $ClientPort, $requests[$idx], timeout => $timeout);
+        _check_response($ctx, $res);
+
         if (defined _sv($block, "wait")) {
             Time::HiRes::sleep(parse_time(_sv($block, "wait")));
         }
+        Time::HiRes::sleep($LogPause);
         my $new_log = $Nginx->read_error_log($log_offset);
-        _check_error_log($block, $name, [ split /\n/, $new_log ],
-                         $RepeatEach > 1 ? " (repeated req $rep)" : '');
+        $log_offset += length $new_log;
+        _check_error_log($block, $name, [ split /\n/, $new_log ], $suffix);
     }
 }
 
-# --- init: Perl code run (in package main) before nginx starts.
+# --- init: Perl code run (in package main) after nginx started, before the
+# first request (as the real runner does).
 sub _run_init {
     my ($block) = @_;
     my $code = _sv($block, "init");
@@ -220,9 +196,9 @@ sub _start_nginx {
         log_level     => _trim(_sv($block, "log_level")) // $LogLevel,
         load_modules  => Chatterd::NginxProcess::load_modules_from_env(),
         master        => $MasterProcess,
-        workers       => $Workers,
-        env           => [@EnvToNginx],
-        root_location => $RootLocation,
+        # the real runner's defaults: 64 connections, workers as root when run as root
+        worker_connections => 64,
+        user          => $> == 0 ? 'root' : undef,
     );
     my $ok = eval {
         $Nginx->prepare(%sections, user_files => $user_files);
@@ -239,10 +215,6 @@ sub _finish {
     if (!$NoClean && $Nginx) {
         $Nginx->stop;
     }
-    for my $handler (@CleanupHandlers) {
-        eval { $handler->(); 1 } or diag("cleanup handler failed: $@");
-    }
-    @CleanupHandlers = ();
 }
 
 # If the test script dies half-way, still stop nginx.
@@ -441,7 +413,7 @@ sub _check_headers {
 
 sub _check_body {
     my ($ctx, $res) = @_;
-    my ($block, $name, $suffix, $idx, $rep) = @$ctx{qw(block name suffix idx rep)};
+    my ($block, $name, $suffix, $idx) = @$ctx{qw(block name suffix idx)};
     my $body = $res->{body} // '';
 
     if ($res->{incomplete} && !$res->{timed_out} && _body_expected($ctx, $res)) {
@@ -463,7 +435,7 @@ sub _check_body {
                "$name - response_body_unlike - response is expected$suffix");
     }
     for my $check (@ResponseBodyChecks) {
-        $check->($block, $body, $idx, $rep, 0);
+        $check->($block, $body, $idx, 0, 0);    # repetition 0, no dry run
     }
 }
 
@@ -482,7 +454,7 @@ sub _body_expected {
 sub _is_string {
     my ($got, $expected, $test_name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
-    if (!$NoLongString && eval { require Test::LongString; 1 }) {
+    if (eval { require Test::LongString; 1 }) {
         Test::LongString::is_string($got, $expected, $test_name);
     }
     else {
@@ -494,9 +466,10 @@ sub _is_string {
 # Checking the error log
 #---------------------------------------------------------------------------
 
-# error_log: every pattern must match a line written during this block's
-# requests; no_error_log: none may.  Patterns are lines of text
-# (substrings) or, with "eval", an arrayref of qr// and strings.
+# error_log: every pattern must match one of $lines, the lines written
+# since the previous check (one request's); no_error_log: none may.
+# Patterns are lines of text (substrings) or, with "eval", an arrayref of
+# qr// and strings.
 sub _check_error_log {
     my ($block, $name, $lines, $suffix) = @_;
 
@@ -515,13 +488,13 @@ sub _check_error_log {
     }
 }
 
-# Diagnostics for a missing error-log pattern: the non-debug lines of the
-# block (at most 30).
+# Diagnostics for a missing error-log pattern: the non-debug lines searched
+# (at most 30).
 sub _log_summary {
     my ($lines) = @_;
     my @shown = grep { /^\d{4}\/\d\d\/\d\d \S+ \[(?!debug\])/ } @$lines;
     splice @shown, 30 if @shown > 30;
-    return "searched " . scalar(@$lines) . " error.log lines of this block in "
+    return "searched " . scalar(@$lines) . " error.log lines (since the previous check) in "
          . $Nginx->error_log_path . "; non-debug ones:\n"
          . (@shown ? join('', map { "  $_\n" } @shown) : "  (none)\n");
 }
@@ -572,12 +545,12 @@ sub parse_user_files {
     return \@files;
 }
 
-# "10s", "500ms", "2m" or a plain number of seconds -> seconds.
+# "10s", "500ms" or a plain number of seconds -> seconds (the real runner
+# knows no other unit).
 sub parse_time {
     my ($text) = @_;
     my $t = _trim($text) // '';
     return $1 / 1000 if $t =~ /^(\d+(?:\.\d*)?)\s*ms$/;
-    return $1 * 60   if $t =~ /^(\d+(?:\.\d*)?)\s*m$/;
     return $1 + 0    if $t =~ /^(\d+(?:\.\d*)?)\s*s?$/;
     die "bad time value '$t' (expected e.g. 3, 10s, 500ms)\n";
 }
@@ -692,22 +665,21 @@ Test::Nginx::Socket - chatterd's clean-room fallback for Test::Nginx::Socket
 Used only when the real Test::Nginx (openresty) is not installed.  For each
 block nginx is stopped, the server root is recreated with the generated
 nginx.conf and the user files, nginx is started (C<-p SERVROOT/ -c
-conf/nginx.conf>, daemon, single process by default), the requests are sent
-over a fresh TCP connection each (HTTP/1.1, C<Connection: close>), and the
-response and the error-log lines written during the requests are checked.
+conf/nginx.conf>, daemon, single process by default), the block's init code
+runs, the requests are sent over a fresh TCP connection each (HTTP/1.1,
+C<Connection: close>), and each response is checked; after each request the
+error log is checked against the lines written since the previous check
+(for the first request: since nginx started), as the real runner does.
 
 =head2 Functions
 
-run_tests, no_shuffle (blocks are shuffled otherwise, like the real one;
-or set TEST_NGINX_NO_SHUFFLE), repeat_each, plan / blocks / is / like /
-ok / ... (Test::Base and Test::More), no_root_location, master_on,
-master_off, workers, log_level, env_to_nginx, add_block_preprocessor
-(sub { my ($block) = @_; ... }, may call $block->set_value), add_cleanup_handler
-(run at the end of run_tests), add_response_body_check (sub { my ($block,
-$body, $req_idx, $repeated_req_idx, $dry_run) = @_; ... }, $dry_run is
-always false), server_root, html_dir, server_port, server_addr,
-no_long_string (bodies are compared with Test::LongString otherwise),
-$ServRoot, $ServerPort, $RepeatEach.
+Only those the suites use: run_tests, no_shuffle (blocks are shuffled
+otherwise, like the real one; or set TEST_NGINX_NO_SHUFFLE),
+add_block_preprocessor (sub { my ($block) = @_; ... }, may call
+$block->set_value), add_response_body_check (sub { my ($block, $body,
+$req_idx, $repeated_req_idx, $dry_run) = @_; ... }; $repeated_req_idx and
+$dry_run are always 0), server_port; plan / blocks / is / like / ok / ...
+(Test::Base and Test::More).
 
 =head2 Sections
 
@@ -721,9 +693,8 @@ undefined one bails out.
 
 =item init
 
-Perl code run in package main before the block's nginx.conf is generated
-(so it can set C<$ENV{TEST_NGINX_*}>); the server root is recreated after
-it, so files go in user_files.
+Perl code run in package main once nginx has started, before the first
+request (so it cannot change the block's configuration).
 
 =item user_files
 
@@ -765,14 +736,17 @@ status line and headers.
 =item error_log, no_error_log
 
 Each line a substring, or with eval a qr// / an arrayref of qr// and
-strings; matched against the error-log lines written from just before the
-first request of the block to the end of its requests (plus C<wait>).
+strings; checked after each request (after C<wait>, and a pause of 3 x
+TEST_NGINX_SLEEP, 0.015 s by default) against the error-log lines written
+since the previous check; for the first request, since nginx started.
+So in a block of several requests, every error_log pattern must match a
+line of each request.
 
 =item timeout, abort, wait
 
 Client timeout between I/O events (C<3>, C<10s>, C<500ms>; default 3 s or
 TEST_NGINX_TIMEOUT); a timeout fails the test unless C<abort> is given.
-C<wait>: seconds to sleep after the responses, before the error log is
+C<wait>: seconds to sleep after each response, before the error log is
 read.
 
 =item log_level, ignore_response
@@ -792,14 +766,20 @@ TEST_NGINX_SERVROOT (default t/servroot under the current directory; made
 absolute and exported as TEST_NGINX_SERVER_ROOT), TEST_NGINX_LOAD_MODULES
 (space-separated .so paths -> load_module lines), TEST_NGINX_LOG_LEVEL
 (debug), TEST_NGINX_NO_CLEAN, TEST_NGINX_TIMEOUT, TEST_NGINX_NO_SHUFFLE,
-TEST_NGINX_MASTER_PROCESS (on/off).
+TEST_NGINX_MASTER_PROCESS (on/off), TEST_NGINX_SLEEP.
+
+The generated nginx.conf has the real runner's defaults where a suite could
+notice them: worker_connections 64, C<user root> when run as root,
+client_max_body_size 30M, keepalive_timeout 68 s.
 
 =head2 Known differences from the real Test::Nginx::Socket
 
-nginx is always restarted for every block; every request uses its own
-connection and is read until the server closes it (a request sent with
-Connection: keep-alive therefore waits for the timeout); error-log checks
-run once per block (per repetition), not per request; an C<eval> section
+nginx is always restarted for every block (as the real runner does by
+default); every request uses its own connection and is read until the
+server closes it (a request sent with Connection: keep-alive therefore
+waits for the timeout); there is no repeat_each (always 1); a failed init
+or nginx start fails the block instead of bailing out (the real runner
+retries the start for 30 s, then bails out); an C<eval> section
 that dies stops the test file instead of using the error text as the
 value; there is no support for the other sections of the real module
 (pipelined_requests, grep_error_log, access_log, tcp_listen, curl, http2,

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/cell.h"
 #include "core/timestamp.h"
 
 namespace chatterd {
@@ -27,17 +28,6 @@ public:
 
 protected:
     ~JsonSink() = default;
-};
-
-// How a column's values arrive, as PostgreSQL sends them in binary: text as its UTF-8 bytes, uuid as its 16 bytes,
-// timestamp as 8 bytes of big-endian microseconds since 2000-01-01 (see IsoTimestamps).
-enum class ColumnKind { text, uuid, timestamp };
-
-// One field of a result row: bytes and length, or SQL NULL.
-struct Cell {
-    const char* data;
-    std::size_t len;
-    bool is_null;
 };
 
 // Writes a JSON array of arrays into a JsonSink, byte for byte as Python's JSONResponse writes it (json.dumps with

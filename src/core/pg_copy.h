@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <string_view>
 
-#include "core/json.h"   // Cell
+#include "core/cell.h"
 
 namespace chatterd {
 

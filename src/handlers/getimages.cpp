@@ -1,6 +1,6 @@
 // GET /getimages: [[username, message, id, time, imageurl, videourl], ...], oldest first.
 #include "handlers/handlers.h"
-#include "handlers/select_rows.h"
+#include "handlers/rows_query.h"
 
 namespace chatterd {
 

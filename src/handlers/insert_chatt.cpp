@@ -95,12 +95,4 @@ ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome) {
     return send_failure(r, Failure::internal, "Database error while storing the chatt");
 }
 
-const char* pool_c_string(ngx_http_request_t* r, std::string_view text) {
-    auto* copy = static_cast<char*>(ngx_pnalloc(r->pool, text.size() + 1));
-    if (copy == nullptr) return nullptr;
-    copy[text.size()] = '\0';
-    ngx_memcpy(copy, text.data(), text.size());
-    return copy;
-}
-
 }  // namespace chatterd

@@ -31,7 +31,4 @@ InsertFate insert_fate(const PgOutcome& outcome);
 // the cause of every failure.
 ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome);
 
-// A NUL-terminated copy of text in the request pool, or null when out of memory.
-const char* pool_c_string(ngx_http_request_t* r, std::string_view text);
-
 }  // namespace chatterd

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/media_name.h"
+#include "core/media_type.h"
 #include "core/multipart.h"
 #include "ngx/body_stream.h"
 #include "ngx/conf.h"

@@ -1,4 +1,4 @@
-#include "handlers/select_rows.h"
+#include "handlers/rows_query.h"
 
 #include "ngx/reply.h"
 #include "ngx/rows_json.h"

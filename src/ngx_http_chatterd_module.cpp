@@ -39,7 +39,7 @@ constexpr off_t kDefaultMediaMaxSize = 10 * 1024 * 1024;
 
 // ---- directive setters -------------------------------------------------------------------
 
-char* set_endpoint(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+char* set_endpoint(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* lc = static_cast<LocConf*>(conf);
     auto* value = static_cast<ngx_str_t*>(cf->args->elts);
     if (lc->endpoint != Endpoint::none) return const_cast<char*>("is duplicate");
@@ -68,7 +68,7 @@ std::optional<std::string> host_needing_lookup(const PQconninfoOption* options) 
     return first_host_needing_lookup(host, hostaddr);
 }
 
-char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) {
+char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try {
     char* rv = ngx_conf_set_str_slot(cf, cmd, conf);
     if (rv != NGX_CONF_OK) return rv;
     auto* lc = static_cast<LocConf*>(conf);
@@ -98,6 +98,9 @@ char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) {
         return static_cast<char*>(NGX_CONF_ERROR);
     }
     return NGX_CONF_OK;
+} catch (const std::exception& e) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "chatterd_pg: %s", e.what());
+    return static_cast<char*>(NGX_CONF_ERROR);
 }
 
 // A string returned by a directive handler is logged by nginx as "\"<directive>\" directive <string>".
@@ -112,7 +115,7 @@ char* check_num_bounds(ngx_conf_t* cf, void* post, void* data) {
     return reinterpret_cast<char*>(message);
 }
 
-char* set_status(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+char* set_status(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
         ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
     if (static_cast<LocConf*>(conf)->endpoint != Endpoint::none || clcf->handler != nullptr) {
@@ -137,7 +140,7 @@ char* check_positive_size(ngx_conf_t*, void*, void* data) {
 }
 ngx_conf_post_t positive_size = {check_positive_size};
 
-char* set_media_root(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+char* set_media_root(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* lc = static_cast<LocConf*>(conf);
     auto* value = static_cast<ngx_str_t*>(cf->args->elts);
     if (lc->media_root.data != nullptr) return const_cast<char*>("is duplicate");
@@ -155,7 +158,7 @@ char* set_media_root(ngx_conf_t* cf, ngx_command_t*, void* conf) {
     return NGX_CONF_OK;
 }
 
-char* set_media_url(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+char* set_media_url(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* lc = static_cast<LocConf*>(conf);
     auto* value = static_cast<ngx_str_t*>(cf->args->elts);
     if (lc->media_url.data != nullptr) return const_cast<char*>("is duplicate");
@@ -178,7 +181,7 @@ char* set_media_url(ngx_conf_t* cf, ngx_command_t*, void* conf) {
 }
 
 // chatterd_media_sweep time | off
-char* set_media_sweep(ngx_conf_t* cf, ngx_command_t*, void* conf) {
+char* set_media_sweep(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* lc = static_cast<LocConf*>(conf);
     auto* value = static_cast<ngx_str_t*>(cf->args->elts);
     if (lc->media_sweep != NGX_CONF_UNSET_MSEC) return const_cast<char*>("is duplicate");
@@ -222,7 +225,7 @@ ngx_command_t commands[] = {
 
 // ---- configuration structures ------------------------------------------------------------
 
-void* create_main_conf(ngx_conf_t* cf) {
+void* create_main_conf(ngx_conf_t* cf) noexcept {
     auto* mc = static_cast<MainConf*>(ngx_pcalloc(cf->pool, sizeof(MainConf)));
     if (mc == nullptr || ngx_array_init(&mc->pool_specs, cf->pool, 4, sizeof(PgPoolSpec*)) != NGX_OK
         || ngx_array_init(&mc->media_sweeps, cf->pool, 2, sizeof(MediaSweepSpec*)) != NGX_OK)
@@ -230,7 +233,7 @@ void* create_main_conf(ngx_conf_t* cf) {
     return mc;
 }
 
-void* create_loc_conf(ngx_conf_t* cf) {
+void* create_loc_conf(ngx_conf_t* cf) noexcept {
     auto* lc = static_cast<LocConf*>(ngx_pcalloc(cf->pool, sizeof(LocConf)));
     if (lc == nullptr) return nullptr;
     lc->endpoint = Endpoint::none;
@@ -269,7 +272,7 @@ PgPoolSpec* pool_spec_for(ngx_conf_t* cf, const LocConf& lc) {
 }
 
 // Each media root is swept once, against the one database whose rows name its files.
-char* add_media_sweep(ngx_conf_t* cf, const LocConf& lc) {
+char* add_media_sweep(ngx_conf_t* cf, const LocConf& lc) noexcept {
     if (lc.media_sweep <= lc.pg_timeout) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chatterd_media_sweep\" must be longer than \"chatterd_pg_timeout\": "
@@ -302,7 +305,7 @@ char* add_media_sweep(ngx_conf_t* cf, const LocConf& lc) {
     return NGX_CONF_OK;
 }
 
-char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) {
+char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexcept {
     auto* prev = static_cast<LocConf*>(parent_conf);
     auto* conf = static_cast<LocConf*>(child_conf);
     ngx_conf_merge_str_value(conf->pg_conninfo, prev->pg_conninfo, "");
@@ -346,13 +349,13 @@ ngx_http_module_t module_ctx = {
 
 // Pools belong to worker processes: created here, never in the master, whose descriptors
 // every worker would inherit.
-ngx_int_t init_process(ngx_cycle_t* cycle) {
+ngx_int_t init_process(ngx_cycle_t* cycle) noexcept {
     // The gauge slot first: the pools publish theirs as they start.
     ngx_int_t rc = metrics_start(cycle);
     if (rc == NGX_OK) rc = pg_pools_start(cycle);
     return rc == NGX_OK ? media_sweeps_start(cycle) : rc;
 }
-void exit_process(ngx_cycle_t* cycle) {
+void exit_process(ngx_cycle_t* cycle) noexcept {
     media_sweeps_stop(cycle);  // before the pools its queries run on
     pg_pools_stop(cycle);
     release_answer_blocks();

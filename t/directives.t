@@ -1,4 +1,4 @@
-# The module's directives (DESIGN.md, "Configuration contract"), checked with `nginx -t` on
+# The module's directives (README, "Configuration"), checked with `nginx -t` on
 # generated configurations: the module loads; every directive accepts its good values in http,
 # server and location (inherited downward) and refuses its bad ones with an [emerg] that makes
 # nginx refuse to start; "chatterd" needs "chatterd_pg", "chatterd postimages" needs

@@ -1,4 +1,4 @@
-# The PostgreSQL pool under trouble (DESIGN.md, "PostgreSQL"), as scenarios on a real nginx
+# The PostgreSQL pool under trouble (docs/ARCHITECTURE.md, "The pool"), as scenarios on a real nginx
 # and the test PostgreSQL:
 #   (a) database unreachable (closed port): 503 at once, the error log names the failure;
 #   (b) database paused (SIGSTOP) mid-query: nginx's event loop stays free (a static file is

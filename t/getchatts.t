@@ -284,7 +284,7 @@ GET /getchatts
 
 === TEST 18: a SELECT error is logged on one line, with its request context (no chatts table: 500)
 libpq's message for this error has several lines ("LINE 1: ..." and a caret line) and ends with
-a newline; the ", client: ..." nginx appends must stay on the "SELECT failed" line.
+a newline; the ", client: ..." nginx appends must stay on the "COPY of chatts failed" line.
 --- http_config
 chatterd_pg "$TEST_NGINX_PG_NO_TABLE";
 --- config
@@ -295,7 +295,7 @@ GET /getchatts
 --- response_body chomp
 "Database error while reading chatts"
 --- error_log eval
-[qr/\[error\] .*chatterd: SELECT failed: .*relation "chatts" does not exist.*, client: 127\.0\.0\.1, server: /]
+[qr/\[error\] .*chatterd: getchatts: the COPY of chatts failed: .*relation "chatts" does not exist.*check the chatts table.*, client: 127\.0\.0\.1, server: /]
 --- no_error_log eval
 [qr/^(?!\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d ).*, client: \d/, qr/^LINE \d+: /]
 

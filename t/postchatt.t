@@ -577,7 +577,7 @@ main::post_json({username => 'alice', message => 'm' x 256})
 --- response_body chomp
 "Message too long"
 --- error_log eval
-[qr/\[error\] .*chatterd: INSERT failed \(SQLSTATE 22001\): .*value too long.*, client: 127\.0\.0\.1, server: /]
+[qr/\[info\] .*chatterd: postchatt: a value is too long for its column \(SQLSTATE 22001\): .*value too long.*; 400, client: 127\.0\.0\.1, server: /]
 --- no_error_log eval
 [qr/^(?!\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d ).*, client: \d/]
 
@@ -595,7 +595,7 @@ main::post_json({username => 'alice', message => 'nowhere'})
 --- response_body chomp
 "Database error while storing the chatt"
 --- error_log eval
-[qr/\[error\] .*chatterd: INSERT failed \(SQLSTATE 42P01\): .*relation "chatts" does not exist.*, client: 127\.0\.0\.1, server: /]
+[qr/\[error\] .*chatterd: postchatt: the INSERT failed \(SQLSTATE 42P01\): .*relation "chatts" does not exist.*check the chatts table.*, client: 127\.0\.0\.1, server: /]
 --- no_error_log eval
 [qr/^(?!\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d ).*, client: \d/, qr/^LINE \d+: /]
 

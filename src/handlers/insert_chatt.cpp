@@ -76,21 +76,29 @@ InsertFate insert_fate(const PgOutcome& outcome) {
 ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome) {
     if (insert_fate(outcome) == InsertFate::stored) return send_json_text(r, NGX_HTTP_OK, "{}");
     ngx_log_t* log = r->connection->log;
+    const char* endpoint = endpoint_name(loc_conf(r)->endpoint);
     // The pool has logged why there is no result.
     if (outcome.kind != PgOutcome::Kind::done) return send_failure(r, Failure::unavailable);
     if (PQresultStatus(outcome.result) == PGRES_COMMAND_OK) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "chatterd: INSERT reached the database after chatterd_pg_timeout; "
-                      "nothing stored (check the clocks of nginx and PostgreSQL if this repeats)");
+                      "chatterd: %s: the INSERT reached PostgreSQL after chatterd_pg_timeout and "
+                      "stored nothing; 503 (if this repeats, check that the clocks of nginx and "
+                      "PostgreSQL agree, or raise chatterd_pg_timeout)",
+                      endpoint);
         return send_failure(r, Failure::unavailable);
     }
     OneLine line = pg_error_message(outcome.result);
     std::string_view message = line.view();
     const char* state = PQresultErrorField(outcome.result, PG_DIAG_SQLSTATE);
-    ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: INSERT failed (SQLSTATE %s): %*s",
-                  state ? state : "none", message.size(), message.data());
-    if (state != nullptr && std::string_view(state) == kStringTooLong)
+    if (state != nullptr && std::string_view(state) == kStringTooLong) {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "chatterd: %s: a value is too long for its column "
+                      "(SQLSTATE %s): %*s; 400", endpoint, state, message.size(), message.data());
         return send_failure(r, Failure::message_too_long);
+    }
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "chatterd: %s: the INSERT failed (SQLSTATE %s): %*s; check the chatts table "
+                  "against schema.sql and the role's INSERT right",
+                  endpoint, state ? state : "none", message.size(), message.data());
     if (pg_result_means_unavailable(outcome.result)) return send_failure(r, Failure::unavailable);
     return send_failure(r, Failure::internal, "Database error while storing the chatt");
 }

@@ -27,18 +27,18 @@ std::optional<Failure> FormReceiver::on_bytes(std::string_view bytes) {
     MultipartStatus status = parser_.feed(bytes);
     if (status == MultipartStatus::stopped) return failure_;
     if (status == MultipartStatus::ok) return std::nullopt;
-    ngx_log_error(NGX_LOG_ERR, log_, 0, "chatterd: postimages: %s", describe(status));
+    ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: %s", describe(status));
     return Failure::unprocessable;
 }
 
 std::optional<Failure> FormReceiver::on_end() {
     MultipartStatus status = parser_.finish();
     if (status != MultipartStatus::ok) {
-        ngx_log_error(NGX_LOG_ERR, log_, 0, "chatterd: postimages: %s", describe(status));
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: %s", describe(status));
         return Failure::unprocessable;
     }
     if (!form_.username || !form_.message) {
-        ngx_log_error(NGX_LOG_ERR, log_, 0, "chatterd: postimages: form has no \"%s\" part",
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form has no \"%s\" part",
                       form_.username ? "message" : "username");
         return Failure::unprocessable;
     }
@@ -54,7 +54,7 @@ std::optional<Failure> FormReceiver::on_end() {
 std::optional<Failure> FormReceiver::check_text(const std::string& value, const char* name) const {
     // libpq takes text parameters as C strings: a NUL would silently cut the value.
     if (value.find('\0') != std::string::npos) {
-        ngx_log_error(NGX_LOG_ERR, log_, 0, "chatterd: postimages: form part \"%s\" contains a NUL byte", name);
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" contains a NUL byte", name);
         return Failure::unprocessable;
     }
     if (std::optional<std::size_t> at = first_invalid_utf8(value)) {
@@ -88,7 +88,7 @@ bool FormReceiver::on_part_begin(const PartHeaders& part) {
 
 bool FormReceiver::begin_text(std::optional<std::string>& field, const char* name) {
     if (field) {
-        ngx_log_error(NGX_LOG_ERR, log_, 0, "chatterd: postimages: form part \"%s\" sent twice", name);
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" sent twice", name);
         return reject(Failure::unprocessable);
     }
     field.emplace();
@@ -101,11 +101,11 @@ bool FormReceiver::begin_text(std::optional<std::string>& field, const char* nam
 bool FormReceiver::begin_media(std::optional<ReceivedMedia>& slot, MediaField field, const PartHeaders& part) {
     part_name_ = field == MediaField::image ? "image" : "video";
     if (!part.has_filename) {
-        ngx_log_error(NGX_LOG_ERR, log_, 0, "chatterd: postimages: form part \"%s\" is not a file", part_name_);
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" is not a file", part_name_);
         return reject(Failure::unprocessable);
     }
     if (slot) {
-        ngx_log_error(NGX_LOG_ERR, log_, 0, "chatterd: postimages: form part \"%s\" sent twice", part_name_);
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" sent twice", part_name_);
         return reject(Failure::unprocessable);
     }
     slot.emplace(log_);
@@ -139,7 +139,7 @@ bool FormReceiver::take_text(std::string_view bytes) {
 
 bool FormReceiver::take_media_bytes(std::string_view bytes) {
     if (media_->file.size() + static_cast<off_t>(bytes.size()) > conf_.media_max_size) {
-        ngx_log_error(NGX_LOG_ERR, log_, 0,
+        ngx_log_error(NGX_LOG_INFO, log_, 0,
                       "chatterd: postimages: media part \"%s\" exceeds chatterd_media_max_size %O", part_name_,
                       conf_.media_max_size);
         return reject(Failure::payload_too_large);
@@ -162,7 +162,7 @@ bool FormReceiver::identify_media() {
     identified_ = true;
     std::optional<MediaType> type = sniff_media_type(media_field_, {head_.data(), head_size_});
     if (!type) {
-        ngx_log_error(NGX_LOG_ERR, log_, 0, "chatterd: postimages: media part \"%s\" is not a supported %s (%uz bytes)",
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: media part \"%s\" is not a supported %s (%uz bytes)",
                       part_name_, part_name_, static_cast<std::size_t>(media_->file.size()));
         return reject(Failure::unsupported_media);
     }
@@ -175,7 +175,7 @@ std::optional<std::string_view> form_boundary(ngx_http_request_t* r) {
     if (r->headers_in.content_type != nullptr)
         boundary = multipart_boundary(to_view(r->headers_in.content_type->value));
     if (!boundary) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "chatterd: postimages: body is not multipart/form-data with a boundary");
     }
     return boundary;

@@ -45,8 +45,10 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
     if (PQresultStatus(outcome.result) != PGRES_COMMAND_OK) {
         OneLine line = pg_error_message(outcome.result);
         std::string_view message = line.view();
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: SELECT failed: %*s",
-                      message.size(), message.data());
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "chatterd: %s: the COPY of chatts failed: %*s; check the chatts table "
+                      "against schema.sql and the role's SELECT right",
+                      endpoint_name(loc_conf(r)->endpoint), message.size(), message.data());
         if (pg_result_means_unavailable(outcome.result)) return send_failure(r, Failure::unavailable);
         return send_failure(r, Failure::internal, "Database error while reading chatts");
     }

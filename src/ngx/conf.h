@@ -31,6 +31,12 @@ struct MediaSweepSpec {
 
 enum class Endpoint : ngx_uint_t { none, getchatts, postchatt, getimages, postimages };
 
+// The endpoint's name, as the directive and the log lines spell it.
+inline const char* endpoint_name(Endpoint endpoint) {
+    static const char* const names[] = {"-", "getchatts", "postchatt", "getimages", "postimages"};
+    return names[static_cast<ngx_uint_t>(endpoint)];
+}
+
 struct LocConf {
     Endpoint endpoint;
     ngx_str_t pg_conninfo;

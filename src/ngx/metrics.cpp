@@ -22,8 +22,6 @@ constexpr ngx_atomic_uint_t kBatchBounds[] = {2, 4, 8, 16, 32, 64};
 constexpr std::size_t kBuckets = sizeof(kBatchBounds) / sizeof(kBatchBounds[0]) + 1;
 constexpr std::size_t kLine = 64;        // cache line: workers write their own slots
 
-const char* const kEndpointNames[kEndpoints] = {"", "getchatts", "postchatt", "getimages",
-                                                "postimages"};
 const char* const kPgErrorNames[kPgErrors] = {"connect_failed", "connection_lost", "timeout",
                                               "refused", "queue_full"};
 const char* const kBatchKindNames[kBatchKinds] = {"combined", "shared"};
@@ -196,7 +194,7 @@ void render_totals(Page& page) {
             ngx_atomic_uint_t n = totals.requests[e][status];
             if (n == 0) continue;
             std::string code = status == 0 ? "000" : std::to_string(status);
-            page.sample("chatterd_requests_total", {"endpoint", kEndpointNames[e], "status", code}, n);
+            page.sample("chatterd_requests_total", {"endpoint", endpoint_name(static_cast<Endpoint>(e)), "status", code}, n);
         }
     }
     page.family("chatterd_upload_bytes_total", "counter",
@@ -204,7 +202,7 @@ void render_totals(Page& page) {
                 "arrive, refused uploads included).");
     for (Endpoint e : {Endpoint::postchatt, Endpoint::postimages}) {
         std::size_t i = static_cast<std::size_t>(e);
-        page.sample("chatterd_upload_bytes_total", {"endpoint", kEndpointNames[i]},
+        page.sample("chatterd_upload_bytes_total", {"endpoint", endpoint_name(static_cast<Endpoint>(i))},
                     totals.upload_bytes[i]);
     }
     page.family("chatterd_media_files_kept_total", "counter",

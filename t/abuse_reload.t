@@ -80,8 +80,8 @@ sub read_status {
 }
 sub signal_nginx {
     my ($ng, $signal) = @_;
-    system($ENV{TEST_NGINX_BINARY} // 'nginx', '-p', $ng->servroot . '/', '-c', 'conf/nginx.conf', '-s', $signal, '-q') == 0
-        or die "nginx -s $signal failed\n";
+    my @cmd = ($ENV{TEST_NGINX_BINARY} // 'nginx', '-p', $ng->servroot . '/', '-c', 'conf/nginx.conf', '-s', $signal);
+    system("@cmd 2>/dev/null") == 0 or die "nginx -s $signal failed\n";
 }
 sub alive { Chatterd::NginxProcess::process_alive($_[0]) }
 

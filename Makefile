@@ -1,6 +1,6 @@
 # chatterd for nginx. `make run` starts the whole stack locally; `make test` runs every test.
 # The work is done by the scripts in scripts/; this file only names it.
-.PHONY: all deps run test test-fresh-clone unit fuzz bench deb test-deb clean clean-pg
+.PHONY: all deps run test test-fresh-clone unit fuzz bench soak deb test-deb clean clean-pg
 
 all:
 	scripts/build.sh
@@ -25,6 +25,10 @@ fuzz:
 
 bench:
 	bench/run.sh
+
+# On demand, about SOAK_SECONDS (default 600): README, Soak.
+soak:
+	scripts/soak.sh
 
 deb:
 	scripts/deb.sh

@@ -17,14 +17,25 @@ chmod 755 "$media"
 # Started by another user, every process is that user, who owns the clone (no `user` line: nginx
 # would ignore it with a warning). The database socket is reachable either way (scripts/pg.sh).
 user=""
-[ "$(id -u)" = 0 ] && user="\nuser root;"
-sed -e "s|/usr/lib/nginx/modules/ngx_http_chatterd_module.so|$here/build/ngx_http_chatterd_module.so|" \
-    -e "s|^worker_processes auto;|worker_processes $workers;$user|" \
-    -e "s|/var/log/nginx/chatterd.error.log|$dir/logs/error.log|" \
-    -e "s|/run/nginx-chatterd.pid|$dir/logs/nginx.pid|" \
-    -e "s|\"host=/var/run/postgresql port=5432 dbname=chatterdb user=chatter\"|\"$conninfo\"|" \
-    -e "s|/etc/chatterd/tls/|$dir/tls/|" \
-    -e "s|/var/lib/chatterd/media|$media|g" \
-    -e "s|127.0.0.1:8080;|127.0.0.1:$http_port;|" \
-    -e "s|127.0.0.1:8443 |127.0.0.1:$https_port |" \
-    "$here/nginx.conf.example" >"$dir/nginx.conf"
+[ "$(id -u)" = 0 ] && user=$'\nuser root;'
+# The values of the example a local stack changes, each replaced where the example has it; a
+# change of the example that moves one of them stops this script instead of leaving it as is.
+perl -e '
+    local $/;
+    my $text = <STDIN>;
+    while (my ($from, $to) = splice @ARGV, 0, 2) {
+        $text =~ s/\Q$from\E/$to/g
+            or die "conf.sh: nginx.conf.example no longer has \"$from\": update scripts/conf.sh\n";
+    }
+    print $text;
+' \
+    "/usr/lib/nginx/modules/ngx_http_chatterd_module.so" "$here/build/ngx_http_chatterd_module.so" \
+    "worker_processes auto;" "worker_processes $workers;$user" \
+    "/var/log/nginx/chatterd.error.log" "$dir/logs/error.log" \
+    "/run/nginx-chatterd.pid" "$dir/logs/nginx.pid" \
+    "\"host=/var/run/postgresql port=5432 dbname=chatterdb user=chatter\"" "\"$conninfo\"" \
+    "/etc/chatterd/tls/" "$dir/tls/" \
+    "/var/lib/chatterd/media" "$media" \
+    "127.0.0.1:8080;" "127.0.0.1:$http_port;" \
+    "127.0.0.1:8443 " "127.0.0.1:$https_port " \
+    <"$here/nginx.conf.example" >"$dir/nginx.conf"

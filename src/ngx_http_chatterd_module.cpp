@@ -10,6 +10,7 @@
 #include "ngx/media_sweep.h"
 #include "ngx/metrics.h"
 #include "ngx/pg_pool.h"
+#include "ngx/rows_json.h"
 
 #include <sys/stat.h>
 
@@ -35,6 +36,7 @@ constexpr ngx_uint_t kDefaultQueue = 1024;
 constexpr ngx_msec_t kDefaultTimeout = 5000;
 constexpr ngx_msec_t kDefaultBackoffMax = 10000;
 constexpr ngx_msec_t kDefaultMediaSweep = 60 * 60 * 1000;
+constexpr size_t kDefaultAnswerMemoryMax = 256 * 1024 * 1024;
 constexpr off_t kDefaultMediaMaxSize = 10 * 1024 * 1024;
 
 // ---- directive setters -------------------------------------------------------------------
@@ -218,6 +220,8 @@ ngx_command_t commands[] = {
      set_media_url, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("chatterd_media_max_size"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_off_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_max_size), &positive_size},
+    {ngx_string("chatterd_answer_memory_max"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_size_slot, NGX_HTTP_MAIN_CONF_OFFSET, offsetof(MainConf, answer_memory_max), nullptr},
     {ngx_string("chatterd_media_sweep"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      set_media_sweep, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
@@ -230,7 +234,14 @@ void* create_main_conf(ngx_conf_t* cf) noexcept {
     if (mc == nullptr || ngx_array_init(&mc->pool_specs, cf->pool, 4, sizeof(PgPoolSpec*)) != NGX_OK
         || ngx_array_init(&mc->media_sweeps, cf->pool, 2, sizeof(MediaSweepSpec*)) != NGX_OK)
         return nullptr;
+    mc->answer_memory_max = NGX_CONF_UNSET_SIZE;
     return mc;
+}
+
+char* init_main_conf(ngx_conf_t*, void* conf) noexcept {
+    auto* mc = static_cast<MainConf*>(conf);
+    ngx_conf_init_size_value(mc->answer_memory_max, kDefaultAnswerMemoryMax);
+    return NGX_CONF_OK;
 }
 
 void* create_loc_conf(ngx_conf_t* cf) noexcept {
@@ -340,7 +351,7 @@ ngx_http_module_t module_ctx = {
     nullptr,           // preconfiguration
     metrics_configure, // postconfiguration
     create_main_conf,  // create main configuration
-    nullptr,           // init main configuration
+    init_main_conf,    // init main configuration
     nullptr,           // create server configuration
     nullptr,           // merge server configuration
     create_loc_conf,   // create location configuration
@@ -350,6 +361,9 @@ ngx_http_module_t module_ctx = {
 // Pools belong to worker processes: created here, never in the master, whose descriptors
 // every worker would inherit.
 ngx_int_t init_process(ngx_cycle_t* cycle) noexcept {
+    auto* mc = static_cast<MainConf*>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_chatterd_module));
+    if (mc != nullptr) RowsJson::bound_worker_memory(mc->answer_memory_max);
     // The gauge slot first: the pools publish theirs as they start.
     ngx_int_t rc = metrics_start(cycle);
     if (rc == NGX_OK) rc = pg_pools_start(cycle);

@@ -191,3 +191,37 @@ GET /getimages
               $_ % 3 == 0 ? "https://h/media/v$_.mp4" : undef] } 1 .. 3000]}
 --- no_error_log
 [error]
+
+
+
+=== TEST 11: chatterd_answer_memory_max: an answer that would cross the worker's bound gets 503
+--- http_config
+chatterd_pg "$TEST_NGINX_PG_CONNINFO";
+chatterd_answer_memory_max 256k;
+--- init
+Chatterd::Db::truncate_chatts();
+Chatterd::Db::sql(q{INSERT INTO chatts (username, message, imageurl) SELECT 'user ' || i, repeat('m', 200), 'http://localhost/media/' || i || '.jpeg' FROM generate_series(1, 2000) AS i});
+--- request
+GET /getimages
+--- error_code: 503
+--- response_body chomp
+"Service unavailable"
+--- error_log eval
+[qr/\[error\] .*chatterd: cannot build JSON: the answers of this worker would hold more than chatterd_answer_memory_max/]
+--- no_error_log
+[alert]
+
+
+
+=== TEST 12: chatterd_answer_memory_max: an answer within the bound is served
+--- http_config
+chatterd_pg "$TEST_NGINX_PG_CONNINFO";
+chatterd_answer_memory_max 256k;
+--- init
+Chatterd::Db::truncate_chatts();
+Chatterd::Db::sql(q{INSERT INTO chatts (username, message) SELECT 'user ' || i, 'message' FROM generate_series(1, 200) AS i});
+--- request
+GET /getimages
+--- error_code: 200
+--- no_error_log
+[error]

@@ -45,6 +45,9 @@ my $ng = Chatterd::Nginx->start(
     http_config => <<"CONF",
 chatterd_pg "\$TEST_NGINX_PG_CONNINFO";
 chatterd_pg_pool 1;
+# Four 64 KiB answer blocks: the six GETs that wait together below fit only if a waiting GET
+# holds no answer memory (its answer starts with its rows, or is the reader's).
+chatterd_answer_memory_max 256k;
 server {
     listen 127.0.0.1:$h2_port ssl http2;
     ssl_certificate     $certs/server.crt;

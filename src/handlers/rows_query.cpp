@@ -8,22 +8,30 @@
 namespace chatterd {
 namespace {
 
-// A request's hold on the JSON answer it sends: its own, or, when it shared the query's run
-// with others, the answer the run's reader built. Lives in request-pool cleanup storage: the
-// hold ends with the request, when the buffers have been sent (or the client has gone).
+// A request's hold on the JSON answer it sends: its own, started when its first rows arrive (a
+// request waiting for a connection holds no memory), or, when it shared the query's run with
+// others, the answer the run's reader built. Lives in request-pool cleanup storage: the hold
+// ends with the request, when the buffers have been sent (or the client has gone).
 struct RowsAnswer {
-    explicit RowsAnswer(RowsJson* own) : json(own) {}
-    ~RowsAnswer() { json->let_go(); }
+    explicit RowsAnswer(const RowsQuery& query) : query(query) {}
+    ~RowsAnswer() {
+        if (json != nullptr) json->let_go();
+    }
     RowsAnswer(const RowsAnswer&) = delete;
     RowsAnswer& operator=(const RowsAnswer&) = delete;
 
+    bool start(ngx_log_t* log) {
+        if (json == nullptr) json = RowsJson::create(query.kinds, query.column_count, log);
+        return json != nullptr;
+    }
     void share(RowsJson* readers) {
         readers->hold();
-        json->let_go();
+        if (json != nullptr) json->let_go();
         json = readers;
     }
 
-    RowsJson* json;
+    const RowsQuery& query;
+    RowsJson* json = nullptr;
 };
 
 RowsAnswer* rows_answer(ngx_http_request_t* r) {
@@ -32,13 +40,17 @@ RowsAnswer* rows_answer(ngx_http_request_t* r) {
 
 // One CopyData message: its rows go into the JSON answer.
 bool take_rows(ngx_http_request_t* r, std::string_view copy_data) {
-    return rows_answer(r)->json->take(copy_data, r->connection->log);
+    RowsAnswer* answer = rows_answer(r);
+    return answer->start(r->connection->log) && answer->json->take(copy_data, r->connection->log);
 }
 
 ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
     RowsAnswer* answer = rows_answer(r);
     // The pool has logged why there is no result; on_row logged why it refused the rows.
     if (outcome.kind == PgOutcome::Kind::rows_refused) {
+        if (answer->json == nullptr || answer->json->over_memory_bound()) {
+            return send_failure(r, Failure::unavailable);
+        }
         return send_failure(r, Failure::internal, "Cannot read chatts");
     }
     if (outcome.kind != PgOutcome::Kind::done) return send_failure(r, Failure::unavailable);
@@ -53,6 +65,7 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
         return send_failure(r, Failure::internal, "Database error while reading chatts");
     }
     if (outcome.rows_reader != nullptr) answer->share(rows_answer(outcome.rows_reader)->json);
+    if (!answer->start(r->connection->log)) return send_failure(r, Failure::unavailable);
     if (!answer->json->finish(r->connection->log)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     ngx_chain_t* body = answer->json->body(r->pool);
     if (body == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -69,9 +82,7 @@ ngx_int_t answer_with_rows(ngx_http_request_t* r, const RowsQuery& query) noexce
 
     ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, sizeof(RowsAnswer));
     if (cleanup == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    RowsJson* json = RowsJson::create(query.kinds, query.column_count, r->connection->log);
-    if (json == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    auto* answer = new (cleanup->data) RowsAnswer(json);
+    auto* answer = new (cleanup->data) RowsAnswer(query);
     cleanup->handler = [](void* data) noexcept { static_cast<RowsAnswer*>(data)->~RowsAnswer(); };
     ngx_http_set_ctx(r, answer, ngx_http_chatterd_module);
 

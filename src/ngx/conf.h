@@ -55,6 +55,7 @@ struct MainConf {
     ngx_array_t pool_specs;    // of PgPoolSpec*
     ngx_array_t media_sweeps;  // of MediaSweepSpec*
     ngx_shm_zone_t* status_zone;  // the metrics of every worker (metrics.h)
+    size_t answer_memory_max;     // chatterd_answer_memory_max: all answers of a worker; 0: none
 };
 
 // An ngx_array_t of T* (MainConf's specs), as a range; empty without an http block.

@@ -9,7 +9,21 @@ namespace chatterd {
 
 namespace {
 constexpr std::size_t kMaxColumns = 8;
+
+// Every answer of the worker: a table is held as JSON until its slowest reader has it, so a few
+// slow clients of a big table could hold the worker's memory without this bound.
+std::size_t worker_bound = 0;
+std::size_t worker_held = 0;
+
+// Thrown when the next piece would cross the bound.
+struct OverMemoryBound : std::bad_alloc {
+    const char* what() const noexcept override {
+        return "the answers of this worker would hold more than chatterd_answer_memory_max";
+    }
+};
 }  // namespace
+
+void RowsJson::bound_worker_memory(std::size_t bytes) noexcept { worker_bound = bytes; }
 
 RowsJson* RowsJson::create(const ColumnKind* kinds, std::size_t column_count,
                            ngx_log_t* log) noexcept {
@@ -17,7 +31,8 @@ RowsJson* RowsJson::create(const ColumnKind* kinds, std::size_t column_count,
     try {
         return new RowsJson(kinds, column_count);
     } catch (const std::exception& e) {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: cannot start a JSON answer: %s", e.what());
+        ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: cannot start a JSON answer: %s; 503",
+                      e.what());
         return nullptr;
     }
 }
@@ -28,6 +43,7 @@ RowsJson::RowsJson(const ColumnKind* kinds, std::size_t column_count)
 RowsJson::~RowsJson() {
     for (const Piece& piece : pieces_) {
         add_answer_bytes(-(piece.end - piece.start));
+        worker_held -= static_cast<std::size_t>(piece.end - piece.start);
         if (piece.answer_block) {
             give_back_answer_block(piece.start);
         } else {
@@ -55,6 +71,11 @@ JsonRoom RowsJson::more_room(char* written_end, std::size_t size) {
     if (pieces_.empty() || static_cast<std::size_t>(pieces_.back().end - pieces_.back().last) < size) {
         pieces_.reserve(pieces_.size() + 1);   // may throw before the memory is taken
         bool answer_block = size <= kAnswerBlockSize;
+        std::size_t piece_size = answer_block ? kAnswerBlockSize : size;
+        if (worker_bound > 0 && worker_held + piece_size > worker_bound) {
+            over_memory_bound_ = true;
+            throw OverMemoryBound();
+        }
         // The cycle's log: the answer may outlive the request that started it.
         auto* start = answer_block ? take_answer_block(ngx_cycle->log)
                                    : static_cast<u_char*>(ngx_alloc(size, ngx_cycle->log));
@@ -62,6 +83,7 @@ JsonRoom RowsJson::more_room(char* written_end, std::size_t size) {
         pieces_.push_back(Piece{start, start, start + (answer_block ? kAnswerBlockSize : size),
                                 answer_block});
         add_answer_bytes(pieces_.back().end - start);
+        worker_held += piece_size;
     }
     Piece& current = pieces_.back();
     return JsonRoom{reinterpret_cast<char*>(current.last), reinterpret_cast<char*>(current.end)};

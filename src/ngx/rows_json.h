@@ -14,9 +14,15 @@ namespace chatterd {
 
 class RowsJson final : JsonSink {
 public:
-    // A new answer, held once; null when out of memory. kinds must outlive it.
+    // A new answer, held once; null (logged) when out of memory or beyond the worker's bound.
+    // kinds must outlive it.
     static RowsJson* create(const ColumnKind* kinds, std::size_t column_count,
                             ngx_log_t* log) noexcept;
+    // The bound on the memory all answers of this worker hold together
+    // (chatterd_answer_memory_max; 0: none), set when the worker starts.
+    static void bound_worker_memory(std::size_t bytes) noexcept;
+    // Whether the answer was refused because it would have crossed that bound.
+    bool over_memory_bound() const { return over_memory_bound_; }
     void hold() noexcept { holders_++; }
     void let_go() noexcept;
 
@@ -58,6 +64,7 @@ private:
     off_t length_ = 0;
     CopyBinaryRows rows_;
     bool refused_ = false;
+    bool over_memory_bound_ = false;
     bool finished_ = false;
     JsonRowsWriter writer_;   // last: it writes "[" through more_room on construction
 };

@@ -25,20 +25,10 @@ scripts/pg.sh stop-old
 scripts/pg.sh start "$pg_dir" "$TEST_PG_PORT" >/dev/null
 trap 'scripts/pg.sh stop "$pg_dir"' EXIT
 
-# Started by root, the test instances with master_process on run their workers as nobody, who
-# cannot enter a clone in a folder only root can enter: their server roots (t/servroot_*) then go
-# to /tmp/chatterd (scripts/pg.sh scratch), removed by make clean-pg.
-if [ -z "${TEST_NGINX_SERVROOT:-}" ] && [ "$(id -u)" = 0 ] \
-        && ! runuser -u nobody -- test -x "$here/t" 2>/dev/null; then
-    export TEST_NGINX_SERVROOT="$(scripts/pg.sh scratch t)/servroot"
-    echo "server roots: ${TEST_NGINX_SERVROOT}_* (nobody cannot enter $here/t)"
-fi
+# shellcheck source=scripts/test-env.sh
+. scripts/test-env.sh
+test_env "$here/build/ngx_http_chatterd_module.so" t
 export TEST_NGINX_BINARY="${TEST_NGINX_BINARY:-/usr/sbin/nginx}"
-export TEST_NGINX_LOAD_MODULES="$here/build/ngx_http_chatterd_module.so"
-export TEST_NGINX_PG_CONNINFO="$(scripts/pg.sh conninfo "$pg_dir" "$TEST_PG_PORT")"
-export TEST_NGINX_PG_DIR="$pg_dir"
-export TEST_NGINX_PG_PORT="$TEST_PG_PORT"
-export TEST_NGINX_PSQL="$here/scripts/pg.sh psql $pg_dir $TEST_PG_PORT"
 
 # t/lib is a fallback: an installed Test::Nginx (or one on PERL5LIB) wins, as in every suite.
 perl -e 'push @INC, "t/lib"; require Test::Nginx::Socket;

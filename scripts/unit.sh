@@ -9,7 +9,7 @@ binary="$here/build/unit_tests"
 extra=()
 if [ "${UNIT_SANITIZE:-0}" != 0 ]; then
     binary="$here/build/unit_tests_asan"
-    extra=(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+    extra=("-fsanitize=address,undefined" -fno-sanitize-recover=all -fno-omit-frame-pointer)
 fi
 g++ -std=c++17 -O1 -g -W -Wall -Wextra -Wpointer-arith -Werror "${extra[@]}" -I"$here/src" \
     "$here"/src/core/*.cpp "$here"/t/unit/*_test.cpp \

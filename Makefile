@@ -1,6 +1,6 @@
 # chatterd for nginx. `make run` starts the whole stack locally; `make test` runs every test.
 # The work is done by the scripts in scripts/; this file only names it.
-.PHONY: all deps run test test-fresh-clone unit fuzz bench soak deb test-deb clean clean-pg
+.PHONY: all deps run test test-asan test-fresh-clone unit fuzz bench soak deb test-deb clean clean-pg
 
 all:
 	scripts/build.sh
@@ -13,6 +13,9 @@ run:
 
 test:
 	scripts/test.sh
+
+test-asan:
+	scripts/test-asan.sh
 
 test-fresh-clone:
 	scripts/test-fresh-clone.sh

@@ -6,9 +6,9 @@
 #include "core/json.h"
 #include "core/pg_copy.h"
 
+#include "check.h"
+
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -25,13 +25,7 @@ using chatterd::JsonRoom;
 using chatterd::JsonRowsWriter;
 using chatterd::JsonSink;
 
-void check(bool condition, const char* what)
-{
-    if (!condition) {
-        std::fprintf(stderr, "copy_rows_fuzz: %s\n", what);
-        std::abort();
-    }
-}
+using chatterd_fuzz::check;
 
 // Rooms exactly as large as asked, so that every row's bound is tested at its edge.
 class TightSink final : public JsonSink {

@@ -8,9 +8,9 @@
 #include "core/multipart.h"
 
 #include <algorithm>
+#include "check.h"
+
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -23,13 +23,7 @@ using chatterd::PartHeaders;
 constexpr std::string_view kBoundaries[] = {"XyZ", "------------------------d74496d66958873e", "--", "a"};
 constexpr char kContentSeparator = '\xFE';
 
-void check(bool condition, const char* what)
-{
-    if (!condition) {
-        std::fprintf(stderr, "multipart_fuzz: %s\n", what);
-        std::abort();
-    }
-}
+using chatterd_fuzz::check;
 
 // Records events with consecutive data merged, and checks their nesting as they come.
 class CheckingSink : public chatterd::MultipartSink {

@@ -4,10 +4,14 @@
 #                    binary's flags (conf_flags), so the .so loads into /usr/sbin/nginx.
 #   NGINX_SRC=dir:   an upstream nginx source tree; NGINX_CONFIGURE_ARGS adds configure flags
 #                    (use the flags of the nginx binary that will load the module, plus --with-compat).
+#   BUILD_DIR=dir:   where the tree, the objects and the .so go (default build/; make test-asan
+#                    uses build/asan).
+#   EXTRA_CC_OPT, EXTRA_LD_OPT: added to the compiler and linker flags (make test-asan:
+#                    -fsanitize=address,undefined).
 # The tree is copied under build/ so that configure never writes into a system directory.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="$here/build"
+build="${BUILD_DIR:-$here/build}"
 src="${NGINX_SRC:-/usr/share/nginx/src}"
 tree="$build/nginx-src"
 objs="$build/nginx-objs"
@@ -28,14 +32,14 @@ flags+=(--with-compat ${NGINX_CONFIGURE_ARGS:-})
 # copy under build/ would still hold the old headers, and the .so would be refused by the new
 # nginx), the flags or the module's file list changed.
 version="$(sed -n 's/^#define NGINX_VERSION *"\(.*\)"/\1/p' "$src/src/core/nginx.h")"
-want="$src $version ${flags[*]} $(cat "$here/config")"
+want="$src $version ${flags[*]} ${EXTRA_CC_OPT:-} ${EXTRA_LD_OPT:-} $(cat "$here/config")"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -f "$objs/Makefile" ]; then
     rm -rf "$tree" "$objs"
     mkdir -p "$build"
     cp -a "$src/." "$tree/"
     (cd "$tree" && ./configure \
-        --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2" \
-        --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC" \
+        --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 ${EXTRA_CC_OPT:-}" \
+        --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC ${EXTRA_LD_OPT:-}" \
         "${flags[@]}" --add-dynamic-module="$here" --builddir="$objs") >"$build/configure.log" 2>&1 \
         || { tail -30 "$build/configure.log" >&2; exit 1; }
     printf '%s' "$want" >"$stamp"

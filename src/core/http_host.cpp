@@ -35,6 +35,9 @@ bool valid_ipv6_literal(std::string_view literal)
         return false;
     }
     std::string address(literal.substr(1, literal.size() - 2));
+    if (address.find('\0') != std::string::npos) {
+        return false;   // inet_pton would read only up to it: "[::1\0<anything>]" would pass
+    }
     in6_addr parsed;
     return inet_pton(AF_INET6, address.c_str(), &parsed) == 1;   // refuses zones ("%eth0") and anything else
 }

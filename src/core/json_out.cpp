@@ -90,8 +90,10 @@ char* write_json_string(char* out, std::string_view text)
     std::size_t plain_from = 0;
     while (true) {
         std::size_t at = next_escape(text.data(), plain_from, text.size());
-        std::memcpy(out, text.data() + plain_from, at - plain_from);
-        out += at - plain_from;
+        if (at > plain_from) {   // an empty text's data() may be null, which memcpy may not be given
+            std::memcpy(out, text.data() + plain_from, at - plain_from);
+            out += at - plain_from;
+        }
         if (at == text.size()) {
             break;
         }

@@ -47,6 +47,13 @@ TEST(HttpHost, OnlyIpv6AddressesGoInBrackets) {
     }
 }
 
+// Found by fuzz/http_host_fuzz.cpp: inet_pton read the literal only up to a NUL, and accepted the bytes after it.
+TEST(HttpHost, NulInsideIpv6LiteralIsRefused) {
+    EXPECT_FALSE(valid_http_host(std::string("[::1\0\"><script>]", 16)));
+    EXPECT_FALSE(valid_http_host(std::string("[2001:db8::f\0\0f004:3:8229]:80", 29)));
+    EXPECT_TRUE(valid_http_host("[2001:db8::f004:3:8229]:80"));
+}
+
 TEST(HttpHost, EmptyAndOverlongNamesAreRefused) {
     EXPECT_FALSE(valid_http_host(""));
     EXPECT_TRUE(valid_http_host(std::string(253, 'a')));

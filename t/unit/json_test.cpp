@@ -143,6 +143,20 @@ TEST(JsonRows, SqlNullIsJsonNullInAnyColumn)
     EXPECT_EQ(sink.text, R"([["alice",null,null,null,"https://h/media/a.jpeg",null]])");
 }
 
+// An empty text may come without memory (data() null): nothing may be copied from it. The fuzzer's UBSan found
+// memcpy(out, nullptr, 0); make test-asan runs these tests with UBSan (UNIT_SANITIZE=1), where that is fatal.
+TEST(JsonRows, EmptyTextWithoutMemory)
+{
+    const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text};
+    const Cell cells[] = {Cell{nullptr, 0, false}, text("x")};
+    StringSink sink;
+    JsonRowsWriter writer(sink);
+    writer.row(cells, kinds, 2);
+    writer.finish();
+    EXPECT_EQ(sink.text, R"([["","x"]])");
+    EXPECT_EQ(json_string(std::string_view()), "\"\"");
+}
+
 // Expected bytes are Python's json.dumps(value, ensure_ascii=False, separators=(",", ":")), which is what
 // Starlette's JSONResponse sends: UTF-8 as is (emoji, CJK, U+007F, U+2028/U+2029 are not escaped), "/" not escaped.
 TEST(JsonRows, StringsMatchPythonByteForByte)

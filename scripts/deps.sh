@@ -8,6 +8,7 @@ packages=(
     prometheus                                              # t/status.t: promtool, a scraping server
     libgtest-dev                                            # unit tests
     libtest-base-perl libtest-longstring-perl               # t/lib's Test::Nginx::Socket
+    python3-h2                                              # t/abuse_http2.t's HTTP/2 client
     wrk gnuplot-nox                                         # benchmarks
     clang libclang-rt-14-dev                                # fuzzing
 )

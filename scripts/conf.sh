@@ -25,6 +25,6 @@ sed -e "s|/usr/lib/nginx/modules/ngx_http_chatterd_module.so|$here/build/ngx_htt
     -e "s|\"host=/var/run/postgresql port=5432 dbname=chatterdb user=chatter\"|\"$conninfo\"|" \
     -e "s|/etc/chatterd/tls/|$dir/tls/|" \
     -e "s|/var/lib/chatterd/media|$media|g" \
-    -e "s|127.0.0.1:8080;|127.0.0.1:$http_port;|" \
+    -e "s|127.0.0.1:8080 |127.0.0.1:$http_port |" \
     -e "s|127.0.0.1:8443 |127.0.0.1:$https_port |" \
     "$here/nginx.conf.example" >"$dir/nginx.conf"

@@ -99,7 +99,7 @@ static() { wrk_run : "$1" static "$2" "$(size "$static_dir/$3")" "$BASE/static/$
 reset_inserts() { # no rows, no media files (bench/lib.sh retire_dir)
     psql_chatter -c 'TRUNCATE chatts' >/dev/null
     retire_dir "$media"
-    retire_dir "$out/nginx/dav/put"
+    retire_dir "$out/nginx/dav"   # its put/ moves whole: nginx makes it again (create_full_put_path)
     if [ -n "$PEER_MEDIA" ]; then retire_dir "$PEER_MEDIA"; fi
     sync
 }
@@ -186,7 +186,7 @@ wait_previous_trash
 on_exit delete_uploads
 delete_uploads() {
     retire_dir "$media" keep
-    retire_dir "$out/nginx/dav/put" keep
+    retire_dir "$out/nginx/dav" keep
     if [ -n "$PEER_MEDIA" ]; then retire_dir "$PEER_MEDIA" keep; fi
     delete_trash
 }

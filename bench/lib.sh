@@ -242,10 +242,10 @@ wait_previous_trash() {
 
 # ---------------------------------------------------------------- memory and disk
 # memory_run SYSTEM CONNS URL METHOD BODY STORED_BYTES_PER_REQUEST COUNT_FUNCTION PID...
-# CONNS connections send BODY for SECS seconds. Peak RSS: VmHWM reset with clear_refs 5, summed
-# over the processes, against their VmRSS at idle just before. Disk: /proc/PID/io write_bytes
-# (bytes the processes caused to be written, counted when they dirty the page cache) per stored
-# byte. A row of $out/memory.tsv:
+# CONNS connections send BODY for SECS seconds (after WARMUP seconds of the same). Peak RSS:
+# VmHWM reset with clear_refs 5, summed over the processes, against their VmRSS at idle just
+# before. Disk: /proc/PID/io write_bytes (bytes the processes caused to be written, counted when
+# they dirty the page cache) per stored byte. A row of $out/memory.tsv:
 #   system processes idle_kB peak_kB written_bytes stored per_request req/s
 sum_status() { # FIELD PID...: sum of a /proc/PID/status field, kB
     local field=$1 total=0 v
@@ -269,12 +269,16 @@ memory_run() {
     shift 7
     local -x BENCH_METHOD="$method" BENCH_BODY="$body" BENCH_CTYPE="$CTYPE"
     local log="$logs/memory.$system.txt" idle written_before hwm written stored
+    local wrk=(wrk -t1 -c"$conns" --timeout 10s -s "$bench/wrk.lua" "$url")
+    # A warm-up of the same uploads first: what a worker allocates once (its code paths, the pool's
+    # buffers) is not what an upload costs.
+    [ "$WARMUP" = 0 ] || "${wrk[@]}" -d"${WARMUP}s" >"$log.warmup" 2>&1 || true
     reset_inserts
     sleep 1
     idle=$(sum_status VmRSS "$@")
     for p in "$@"; do echo 5 >"/proc/$p/clear_refs"; done
     written_before=$(sum_written "$@")
-    wrk -t1 -c"$conns" -d"${SECS}s" --timeout 10s --latency -s "$bench/wrk.lua" "$url" >"$log" 2>&1 || true
+    "${wrk[@]}" -d"${SECS}s" --latency >"$log" 2>&1 || true
     hwm=$(sum_status VmHWM "$@")
     sleep 1   # requests the server was finishing when wrk stopped
     written=$(($(sum_written "$@") - written_before))

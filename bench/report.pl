@@ -271,7 +271,8 @@ push @md, '';
 
 if (@memory) {
     push @md, '## Memory and disk: 8 concurrent uploads of 1 MiB JPEG + 9 MiB MP4', '',
-        sprintf('wrk -c8 for %s s. Peak RSS: VmHWM after `echo 5 > /proc/PID/clear_refs`, summed over the '
+        sprintf('wrk -c8 for %s s, on freshly started nginx workers after a warm-up of the same uploads '
+            . '(workers that ran the 256-connection scenarios keep those buffers resident). Peak RSS: VmHWM after `echo 5 > /proc/PID/clear_refs`, summed over the '
             . 'processes, against their VmRSS at idle just before. Written: `/proc/PID/io` write_bytes '
             . '(counted when the page cache is dirtied) over the run, divided by uploads stored × bytes stored '
             . 'per upload (media bytes for chatterd and the peer: rows with a video; the whole body for DAV: '

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # Summarises one pgbench run in the format of wrk.lua's BENCH line:
 #   pgbench-stats.pl PGBENCH_OUTPUT LOG_FILE...
-#   -> BENCH <tps> <p50 ms> <p99 ms> <transactions> <failed> 0 0
+#   -> BENCH <tps> <p50 ms> <p99 ms> <transactions> <failed> 0 0 <p90 ms> <max ms>
 # tps is pgbench's own figure (without initial connection time). The latency percentiles come
 # from the per-transaction logs (-l), whose third field is the transaction's latency in us:
 #   client_id transaction_no time script_no time_epoch time_us [...]
@@ -39,4 +39,5 @@ sub percentile {
     $rank = 1 if $rank < 1;
     return $us[$rank - 1] / 1000;
 }
-printf "BENCH %.2f %.3f %.3f %d %d 0 0\n", $tps, percentile(50), percentile(99), scalar @us, $failed;
+printf "BENCH %.2f %.3f %.3f %d %d 0 0 %.3f %.3f\n", $tps, percentile(50), percentile(99), scalar @us, $failed,
+    percentile(90), $us[-1] / 1000;

@@ -4,7 +4,8 @@
 --                 pre-formatted request on every connection, with no Lua work per request)
 --   BENCH_CTYPE   Content-Type of the body
 -- At the end it prints one machine-readable line for run.sh:
---   BENCH <req/s> <p50 ms> <p99 ms> <requests> <non-2xx> <socket errors> <response bytes>
+--   BENCH <req/s> <p50 ms> <p99 ms> <requests> <non-2xx> <socket errors> <response bytes> <p90 ms> <max ms>
+-- (p90 and max last: bench/two-nodes.sh reads the fields before them)
 
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
 
@@ -23,8 +24,9 @@ end
 function done(summary, latency, requests)
   local e = summary.errors
   local seconds = summary.duration / 1e6
-  io.write(string.format("BENCH %.2f %.3f %.3f %d %d %d %d\n",
+  io.write(string.format("BENCH %.2f %.3f %.3f %d %d %d %d %.3f %.3f\n",
     summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    summary.requests, e.status, e.connect + e.read + e.write + e.timeout, summary.bytes))
+    summary.requests, e.status, e.connect + e.read + e.write + e.timeout, summary.bytes,
+    latency:percentile(90) / 1000, latency.max / 1000))
 end

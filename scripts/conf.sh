@@ -36,6 +36,6 @@ perl -e '
     "\"host=/var/run/postgresql port=5432 dbname=chatterdb user=chatter\"" "\"$conninfo\"" \
     "/etc/chatterd/tls/" "$dir/tls/" \
     "/var/lib/chatterd/media" "$media" \
-    "127.0.0.1:8080;" "127.0.0.1:$http_port;" \
+    "127.0.0.1:8080 " "127.0.0.1:$http_port " \
     "127.0.0.1:8443 " "127.0.0.1:$https_port " \
     <"$here/nginx.conf.example" >"$dir/nginx.conf"

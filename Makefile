@@ -1,6 +1,6 @@
 # chatterd for nginx. `make run` starts the whole stack locally; `make test` runs every test.
 # The work is done by the scripts in scripts/; this file only names it.
-.PHONY: all deps run test test-asan test-fresh-clone unit fuzz bench soak deb test-deb clean clean-pg
+.PHONY: all deps run test test-asan test-fresh-clone unit format fuzz bench soak deb test-deb clean clean-pg
 
 all:
 	scripts/build.sh
@@ -22,6 +22,9 @@ test-fresh-clone:
 
 unit:
 	scripts/unit.sh
+
+format:
+	scripts/format.sh
 
 fuzz:
 	scripts/fuzz.sh

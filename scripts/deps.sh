@@ -6,7 +6,7 @@ packages=(
     nginx-core nginx-dev libyajl-dev libpq-dev libssl-dev   # build and run
     postgresql                                              # the throwaway database
     prometheus                                              # t/status.t: promtool, a scraping server
-    libgtest-dev                                            # unit tests
+    libgtest-dev clang-format                               # unit tests, the code style
     libtest-base-perl libtest-longstring-perl               # t/lib's Test::Nginx::Socket
     python3-h2                                              # t/abuse_http2.t's HTTP/2 client
     wrk gnuplot-nox                                         # benchmarks

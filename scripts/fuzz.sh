@@ -3,7 +3,7 @@
 # and on the COPY rows PostgreSQL sends:
 #   multipart    the postimages form (core/multipart)
 #   json         the postchatt body (core/json: parse_chatt_json)
-#   media_sniff  the first bytes of an image or video part (core/media_name: sniff_media_type)
+#   media_sniff  the first bytes of an image or video part (core/media_type: sniff_media_type)
 #   http_host    the Host header copied into media URLs (core/http_host: valid_http_host)
 #   utf8         UTF-8 validation of form fields (core/utf8)
 #   copy_rows    binary COPY rows read and written as JSON (core/pg_copy, core/json_out)
@@ -25,7 +25,7 @@ core="$here/src/core"
 build multipart "$core/multipart.cpp" "$here/fuzz/multipart_fuzz.cpp"
 build json "$core/json.cpp" "$core/json_out.cpp" "$core/timestamp.cpp" "$core/utf8.cpp" \
     "$here/fuzz/json_fuzz.cpp" -lyajl
-build media_sniff "$core/media_name.cpp" "$here/fuzz/media_sniff_fuzz.cpp" -lcrypto
+build media_sniff "$core/media_type.cpp" "$here/fuzz/media_sniff_fuzz.cpp"
 build http_host "$core/http_host.cpp" "$here/fuzz/http_host_fuzz.cpp"
 build utf8 "$core/utf8.cpp" "$here/fuzz/utf8_fuzz.cpp"
 build copy_rows "$core/pg_copy.cpp" "$core/json_out.cpp" "$core/timestamp.cpp" \

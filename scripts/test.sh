@@ -20,6 +20,7 @@ export TEST_PG_PORT="${TEST_PG_PORT:-55439}"
 pg_dir="${TEST_PG_DIR:-$(scripts/pg.sh dir test "$TEST_PG_PORT")}"
 
 scripts/deps.sh
+scripts/format.sh check
 scripts/build.sh
 scripts/unit.sh
 

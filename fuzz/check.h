@@ -6,8 +6,7 @@
 
 namespace chatterd_fuzz {
 
-inline void check(bool condition, const char* what)
-{
+inline void check(bool condition, const char* what) {
     if (!condition) {
         std::fprintf(stderr, "property broken: %s\n", what);
         std::abort();

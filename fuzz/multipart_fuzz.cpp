@@ -1,9 +1,11 @@
 // libFuzzer target for the streaming multipart parser.
-// Input: byte 0 picks the boundary (bits 0-1) and the mode (bit 2); byte 1 picks how the body is cut
-// into spans; the rest is the payload.
-//   raw mode:        the payload is the body; feeding it whole and in pieces must give the same events,
+// Input: byte 0 picks the boundary (bits 0-1) and the mode (bit 2); byte 1 picks how the body is
+// cut into spans; the rest is the payload.
+//   raw mode:        the payload is the body; feeding it whole and in pieces must give the same
+//   events,
 //                    which must be well nested, and no part's data may contain the delimiter.
-//   structured mode: the payload, split at 0xFE bytes, is the content of successive parts of a well-formed
+//   structured mode: the payload, split at 0xFE bytes, is the content of successive parts of a
+//   well-formed
 //                    form; every content must come back byte-exact.
 #include "core/multipart.h"
 
@@ -20,7 +22,8 @@ using chatterd::MultipartParser;
 using chatterd::MultipartStatus;
 using chatterd::PartHeaders;
 
-constexpr std::string_view kBoundaries[] = {"XyZ", "------------------------d74496d66958873e", "--", "a"};
+constexpr std::string_view kBoundaries[] = {"XyZ", "------------------------d74496d66958873e", "--",
+                                            "a"};
 constexpr char kContentSeparator = '\xFE';
 
 using chatterd_fuzz::check;
@@ -32,17 +35,15 @@ public:
 
     std::vector<std::string> events;
 
-    bool on_part_begin(const PartHeaders& part) override
-    {
+    bool on_part_begin(const PartHeaders& part) override {
         check(!in_part_, "part begins inside a part");
         check(part.has_filename || part.filename.empty(), "filename without has_filename");
         in_part_ = true;
-        events.push_back("begin " + std::string(part.name) + '\0' + std::string(part.filename) + '\0' +
-                         std::string(part.content_type) + (part.has_filename ? "+" : "-"));
+        events.push_back("begin " + std::string(part.name) + '\0' + std::string(part.filename)
+                         + '\0' + std::string(part.content_type) + (part.has_filename ? "+" : "-"));
         return true;
     }
-    bool on_part_data(std::string_view bytes) override
-    {
+    bool on_part_data(std::string_view bytes) override {
         check(in_part_, "data outside a part");
         check(!bytes.empty(), "empty data span");
         if (events.back().rfind("data ", 0) != 0) {
@@ -51,11 +52,11 @@ public:
         events.back().append(bytes);
         return true;
     }
-    bool on_part_end() override
-    {
+    bool on_part_end() override {
         check(in_part_, "part ends outside a part");
         const bool had_data = events.back().rfind("data ", 0) == 0;
-        check(!had_data || events.back().find(delimiter_) == std::string::npos, "part data holds the delimiter");
+        check(!had_data || events.back().find(delimiter_) == std::string::npos,
+              "part data holds the delimiter");
         in_part_ = false;
         events.emplace_back("end");
         return true;
@@ -71,15 +72,13 @@ struct Outcome {
     MultipartStatus status;
     bool complete;
 
-    bool operator==(const Outcome& other) const
-    {
+    bool operator==(const Outcome& other) const {
         return events == other.events && status == other.status && complete == other.complete;
     }
 };
 
 // Span sizes: 1 byte each when cut_seed is 0, else pseudo-random sizes up to cut_seed.
-std::vector<std::size_t> span_sizes(std::size_t body_size, std::uint8_t cut_seed)
-{
+std::vector<std::size_t> span_sizes(std::size_t body_size, std::uint8_t cut_seed) {
     std::vector<std::size_t> sizes;
     std::uint32_t state = cut_seed;
     for (std::size_t fed = 0; fed < body_size;) {
@@ -91,8 +90,8 @@ std::vector<std::size_t> span_sizes(std::size_t body_size, std::uint8_t cut_seed
     return sizes;
 }
 
-Outcome parse(std::string_view body, std::string_view boundary, const std::vector<std::size_t>& sizes)
-{
+Outcome parse(std::string_view body, std::string_view boundary,
+              const std::vector<std::size_t>& sizes) {
     CheckingSink sink("\r\n--" + std::string(boundary));
     MultipartParser parser(boundary, sink, 512);
     MultipartStatus status = MultipartStatus::ok;
@@ -104,18 +103,19 @@ Outcome parse(std::string_view body, std::string_view boundary, const std::vecto
     }
     const auto finished = parser.finish();
     check(status == MultipartStatus::ok || finished == status, "finish changed the error");
-    check((finished == MultipartStatus::ok) == parser.complete(), "finish disagrees with complete()");
+    check((finished == MultipartStatus::ok) == parser.complete(),
+          "finish disagrees with complete()");
     return {sink.events, finished, parser.complete()};
 }
 
-void check_raw_body(std::string_view body, std::string_view boundary, std::uint8_t cut_seed)
-{
+void check_raw_body(std::string_view body, std::string_view boundary, std::uint8_t cut_seed) {
     const auto whole = parse(body, boundary, {body.size()});
-    check(parse(body, boundary, span_sizes(body.size(), cut_seed)) == whole, "pieces and whole body differ");
+    check(parse(body, boundary, span_sizes(body.size(), cut_seed)) == whole,
+          "pieces and whole body differ");
 }
 
-void check_structured_form(std::string_view payload, std::string_view boundary, std::uint8_t cut_seed)
-{
+void check_structured_form(std::string_view payload, std::string_view boundary,
+                           std::uint8_t cut_seed) {
     const std::string dash_boundary = "--" + std::string(boundary);
     std::string body;
     std::vector<std::string> expected;
@@ -135,14 +135,14 @@ void check_structured_form(std::string_view payload, std::string_view boundary, 
         expected.emplace_back("end");
     }
     body += dash_boundary + "--";
-    check(parse(body, boundary, span_sizes(body.size(), cut_seed)) == Outcome{expected, MultipartStatus::ok, true},
+    check(parse(body, boundary, span_sizes(body.size(), cut_seed))
+              == Outcome{expected, MultipartStatus::ok, true},
           "well-formed form not parsed back exactly");
 }
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
-{
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 2) {
         return 0;
     }

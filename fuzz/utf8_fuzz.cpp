@@ -1,8 +1,8 @@
 // libFuzzer target for UTF-8 validation (core/utf8: first_invalid_utf8, utf8_length).
-// Input: the text. first_invalid_utf8 must agree with an independent decoder written here (RFC 3629 table 3-7:
-// code points by sequence length, no overlong forms, no surrogates, nothing past U+10FFFF), byte offset for byte
-// offset; utf8_length of the valid prefix must count its code points; the valid prefix re-encoded must be the
-// same bytes.
+// Input: the text. first_invalid_utf8 must agree with an independent decoder written here (RFC 3629
+// table 3-7: code points by sequence length, no overlong forms, no surrogates, nothing past
+// U+10FFFF), byte offset for byte offset; utf8_length of the valid prefix must count its code
+// points; the valid prefix re-encoded must be the same bytes.
 #include "core/utf8.h"
 
 #include "check.h"
@@ -16,9 +16,9 @@ namespace {
 
 using chatterd_fuzz::check;
 
-// Decodes text into code points; returns the offset of the first ill-formed sequence, or text.size().
-std::size_t reference_decode(std::string_view text, std::vector<std::uint32_t>& code_points)
-{
+// Decodes text into code points; returns the offset of the first ill-formed sequence, or
+// text.size().
+std::size_t reference_decode(std::string_view text, std::vector<std::uint32_t>& code_points) {
     std::size_t pos = 0;
     while (pos < text.size()) {
         const auto lead = static_cast<unsigned char>(text[pos]);
@@ -55,8 +55,7 @@ std::size_t reference_decode(std::string_view text, std::vector<std::uint32_t>& 
     return pos;
 }
 
-std::string encode(const std::vector<std::uint32_t>& code_points)
-{
+std::string encode(const std::vector<std::uint32_t>& code_points) {
     std::string out;
     for (std::uint32_t c : code_points) {
         if (c < 0x80) {
@@ -80,16 +79,18 @@ std::string encode(const std::vector<std::uint32_t>& code_points)
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
-{
-    const std::string text(reinterpret_cast<const char*>(data), size);   // exactly its size on the heap
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string text(reinterpret_cast<const char*>(data),
+                           size);  // exactly its size on the heap
     std::vector<std::uint32_t> code_points;
     const std::size_t valid = reference_decode(text, code_points);
     const auto invalid = chatterd::first_invalid_utf8(text);
-    check(invalid.value_or(text.size()) == valid, "first_invalid_utf8 disagrees with the reference decoder");
+    check(invalid.value_or(text.size()) == valid,
+          "first_invalid_utf8 disagrees with the reference decoder");
     check(!invalid || *invalid < text.size(), "an invalid offset past the text");
     const std::string_view prefix = std::string_view(text).substr(0, valid);
-    check(chatterd::utf8_length(prefix) == code_points.size(), "utf8_length miscounts well-formed text");
+    check(chatterd::utf8_length(prefix) == code_points.size(),
+          "utf8_length miscounts well-formed text");
     check(encode(code_points) == prefix, "well-formed text does not re-encode to itself");
     return 0;
 }

@@ -46,7 +46,8 @@ char* set_endpoint(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* value = static_cast<ngx_str_t*>(cf->args->elts);
     if (lc->endpoint != Endpoint::none) return const_cast<char*>("is duplicate");
     for (const EndpointEntry& e : endpoints) {
-        if (value[1].len == e.name.len && ngx_strncmp(value[1].data, e.name.data, e.name.len) == 0) {
+        if (value[1].len == e.name.len
+            && ngx_strncmp(value[1].data, e.name.data, e.name.len) == 0) {
             lc->endpoint = e.endpoint;
             auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
                 ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
@@ -54,9 +55,10 @@ char* set_endpoint(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
             return NGX_CONF_OK;
         }
     }
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "unknown chatterd endpoint \"%V\" (getchatts, postchatt, getimages, postimages)",
-                       &value[1]);
+    ngx_conf_log_error(
+        NGX_LOG_EMERG, cf, 0,
+        "unknown chatterd endpoint \"%V\" (getchatts, postchatt, getimages, postimages)",
+        &value[1]);
     return static_cast<char*>(NGX_CONF_ERROR);
 }
 
@@ -105,11 +107,13 @@ char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try 
     return static_cast<char*>(NGX_CONF_ERROR);
 }
 
-// A string returned by a directive handler is logged by nginx as "\"<directive>\" directive <string>".
+// A string returned by a directive handler is logged by nginx as "\"<directive>\" directive
+// <string>".
 char* check_num_bounds(ngx_conf_t* cf, void* post, void* data) {
     auto* value = static_cast<ngx_uint_t*>(data);
     auto* bounds = static_cast<ngx_conf_num_bounds_t*>(post);
-    if (*value >= static_cast<ngx_uint_t>(bounds->low) && *value <= static_cast<ngx_uint_t>(bounds->high))
+    if (*value >= static_cast<ngx_uint_t>(bounds->low)
+        && *value <= static_cast<ngx_uint_t>(bounds->high))
         return NGX_CONF_OK;
     auto* message = static_cast<u_char*>(ngx_pnalloc(cf->pool, 64));
     if (message == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
@@ -149,7 +153,8 @@ char* set_media_root(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     ngx_str_t path = value[1];
     if (path.len == 0) return const_cast<char*>("must name a directory");
     while (path.len > 1 && path.data[path.len - 1] == '/') path.len--;
-    if (ngx_conf_full_name(cf->cycle, &path, 0) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
+    if (ngx_conf_full_name(cf->cycle, &path, 0) != NGX_OK)
+        return static_cast<char*>(NGX_CONF_ERROR);
     struct stat st;
     if (stat(reinterpret_cast<char*>(path.data), &st) != 0 || !S_ISDIR(st.st_mode)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
@@ -167,9 +172,10 @@ char* set_media_url(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     std::string_view url = to_view(value[1]);
     bool absolute = url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
     if (!absolute && (url.empty() || url[0] != '/')) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chatterd_media_url \"%V\" must start with \"/\", \"http://\" or \"https://\"",
-                           &value[1]);
+        ngx_conf_log_error(
+            NGX_LOG_EMERG, cf, 0,
+            "chatterd_media_url \"%V\" must start with \"/\", \"http://\" or \"https://\"",
+            &value[1]);
         return static_cast<char*>(NGX_CONF_ERROR);
     }
     bool slash = url.back() == '/';
@@ -204,26 +210,40 @@ ngx_command_t commands[] = {
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("chatterd_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_status,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
-    {ngx_string("chatterd_pg"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
-     set_conninfo, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_conninfo), nullptr},
-    {ngx_string("chatterd_pg_pool"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
-     ngx_conf_set_num_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_pool_size), &pool_bounds},
-    {ngx_string("chatterd_pg_queue"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+    {ngx_string("chatterd_pg"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_conninfo,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_conninfo), nullptr},
+    {ngx_string("chatterd_pg_pool"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_num_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_pool_size),
+     &pool_bounds},
+    {ngx_string("chatterd_pg_queue"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_num_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_queue), &queue_bounds},
-    {ngx_string("chatterd_pg_timeout"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
-     ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_timeout), &positive_msec},
-    {ngx_string("chatterd_pg_backoff_max"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
-     ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_backoff_max), &positive_msec},
-    {ngx_string("chatterd_media_root"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
-     set_media_root, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
-    {ngx_string("chatterd_media_url"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
-     set_media_url, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
-    {ngx_string("chatterd_media_max_size"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
-     ngx_conf_set_off_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_max_size), &positive_size},
+    {ngx_string("chatterd_pg_timeout"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_timeout),
+     &positive_msec},
+    {ngx_string("chatterd_pg_backoff_max"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, pg_backoff_max),
+     &positive_msec},
+    {ngx_string("chatterd_media_root"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_media_root,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("chatterd_media_url"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_media_url,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("chatterd_media_max_size"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_off_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_max_size),
+     &positive_size},
     {ngx_string("chatterd_answer_memory_max"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-     ngx_conf_set_size_slot, NGX_HTTP_MAIN_CONF_OFFSET, offsetof(MainConf, answer_memory_max), nullptr},
-    {ngx_string("chatterd_media_sweep"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
-     set_media_sweep, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+     ngx_conf_set_size_slot, NGX_HTTP_MAIN_CONF_OFFSET, offsetof(MainConf, answer_memory_max),
+     nullptr},
+    {ngx_string("chatterd_media_sweep"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_media_sweep,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command,
 };
 
@@ -258,13 +278,15 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
 }
 
 bool same_spec(const PgPoolSpec& spec, const LocConf& lc) {
-    return spec.size == lc.pg_pool_size && spec.queue == lc.pg_queue && spec.timeout == lc.pg_timeout
-           && spec.backoff_max == lc.pg_backoff_max && to_view(spec.conninfo) == to_view(lc.pg_conninfo);
+    return spec.size == lc.pg_pool_size && spec.queue == lc.pg_queue
+           && spec.timeout == lc.pg_timeout && spec.backoff_max == lc.pg_backoff_max
+           && to_view(spec.conninfo) == to_view(lc.pg_conninfo);
 }
 
 // Locations with identical database settings share one pool per worker.
 PgPoolSpec* pool_spec_for(ngx_conf_t* cf, const LocConf& lc) {
-    auto* mc = static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
+    auto* mc =
+        static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
     auto** specs = static_cast<PgPoolSpec**>(mc->pool_specs.elts);
     for (ngx_uint_t i = 0; i < mc->pool_specs.nelts; i++) {
         if (same_spec(*specs[i], lc)) return specs[i];
@@ -290,7 +312,8 @@ char* add_media_sweep(ngx_conf_t* cf, const LocConf& lc) noexcept {
                            "a file younger than a post's deadline may still get its row");
         return static_cast<char*>(NGX_CONF_ERROR);
     }
-    auto* mc = static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
+    auto* mc =
+        static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
     auto** sweeps = static_cast<MediaSweepSpec**>(mc->media_sweeps.elts);
     for (ngx_uint_t i = 0; i < mc->media_sweeps.nelts; i++) {
         MediaSweepSpec& sweep = *sweeps[i];
@@ -348,14 +371,14 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
 }
 
 ngx_http_module_t module_ctx = {
-    nullptr,           // preconfiguration
-    metrics_configure, // postconfiguration
-    create_main_conf,  // create main configuration
-    init_main_conf,    // init main configuration
-    nullptr,           // create server configuration
-    nullptr,           // merge server configuration
-    create_loc_conf,   // create location configuration
-    merge_loc_conf,    // merge location configuration
+    nullptr,            // preconfiguration
+    metrics_configure,  // postconfiguration
+    create_main_conf,   // create main configuration
+    init_main_conf,     // init main configuration
+    nullptr,            // create server configuration
+    nullptr,            // merge server configuration
+    create_loc_conf,    // create location configuration
+    merge_loc_conf,     // merge location configuration
 };
 
 // Pools belong to worker processes: created here, never in the master, whose descriptors
@@ -382,15 +405,15 @@ void exit_process(ngx_cycle_t* cycle) noexcept {
 
 ngx_module_t ngx_http_chatterd_module = {
     NGX_MODULE_V1,
-    &chatterd::module_ctx,     // module context
-    chatterd::commands,        // module directives
-    NGX_HTTP_MODULE,           // module type
-    nullptr,                   // init master
-    nullptr,                   // init module
-    chatterd::init_process,    // init process
-    nullptr,                   // init thread
-    nullptr,                   // exit thread
-    chatterd::exit_process,    // exit process
-    nullptr,                   // exit master
+    &chatterd::module_ctx,   // module context
+    chatterd::commands,      // module directives
+    NGX_HTTP_MODULE,         // module type
+    nullptr,                 // init master
+    nullptr,                 // init module
+    chatterd::init_process,  // init process
+    nullptr,                 // init thread
+    nullptr,                 // exit thread
+    chatterd::exit_process,  // exit process
+    nullptr,                 // exit master
     NGX_MODULE_V1_PADDING,
 };

@@ -6,8 +6,9 @@
 
 namespace chatterd {
 
-// How a column's values arrive, as PostgreSQL sends them in binary: text as its UTF-8 bytes, uuid as its 16 bytes,
-// timestamp as 8 bytes of big-endian microseconds since 2000-01-01 (see IsoTimestamps).
+// How a column's values arrive, as PostgreSQL sends them in binary: text as its UTF-8 bytes, uuid
+// as its 16 bytes, timestamp as 8 bytes of big-endian microseconds since 2000-01-01 (see
+// IsoTimestamps).
 enum class ColumnKind { text, uuid, timestamp };
 
 // One field of a result row: bytes and length, or SQL NULL.

@@ -8,16 +8,14 @@
 namespace chatterd {
 namespace {
 
-constexpr std::size_t kMaxNameLength = 253;   // the longest DNS name, without its trailing dot
+constexpr std::size_t kMaxNameLength = 253;  // the longest DNS name, without its trailing dot
 
-bool name_character(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.'
-           || c == '_';
+bool name_character(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
+           || c == '.' || c == '_';
 }
 
-bool valid_name(std::string_view name)
-{
+bool valid_name(std::string_view name) {
     if (name.empty() || name.size() > kMaxNameLength) {
         return false;
     }
@@ -29,21 +27,20 @@ bool valid_name(std::string_view name)
     return true;
 }
 
-bool valid_ipv6_literal(std::string_view literal)
-{
+bool valid_ipv6_literal(std::string_view literal) {
     if (literal.size() < 2 || literal.front() != '[' || literal.back() != ']') {
         return false;
     }
     std::string address(literal.substr(1, literal.size() - 2));
     if (address.find('\0') != std::string::npos) {
-        return false;   // inet_pton would read only up to it: "[::1\0<anything>]" would pass
+        return false;  // inet_pton would read only up to it: "[::1\0<anything>]" would pass
     }
     in6_addr parsed;
-    return inet_pton(AF_INET6, address.c_str(), &parsed) == 1;   // refuses zones ("%eth0") and anything else
+    return inet_pton(AF_INET6, address.c_str(), &parsed)
+           == 1;  // refuses zones ("%eth0") and anything else
 }
 
-bool valid_port(std::string_view port)
-{
+bool valid_port(std::string_view port) {
     if (port.empty() || port.size() > 5) {
         return false;
     }
@@ -59,8 +56,7 @@ bool valid_port(std::string_view port)
 
 }  // namespace
 
-bool valid_http_host(std::string_view host)
-{
+bool valid_http_host(std::string_view host) {
     std::string_view port;
     std::size_t colon = host.rfind(':');
     std::size_t bracket = host.rfind(']');

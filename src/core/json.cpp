@@ -16,8 +16,7 @@ namespace chatterd {
 
 namespace {
 
-const unsigned char* as_bytes(const char* text)
-{
+const unsigned char* as_bytes(const char* text) {
     return reinterpret_cast<const unsigned char*>(text);
 }
 
@@ -28,21 +27,22 @@ struct FieldSeen {
     std::string value;
 };
 
-// State of one parse, driven by yajl's callbacks. Callbacks only record: the verdict comes after yajl has checked
-// the whole body, so malformed JSON is always reported as such, whatever its first value is.
+// State of one parse, driven by yajl's callbacks. Callbacks only record: the verdict comes after
+// yajl has checked the whole body, so malformed JSON is always reported as such, whatever its first
+// value is.
 struct ChattParse {
     enum class TopLevel { nothing_yet, object, something_else };
 
     TopLevel top_level = TopLevel::nothing_yet;
-    std::size_t depth = 0;               // containers open around the next token
-    FieldSeen* value_owner = nullptr;    // the wanted key whose value comes next; nullptr for any other key
+    std::size_t depth = 0;  // containers open around the next token
+    FieldSeen* value_owner =
+        nullptr;  // the wanted key whose value comes next; nullptr for any other key
     FieldSeen username;
     FieldSeen message;
-    std::exception_ptr failure;          // an exception caught in a callback, rethrown after yajl returns
+    std::exception_ptr failure;  // an exception caught in a callback, rethrown after yajl returns
 
     // A value (scalar or container start) at the current depth.
-    void value(bool is_string, std::string_view text)
-    {
+    void value(bool is_string, std::string_view text) {
         if (depth == 0) {
             top_level = TopLevel::something_else;
         } else if (depth == 1 && value_owner != nullptr) {
@@ -53,8 +53,7 @@ struct ChattParse {
         }
     }
 
-    void container_start(bool is_map)
-    {
+    void container_start(bool is_map) {
         if (depth == 0 && is_map) {
             top_level = TopLevel::object;
         } else {
@@ -63,8 +62,7 @@ struct ChattParse {
         ++depth;
     }
 
-    void key(std::string_view name)
-    {
+    void key(std::string_view name) {
         if (depth != 1) {
             return;
         }
@@ -74,8 +72,7 @@ struct ChattParse {
 
 // Runs one step of a ChattParse as a yajl callback: 1 to continue, 0 to stop after an exception.
 template <typename Step>
-int run_step(void* parse, Step step) noexcept
-{
+int run_step(void* parse, Step step) noexcept {
     auto* state = static_cast<ChattParse*>(parse);
     try {
         step(*state);
@@ -86,89 +83,80 @@ int run_step(void* parse, Step step) noexcept
     }
 }
 
-std::string_view as_text(const unsigned char* bytes, std::size_t len)
-{
+std::string_view as_text(const unsigned char* bytes, std::size_t len) {
     return std::string_view(reinterpret_cast<const char*>(bytes), len);
 }
 
-int on_non_string(void* parse)
-{
+int on_non_string(void* parse) {
     return run_step(parse, [](ChattParse& state) { state.value(false, {}); });
 }
 
-int on_boolean(void* parse, int)
-{
+int on_boolean(void* parse, int) {
     return on_non_string(parse);
 }
 
-int on_number(void* parse, const char*, std::size_t)
-{
+int on_number(void* parse, const char*, std::size_t) {
     return on_non_string(parse);
 }
 
-int on_string(void* parse, const unsigned char* bytes, std::size_t len)
-{
+int on_string(void* parse, const unsigned char* bytes, std::size_t len) {
     return run_step(parse, [=](ChattParse& state) { state.value(true, as_text(bytes, len)); });
 }
 
-int on_map_key(void* parse, const unsigned char* bytes, std::size_t len)
-{
+int on_map_key(void* parse, const unsigned char* bytes, std::size_t len) {
     return run_step(parse, [=](ChattParse& state) { state.key(as_text(bytes, len)); });
 }
 
-int on_map_start(void* parse)
-{
+int on_map_start(void* parse) {
     return run_step(parse, [](ChattParse& state) { state.container_start(true); });
 }
 
-int on_array_start(void* parse)
-{
+int on_array_start(void* parse) {
     return run_step(parse, [](ChattParse& state) { state.container_start(false); });
 }
 
-int on_container_end(void* parse)
-{
+int on_container_end(void* parse) {
     return run_step(parse, [](ChattParse& state) { --state.depth; });
 }
 
-// Numbers arrive through the number callback as text (integer and double stay unset), so a big integer is a value
-// like any other rather than yajl's "integer overflow" error: Python accepts any integer.
+// Numbers arrive through the number callback as text (integer and double stay unset), so a big
+// integer is a value like any other rather than yajl's "integer overflow" error: Python accepts any
+// integer.
 const yajl_callbacks kChattCallbacks = {
-    on_non_string,      // null
-    on_boolean,         // boolean
-    nullptr,            // integer
-    nullptr,            // double
-    on_number,          // number
-    on_string,          // string
-    on_map_start,       // start_map
-    on_map_key,         // map_key
-    on_container_end,   // end_map
-    on_array_start,     // start_array
-    on_container_end,   // end_array
+    on_non_string,     // null
+    on_boolean,        // boolean
+    nullptr,           // integer
+    nullptr,           // double
+    on_number,         // number
+    on_string,         // string
+    on_map_start,      // start_map
+    on_map_key,        // map_key
+    on_container_end,  // end_map
+    on_array_start,    // start_array
+    on_container_end,  // end_array
 };
 
-std::string yajl_error_message(yajl_handle parser, std::string_view body)
-{
+std::string yajl_error_message(yajl_handle parser, std::string_view body) {
     unsigned char* message = yajl_get_error(parser, 0, as_bytes(body.data()), body.size());
     if (message == nullptr) {
         throw std::bad_alloc();
     }
     std::string text(reinterpret_cast<const char*>(message));
     yajl_free_error(parser, message);
-    text.erase(text.find_last_not_of(" \n") + 1);   // yajl ends its message with a newline
+    text.erase(text.find_last_not_of(" \n") + 1);  // yajl ends its message with a newline
     return text;
 }
 
 // The UTF-16 code unit of the \uXXXX escape whose backslash is at body[at], if there is one.
-std::optional<unsigned> escaped_code_unit(std::string_view body, std::size_t at)
-{
+std::optional<unsigned> escaped_code_unit(std::string_view body, std::size_t at) {
     if (at + 6 > body.size() || body[at] != '\\' || body[at + 1] != 'u') {
         return std::nullopt;
     }
     unsigned unit = 0;
     for (char digit : body.substr(at + 2, 4)) {
-        unsigned value = std::isdigit(static_cast<unsigned char>(digit)) ? digit - '0'
-                                                                          : (std::tolower(digit) - 'a' + 10);
+        unsigned value = std::isdigit(static_cast<unsigned char>(digit))
+                             ? digit - '0'
+                             : (std::tolower(digit) - 'a' + 10);
         if (value > 15) {
             return std::nullopt;
         }
@@ -177,15 +165,15 @@ std::optional<unsigned> escaped_code_unit(std::string_view body, std::size_t at)
     return unit;
 }
 
-// Where an escaped surrogate has no partner. yajl does not refuse these: a lone high surrogate ("\ud800") becomes
-// "?" and a lone low one becomes bytes PostgreSQL refuses, so they are found in the text itself. Runs on a body
-// yajl accepted, where a backslash only occurs inside strings.
-std::optional<std::size_t> unpaired_surrogate_escape(std::string_view body)
-{
+// Where an escaped surrogate has no partner. yajl does not refuse these: a lone high surrogate
+// ("\ud800") becomes
+// "?" and a lone low one becomes bytes PostgreSQL refuses, so they are found in the text itself.
+// Runs on a body yajl accepted, where a backslash only occurs inside strings.
+std::optional<std::size_t> unpaired_surrogate_escape(std::string_view body) {
     for (std::size_t i = body.find('\\'); i != std::string_view::npos; i = body.find('\\', i)) {
         std::optional<unsigned> unit = escaped_code_unit(body, i);
         if (!unit) {
-            i += 2;   // another escape, such as "\\" or "\n"
+            i += 2;  // another escape, such as "\\" or "\n"
             continue;
         }
         bool high = *unit >= 0xD800 && *unit <= 0xDBFF;
@@ -205,11 +193,11 @@ std::optional<std::size_t> unpaired_surrogate_escape(std::string_view body)
     return std::nullopt;
 }
 
-// Runs yajl over the whole body; returns why if the body is not one well-formed JSON value in UTF-8.
-// yajl only checks the shape of UTF-8 sequences: overlong forms (C0 80), encoded surrogates (ED A0 80) and code
-// points past U+10FFFF get through, and PostgreSQL would refuse them at INSERT time, so the body is checked first.
-std::optional<std::string> parse_json(std::string_view body, ChattParse& state)
-{
+// Runs yajl over the whole body; returns why if the body is not one well-formed JSON value in
+// UTF-8. yajl only checks the shape of UTF-8 sequences: overlong forms (C0 80), encoded surrogates
+// (ED A0 80) and code points past U+10FFFF get through, and PostgreSQL would refuse them at INSERT
+// time, so the body is checked first.
+std::optional<std::string> parse_json(std::string_view body, ChattParse& state) {
     if (std::optional<std::size_t> offset = first_invalid_utf8(body)) {
         return "invalid UTF-8 at byte " + std::to_string(*offset);
     }
@@ -218,7 +206,8 @@ std::optional<std::string> parse_json(std::string_view body, ChattParse& state)
     if (!parser) {
         throw std::bad_alloc();
     }
-    // Defaults, spelled out because the API depends on them: checked strings, one value, nothing after it.
+    // Defaults, spelled out because the API depends on them: checked strings, one value, nothing
+    // after it.
     yajl_config(parser.get(), yajl_dont_validate_strings, 0);
     yajl_config(parser.get(), yajl_allow_trailing_garbage, 0);
     yajl_config(parser.get(), yajl_allow_multiple_values, 0);
@@ -238,8 +227,7 @@ std::optional<std::string> parse_json(std::string_view body, ChattParse& state)
 }
 
 // Why a field's value is unusable, or an empty string when it is a usable string.
-std::string field_problem(const FieldSeen& field, std::string_view name)
-{
+std::string field_problem(const FieldSeen& field, std::string_view name) {
     std::string quoted = "\"" + std::string(name) + "\"";
     if (!field.present) {
         return "missing key " + quoted;
@@ -250,7 +238,8 @@ std::string field_problem(const FieldSeen& field, std::string_view name)
     if (field.value.find('\0') != std::string::npos) {
         return quoted + " contains a NUL character";
     }
-    if (first_invalid_utf8(field.value)) {   // the body was valid: only an escape such as "\udc00" gets here
+    if (first_invalid_utf8(
+            field.value)) {  // the body was valid: only an escape such as "\udc00" gets here
         return quoted + " contains an unpaired surrogate escape";
     }
     return {};
@@ -258,8 +247,7 @@ std::string field_problem(const FieldSeen& field, std::string_view name)
 
 }  // namespace
 
-std::optional<ChattFields> parse_chatt_json(std::string_view body, std::string& why)
-{
+std::optional<ChattFields> parse_chatt_json(std::string_view body, std::string& why) {
     ChattParse state;
     if (std::optional<std::string> yajl_message = parse_json(body, state)) {
         why = "malformed JSON: " + *yajl_message;
@@ -269,7 +257,8 @@ std::optional<ChattFields> parse_chatt_json(std::string_view body, std::string& 
         why = "not a JSON object";
         return std::nullopt;
     }
-    for (auto [field, name] : {std::pair{&state.username, "username"}, std::pair{&state.message, "message"}}) {
+    for (auto [field, name] :
+         {std::pair{&state.username, "username"}, std::pair{&state.message, "message"}}) {
         why = field_problem(*field, name);
         if (!why.empty()) {
             return std::nullopt;

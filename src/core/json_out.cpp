@@ -1,5 +1,5 @@
-// JSON out: the rows of getchatts/getimages (from binary COPY cells) and the error bodies, escaped as Python's
-// json.dumps escapes.
+// JSON out: the rows of getchatts/getimages (from binary COPY cells) and the error bodies, escaped
+// as Python's json.dumps escapes.
 #include "core/json.h"
 
 #include <cstdint>
@@ -7,16 +7,14 @@
 #include <stdexcept>
 #include <string>
 
-
 namespace chatterd {
 
 namespace {
 
-constexpr char kHexDigits[] = "0123456789abcdef";   // lower case, as Python and PostgreSQL write hex
+constexpr char kHexDigits[] = "0123456789abcdef";  // lower case, as Python and PostgreSQL write hex
 
 // The bytes a JSON string cannot hold as they are.
-constexpr bool needs_escape(unsigned char byte)
-{
+constexpr bool needs_escape(unsigned char byte) {
     return byte < 0x20 || byte == '"' || byte == '\\';
 }
 
@@ -25,8 +23,7 @@ constexpr bool needs_escape(unsigned char byte)
 // borrow can also set it in a more significant byte, but only above a true match, so "any" is
 // exact. Bytes of 0x80 and up never match: ~word clears their high bit (the same bit as in
 // word ^ '"' and word ^ '\\', since both patterns are below 0x80).
-constexpr bool any_needs_escape(std::uint64_t word)
-{
+constexpr bool any_needs_escape(std::uint64_t word) {
     constexpr std::uint64_t ones = 0x0101010101010101ULL;
     constexpr std::uint64_t highs = 0x8080808080808080ULL;
     const std::uint64_t below_space = word - ones * 0x20;
@@ -37,8 +34,7 @@ constexpr bool any_needs_escape(std::uint64_t word)
 
 // The index of the first byte at or after from that needs escaping, or size. Almost every string
 // in a chatt is all plain bytes, so they are checked 8 at a time.
-std::size_t next_escape(const char* text, std::size_t from, std::size_t size)
-{
+std::size_t next_escape(const char* text, std::size_t from, std::size_t size) {
     std::size_t i = from;
     for (; i + 8 <= size; i += 8) {
         std::uint64_t word;
@@ -55,8 +51,7 @@ std::size_t next_escape(const char* text, std::size_t from, std::size_t size)
     return size;
 }
 
-char* write_escape(char* out, unsigned char byte)
-{
+char* write_escape(char* out, unsigned char byte) {
     const char* escape = nullptr;
     switch (byte) {
     case '"': escape = "\\\""; break;
@@ -78,19 +73,18 @@ char* write_escape(char* out, unsigned char byte)
 }
 
 // The most bytes a JSON string literal of text can take: quotes, and 6 bytes for each escaped byte.
-constexpr std::size_t string_bound(std::size_t text_length)
-{
+constexpr std::size_t string_bound(std::size_t text_length) {
     return 2 + 6 * text_length;
 }
 
-// Writes text as a JSON string literal at out, which has room for string_bound(text.size()) bytes; returns its end.
-char* write_json_string(char* out, std::string_view text)
-{
+// Writes text as a JSON string literal at out, which has room for string_bound(text.size()) bytes;
+// returns its end.
+char* write_json_string(char* out, std::string_view text) {
     *out++ = '"';
     std::size_t plain_from = 0;
     while (true) {
         std::size_t at = next_escape(text.data(), plain_from, text.size());
-        if (at > plain_from) {   // an empty text's data() may be null, which memcpy may not be given
+        if (at > plain_from) {  // an empty text's data() may be null, which memcpy may not be given
             std::memcpy(out, text.data() + plain_from, at - plain_from);
             out += at - plain_from;
         }
@@ -105,20 +99,19 @@ char* write_json_string(char* out, std::string_view text)
 }
 
 constexpr std::size_t kUuidBytes = 16;
-constexpr std::size_t kUuidLiteralLength = 38;   // "8-4-4-4-12" hex digits, quoted
+constexpr std::size_t kUuidLiteralLength = 38;  // "8-4-4-4-12" hex digits, quoted
 
 // The bytes of a binary cell that must be exactly Size long.
 template <std::size_t Size>
-const unsigned char* binary_value(const Cell& cell, const char* type)
-{
+const unsigned char* binary_value(const Cell& cell, const char* type) {
     if (cell.len != Size) {
-        throw std::runtime_error(std::string("a binary ") + type + " of " + std::to_string(cell.len) + " bytes");
+        throw std::runtime_error(std::string("a binary ") + type + " of " + std::to_string(cell.len)
+                                 + " bytes");
     }
     return reinterpret_cast<const unsigned char*>(cell.data);
 }
 
-std::int64_t big_endian_i64(const unsigned char* bytes)
-{
+std::int64_t big_endian_i64(const unsigned char* bytes) {
     std::uint64_t value = 0;
     for (int i = 0; i < 8; ++i) {
         value = (value << 8) | bytes[i];
@@ -127,8 +120,7 @@ std::int64_t big_endian_i64(const unsigned char* bytes)
 }
 
 // "5b0c2f6e-0000-4000-8000-000000000001", quoted, as PostgreSQL (and Python's str(UUID)) writes it.
-char* write_uuid(char* out, const unsigned char* bytes)
-{
+char* write_uuid(char* out, const unsigned char* bytes) {
     *out++ = '"';
     for (std::size_t i = 0; i < kUuidBytes; ++i) {
         if (i == 4 || i == 6 || i == 8 || i == 10) {
@@ -142,10 +134,9 @@ char* write_uuid(char* out, const unsigned char* bytes)
 }
 
 // The most bytes a cell's JSON can take.
-std::size_t cell_bound(const Cell& cell, ColumnKind kind)
-{
+std::size_t cell_bound(const Cell& cell, ColumnKind kind) {
     if (cell.is_null) {
-        return 4;   // null
+        return 4;  // null
     }
     switch (kind) {
     case ColumnKind::uuid: return kUuidLiteralLength;
@@ -157,8 +148,7 @@ std::size_t cell_bound(const Cell& cell, ColumnKind kind)
 
 }  // namespace
 
-std::string json_string(std::string_view text)
-{
+std::string json_string(std::string_view text) {
     std::string literal(string_bound(text.size()), '\0');
     char* end = write_json_string(literal.data(), text);
     literal.resize(static_cast<std::size_t>(end - literal.data()));
@@ -167,14 +157,12 @@ std::string json_string(std::string_view text)
 
 // ---- rows ----
 
-JsonRowsWriter::JsonRowsWriter(JsonSink& sink) : sink_(sink)
-{
+JsonRowsWriter::JsonRowsWriter(JsonSink& sink) : sink_(sink) {
     reserve(1);
     *next_++ = '[';
 }
 
-void JsonRowsWriter::reserve(std::size_t size)
-{
+void JsonRowsWriter::reserve(std::size_t size) {
     if (static_cast<std::size_t>(room_end_ - next_) >= size) {
         return;
     }
@@ -183,22 +171,19 @@ void JsonRowsWriter::reserve(std::size_t size)
     room_end_ = room.end;
 }
 
-void JsonRowsWriter::refuse_after_finish() const
-{
+void JsonRowsWriter::refuse_after_finish() const {
     if (finished_) {
         throw std::logic_error("JsonRowsWriter used after finish()");
     }
 }
 
-char* JsonRowsWriter::write_cell(char* out, const Cell& cell, ColumnKind kind)
-{
+char* JsonRowsWriter::write_cell(char* out, const Cell& cell, ColumnKind kind) {
     if (cell.is_null) {
         std::memcpy(out, "null", 4);
         return out + 4;
     }
     switch (kind) {
-    case ColumnKind::uuid:
-        return write_uuid(out, binary_value<kUuidBytes>(cell, "uuid"));
+    case ColumnKind::uuid: return write_uuid(out, binary_value<kUuidBytes>(cell, "uuid"));
     case ColumnKind::timestamp:
         *out++ = '"';
         out += timestamps_.write(big_endian_i64(binary_value<8>(cell, "timestamp")), out);
@@ -209,10 +194,10 @@ char* JsonRowsWriter::write_cell(char* out, const Cell& cell, ColumnKind kind)
     return write_json_string(out, std::string_view(cell.data, cell.len));
 }
 
-void JsonRowsWriter::row(const Cell* cells, const ColumnKind* kinds, std::size_t count)
-{
+void JsonRowsWriter::row(const Cell* cells, const ColumnKind* kinds, std::size_t count) {
     refuse_after_finish();
-    std::size_t bound = count + 3;   // "," before all but the first row, "[", "]", and count - 1 commas
+    std::size_t bound =
+        count + 3;  // "," before all but the first row, "[", "]", and count - 1 commas
     for (std::size_t i = 0; i < count; ++i) {
         bound += cell_bound(cells[i], kinds[i]);
     }
@@ -233,8 +218,7 @@ void JsonRowsWriter::row(const Cell* cells, const ColumnKind* kinds, std::size_t
     any_row_ = true;
 }
 
-void JsonRowsWriter::finish()
-{
+void JsonRowsWriter::finish() {
     refuse_after_finish();
     finished_ = true;
     reserve(1);

@@ -15,18 +15,15 @@ namespace {
 constexpr std::size_t kMaxPrefixLength = 64;
 constexpr std::size_t kRandomBytes = 16;
 
-bool is_ascii_alnum(char c)
-{
+bool is_ascii_alnum(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-bool is_file_name_char(char c)
-{
+bool is_file_name_char(char c) {
     return is_ascii_alnum(c) || c == '_' || c == '.' || c == '-';
 }
 
-std::string random_hex()
-{
+std::string random_hex() {
     unsigned char random[kRandomBytes];
     if (RAND_bytes(random, sizeof random) != 1) {
         char reason[256];
@@ -45,8 +42,7 @@ std::string random_hex()
 
 }  // namespace
 
-std::string sanitized_username_prefix(std::string_view username)
-{
+std::string sanitized_username_prefix(std::string_view username) {
     std::string prefix;
     for (char c : username) {
         if (prefix.size() == kMaxPrefixLength) {
@@ -61,8 +57,7 @@ std::string sanitized_username_prefix(std::string_view username)
     return prefix;
 }
 
-std::string random_media_name(std::string_view username, std::string_view extension)
-{
+std::string random_media_name(std::string_view username, std::string_view extension) {
     if (extension.empty() || !std::all_of(extension.begin(), extension.end(), is_ascii_alnum)) {
         throw std::invalid_argument("media file extension must be [A-Za-z0-9]+");
     }
@@ -76,15 +71,15 @@ std::string random_media_name(std::string_view username, std::string_view extens
     return name;
 }
 
-bool is_media_name(std::string_view name)
-{
+bool is_media_name(std::string_view name) {
     constexpr std::size_t kHexDigits = 32;
     std::size_t dot = name.rfind('.');
     if (dot == std::string_view::npos || dot + 1 == name.size()) return false;
     std::string_view extension = name.substr(dot + 1);
     if (!std::all_of(extension.begin(), extension.end(), is_ascii_alnum)) return false;
     std::string_view stem = name.substr(0, dot);
-    if (stem.size() == kHexDigits + 1 && stem[0] == '.' && extension == "upload") stem.remove_prefix(1);
+    if (stem.size() == kHexDigits + 1 && stem[0] == '.' && extension == "upload")
+        stem.remove_prefix(1);
     if (stem.size() < kHexDigits) return false;
     std::string_view hex = stem.substr(stem.size() - kHexDigits);
     bool lower_hex = std::all_of(hex.begin(), hex.end(), [](char c) {

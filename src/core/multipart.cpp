@@ -13,30 +13,26 @@ constexpr std::string_view kHeaderBlockEnd = "\r\n\r\n";
 constexpr std::string_view kSpaceOrTab = " \t";
 constexpr auto npos = std::string_view::npos;
 
-std::string_view trim_left(std::string_view text)
-{
+std::string_view trim_left(std::string_view text) {
     return text.substr(std::min(text.size(), text.find_first_not_of(kSpaceOrTab)));
 }
 
-std::string_view trim(std::string_view text)
-{
+std::string_view trim(std::string_view text) {
     text = trim_left(text);
     return text.substr(0, text.find_last_not_of(kSpaceOrTab) + 1);  // npos + 1 == 0 when all blank
 }
 
-char ascii_lower(char c)
-{
+char ascii_lower(char c) {
     return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
-bool iequals(std::string_view a, std::string_view b)
-{
-    return a.size() == b.size()
-        && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return ascii_lower(x) == ascii_lower(y);
+           });
 }
 
-bool is_alnum(char c)
-{
+bool is_alnum(char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
@@ -46,15 +42,15 @@ bool is_token_char(char c)  // RFC 7230 tchar
 }
 
 // RFC 2046 bchars: the boundary never contains CR, so "\r\n--" can only start a delimiter at a CR.
-bool is_valid_boundary(std::string_view boundary)
-{
-    const auto is_boundary_char = [](char c) { return is_alnum(c) || std::string_view("'()+_,-./:=? ").find(c) != npos; };
+bool is_valid_boundary(std::string_view boundary) {
+    const auto is_boundary_char = [](char c) {
+        return is_alnum(c) || std::string_view("'()+_,-./:=? ").find(c) != npos;
+    };
     return !boundary.empty() && boundary.size() <= kMaxBoundarySize && boundary.back() != ' '
-        && std::all_of(boundary.begin(), boundary.end(), is_boundary_char);
+           && std::all_of(boundary.begin(), boundary.end(), is_boundary_char);
 }
 
-std::string_view leading_token(std::string_view text)
-{
+std::string_view leading_token(std::string_view text) {
     const auto end = std::find_if_not(text.begin(), text.end(), is_token_char);
     return text.substr(0, static_cast<std::size_t>(end - text.begin()));
 }
@@ -68,10 +64,11 @@ struct Parameter {
 
 enum class NextParameter { found, end, malformed };
 
-// Index of the quote closing the quoted-string that starts at text[0]; npos when it is unterminated.
-std::size_t closing_quote(std::string_view text)
-{
-    for (auto at = text.find_first_of("\"\\", 1); at != npos; at = text.find_first_of("\"\\", at + 2)) {
+// Index of the quote closing the quoted-string that starts at text[0]; npos when it is
+// unterminated.
+std::size_t closing_quote(std::string_view text) {
+    for (auto at = text.find_first_of("\"\\", 1); at != npos;
+         at = text.find_first_of("\"\\", at + 2)) {
         if (text[at] == '"') {
             return at;
         }
@@ -79,8 +76,7 @@ std::size_t closing_quote(std::string_view text)
     return npos;
 }
 
-bool read_parameter_value(std::string_view& rest, Parameter& parameter)
-{
+bool read_parameter_value(std::string_view& rest, Parameter& parameter) {
     parameter.quoted = !rest.empty() && rest.front() == '"';
     if (parameter.quoted) {
         const auto close = closing_quote(rest);
@@ -98,8 +94,7 @@ bool read_parameter_value(std::string_view& rest, Parameter& parameter)
 
 // Takes the next `; name=value` (RFC 7231) off the front of rest. Whitespace around "=" and empty
 // parameters (";;", a trailing ";") are tolerated: clients write both.
-NextParameter next_parameter(std::string_view& rest, Parameter& parameter)
-{
+NextParameter next_parameter(std::string_view& rest, Parameter& parameter) {
     rest = trim_left(rest);
     if (rest.empty()) {
         return NextParameter::end;
@@ -122,10 +117,10 @@ NextParameter next_parameter(std::string_view& rest, Parameter& parameter)
     return read_parameter_value(rest, parameter) ? NextParameter::found : NextParameter::malformed;
 }
 
-void append_value(std::string& out, const Parameter& parameter)
-{
+void append_value(std::string& out, const Parameter& parameter) {
     std::string_view text = parameter.value;
-    if (parameter.quoted) {  // a backslash quotes the next character; closing_quote() made sure there is one
+    if (parameter.quoted) {  // a backslash quotes the next character; closing_quote() made sure
+                             // there is one
         for (auto at = text.find('\\'); at != npos; at = text.find('\\')) {
             out.append(text.substr(0, at));
             out.push_back(text[at + 1]);
@@ -135,8 +130,7 @@ void append_value(std::string& out, const Parameter& parameter)
     out.append(text);
 }
 
-int hex_digit_value(char c)
-{
+int hex_digit_value(char c) {
     if (c >= '0' && c <= '9') {
         return c - '0';
     }
@@ -146,10 +140,10 @@ int hex_digit_value(char c)
 
 // RFC 5987 ext-value: charset "'" [language] "'" percent-encoded bytes. Only UTF-8 is accepted: the
 // bytes are not transcoded, so another charset would reach the caller as if it were UTF-8.
-bool append_ext_value(std::string& out, const Parameter& parameter)
-{
+bool append_ext_value(std::string& out, const Parameter& parameter) {
     const auto charset_end = parameter.value.find('\'');
-    if (parameter.quoted || charset_end == npos || !iequals(parameter.value.substr(0, charset_end), "UTF-8")) {
+    if (parameter.quoted || charset_end == npos
+        || !iequals(parameter.value.substr(0, charset_end), "UTF-8")) {
         return false;
     }
     const auto language_end = parameter.value.find('\'', charset_end + 1);
@@ -178,18 +172,17 @@ struct DispositionParameters {
     std::optional<Parameter> filename_ext;  // filename*=
 };
 
-std::optional<Parameter>* parameter_slot(DispositionParameters& found, std::string_view name)
-{
+std::optional<Parameter>* parameter_slot(DispositionParameters& found, std::string_view name) {
     return iequals(name, "name")        ? &found.name
-         : iequals(name, "filename")    ? &found.filename
-         : iequals(name, "filename*")   ? &found.filename_ext
+           : iequals(name, "filename")  ? &found.filename
+           : iequals(name, "filename*") ? &found.filename_ext
                                         : nullptr;
 }
 
 // Decodes name and filename into one buffer and points part at them; the views are taken once both
 // are in, so the buffer's growth cannot invalidate them.
-MultipartStatus decode_disposition(const DispositionParameters& found, std::string& decoded, PartHeaders& part)
-{
+MultipartStatus decode_disposition(const DispositionParameters& found, std::string& decoded,
+                                   PartHeaders& part) {
     decoded.clear();
     append_value(decoded, *found.name);
     const std::size_t name_size = decoded.size();
@@ -206,8 +199,8 @@ MultipartStatus decode_disposition(const DispositionParameters& found, std::stri
     return MultipartStatus::ok;
 }
 
-MultipartStatus parse_content_disposition(std::string_view value, std::string& decoded, PartHeaders& part)
-{
+MultipartStatus parse_content_disposition(std::string_view value, std::string& decoded,
+                                          PartHeaders& part) {
     const auto type = leading_token(value);
     if (type.empty()) {
         return MultipartStatus::invalid_content_disposition;
@@ -218,9 +211,11 @@ MultipartStatus parse_content_disposition(std::string_view value, std::string& d
     std::string_view rest = value.substr(type.size());
     DispositionParameters found;
     Parameter parameter;
-    for (auto next = next_parameter(rest, parameter); next != NextParameter::end; next = next_parameter(rest, parameter)) {
+    for (auto next = next_parameter(rest, parameter); next != NextParameter::end;
+         next = next_parameter(rest, parameter)) {
         auto* slot = next == NextParameter::found ? parameter_slot(found, parameter.name) : nullptr;
-        if (next == NextParameter::malformed || (slot && *slot)) {  // a repeated parameter is ambiguous
+        if (next == NextParameter::malformed
+            || (slot && *slot)) {  // a repeated parameter is ambiguous
             return MultipartStatus::invalid_content_disposition;
         }
         if (slot) {
@@ -238,10 +233,11 @@ struct HeaderField {
     std::string_view value;
 };
 
-MultipartStatus split_header_line(std::string_view line, HeaderField& field)
-{
-    if (line.find_first_of(std::string_view("\r\n\0", 3)) != npos || line.find_first_of(kSpaceOrTab) == 0) {
-        return MultipartStatus::invalid_header_line;  // bare CR/LF, NUL, or an obs-fold continuation
+MultipartStatus split_header_line(std::string_view line, HeaderField& field) {
+    if (line.find_first_of(std::string_view("\r\n\0", 3)) != npos
+        || line.find_first_of(kSpaceOrTab) == 0) {
+        return MultipartStatus::invalid_header_line;  // bare CR/LF, NUL, or an obs-fold
+                                                      // continuation
     }
     const auto colon = line.find(':');
     if (colon == npos) {
@@ -249,13 +245,14 @@ MultipartStatus split_header_line(std::string_view line, HeaderField& field)
     }
     field.name = line.substr(0, colon);
     field.value = trim(line.substr(colon + 1));
-    const bool valid_name = !field.name.empty() && leading_token(field.name).size() == field.name.size();
+    const bool valid_name =
+        !field.name.empty() && leading_token(field.name).size() == field.name.size();
     return valid_name ? MultipartStatus::ok : MultipartStatus::invalid_header_line;
 }
 
 // crlf_lines holds each header line preceded by its CRLF: "\r\nName: value\r\nName: value".
-MultipartStatus parse_part_headers(std::string_view crlf_lines, std::string& decoded, PartHeaders& part)
-{
+MultipartStatus parse_part_headers(std::string_view crlf_lines, std::string& decoded,
+                                   PartHeaders& part) {
     std::optional<std::string_view> disposition;
     std::optional<std::string_view> content_type;
     while (!crlf_lines.empty()) {
@@ -268,12 +265,13 @@ MultipartStatus parse_part_headers(std::string_view crlf_lines, std::string& dec
             return status;
         }
         auto* slot = iequals(field.name, "Content-Disposition") ? &disposition
-                   : iequals(field.name, "Content-Type")        ? &content_type
+                     : iequals(field.name, "Content-Type")      ? &content_type
                                                                 : nullptr;
         if (slot && *slot) {
             return MultipartStatus::duplicate_header;
         }
-        if (slot) {  // others (OkHttp's Content-Length, Content-Transfer-Encoding, ...) change nothing for us
+        if (slot) {  // others (OkHttp's Content-Length, Content-Transfer-Encoding, ...) change
+                     // nothing for us
             *slot = field.value;
         }
     }
@@ -286,8 +284,7 @@ MultipartStatus parse_part_headers(std::string_view crlf_lines, std::string& dec
 
 }  // namespace
 
-std::optional<std::string_view> multipart_boundary(std::string_view content_type)
-{
+std::optional<std::string_view> multipart_boundary(std::string_view content_type) {
     std::string_view rest = trim_left(content_type);
     const auto media_type = rest.substr(0, rest.find_first_of("; \t"));
     if (!iequals(media_type, "multipart/form-data")) {
@@ -296,8 +293,10 @@ std::optional<std::string_view> multipart_boundary(std::string_view content_type
     rest.remove_prefix(media_type.size());
     std::optional<std::string_view> boundary;
     Parameter parameter;
-    for (auto next = next_parameter(rest, parameter); next != NextParameter::end; next = next_parameter(rest, parameter)) {
-        const bool is_boundary = next == NextParameter::found && iequals(parameter.name, "boundary");
+    for (auto next = next_parameter(rest, parameter); next != NextParameter::end;
+         next = next_parameter(rest, parameter)) {
+        const bool is_boundary =
+            next == NextParameter::found && iequals(parameter.name, "boundary");
         if (next == NextParameter::malformed || (is_boundary && boundary)) {
             return std::nullopt;
         }
@@ -305,24 +304,29 @@ std::optional<std::string_view> multipart_boundary(std::string_view content_type
             boundary = parameter.value;
         }
     }
-    // A quoted boundary is usable as written: backslash and quote are not boundary characters anyway.
+    // A quoted boundary is usable as written: backslash and quote are not boundary characters
+    // anyway.
     return boundary && is_valid_boundary(*boundary) ? boundary : std::nullopt;
 }
 
-const char* describe(MultipartStatus status)
-{
+const char* describe(MultipartStatus status) {
     switch (status) {
     case MultipartStatus::ok: return "multipart form ok";
     case MultipartStatus::stopped: return "multipart parsing stopped by its consumer";
     case MultipartStatus::invalid_boundary: return "invalid multipart boundary";
     case MultipartStatus::missing_first_delimiter: return "multipart body has no boundary line";
-    case MultipartStatus::garbage_after_boundary: return "unexpected bytes after a multipart boundary";
+    case MultipartStatus::garbage_after_boundary:
+        return "unexpected bytes after a multipart boundary";
     case MultipartStatus::header_too_large: return "multipart part header too large";
-    case MultipartStatus::header_line_without_colon: return "multipart part header line without colon";
+    case MultipartStatus::header_line_without_colon:
+        return "multipart part header line without colon";
     case MultipartStatus::invalid_header_line: return "invalid multipart part header line";
-    case MultipartStatus::duplicate_header: return "duplicate Content-Disposition or Content-Type in a multipart part";
-    case MultipartStatus::missing_content_disposition: return "multipart part without Content-Disposition";
-    case MultipartStatus::invalid_content_disposition: return "invalid Content-Disposition in a multipart part";
+    case MultipartStatus::duplicate_header:
+        return "duplicate Content-Disposition or Content-Type in a multipart part";
+    case MultipartStatus::missing_content_disposition:
+        return "multipart part without Content-Disposition";
+    case MultipartStatus::invalid_content_disposition:
+        return "invalid Content-Disposition in a multipart part";
     case MultipartStatus::not_form_data: return "multipart part is not form-data";
     case MultipartStatus::missing_name: return "multipart part without a name";
     case MultipartStatus::truncated: return "multipart body ended before its close boundary";
@@ -330,9 +334,9 @@ const char* describe(MultipartStatus status)
     return "unknown multipart status";
 }
 
-MultipartParser::MultipartParser(std::string_view boundary, MultipartSink& sink, std::size_t max_header_bytes)
-    : sink_(sink), max_header_bytes_(max_header_bytes)
-{
+MultipartParser::MultipartParser(std::string_view boundary, MultipartSink& sink,
+                                 std::size_t max_header_bytes)
+    : sink_(sink), max_header_bytes_(max_header_bytes) {
     if (!is_valid_boundary(boundary)) {
         status_ = MultipartStatus::invalid_boundary;
         return;
@@ -341,13 +345,13 @@ MultipartParser::MultipartParser(std::string_view boundary, MultipartSink& sink,
     std::copy(dash_dash.begin(), dash_dash.end(), delimiter_.begin());
     std::copy(boundary.begin(), boundary.end(), delimiter_.begin() + dash_dash.size());
     delimiter_size_ = dash_dash.size() + boundary.size();
-    // The first delimiter may open the body with no CRLF before it: start as if one had just been seen.
+    // The first delimiter may open the body with no CRLF before it: start as if one had just been
+    // seen.
     hold(kCrlf);
     header_.reserve(kCrlf.size() + max_header_bytes_);
 }
 
-MultipartStatus MultipartParser::feed(std::string_view span)
-{
+MultipartStatus MultipartParser::feed(std::string_view span) {
     while (status_ == MultipartStatus::ok && !span.empty()) {
         switch (state_) {
         case State::preamble:
@@ -363,27 +367,24 @@ MultipartStatus MultipartParser::feed(std::string_view span)
     return status_;
 }
 
-MultipartStatus MultipartParser::finish()
-{
+MultipartStatus MultipartParser::finish() {
     if (status_ != MultipartStatus::ok || complete()) {
         return status_;
     }
-    return fail(state_ == State::preamble ? MultipartStatus::missing_first_delimiter : MultipartStatus::truncated);
+    return fail(state_ == State::preamble ? MultipartStatus::missing_first_delimiter
+                                          : MultipartStatus::truncated);
 }
 
-bool MultipartParser::complete() const
-{
+bool MultipartParser::complete() const {
     return state_ == State::epilogue;
 }
 
-std::string_view MultipartParser::delimiter() const
-{
+std::string_view MultipartParser::delimiter() const {
     return {delimiter_.data(), delimiter_size_};
 }
 
 // Delivers the span's bytes up to the next delimiter, keeping back a tail that may begin one.
-std::string_view MultipartParser::scan_for_delimiter(std::string_view span)
-{
+std::string_view MultipartParser::scan_for_delimiter(std::string_view span) {
     if (held_ > 0) {
         return scan_across_edge(span);
     }
@@ -401,10 +402,9 @@ std::string_view MultipartParser::scan_for_delimiter(std::string_view span)
     return {};
 }
 
-// The held tail joined with the span's first delimiter_size - 1 bytes holds whole any delimiter that
-// starts in the tail; one that starts later is left to the plain scan of the span.
-std::string_view MultipartParser::scan_across_edge(std::string_view span)
-{
+// The held tail joined with the span's first delimiter_size - 1 bytes holds whole any delimiter
+// that starts in the tail; one that starts later is left to the plain scan of the span.
+std::string_view MultipartParser::scan_across_edge(std::string_view span) {
     const std::size_t held = held_;
     const std::size_t joined = std::min(span.size(), delimiter_size_ - 1);
     std::memcpy(window_.data() + held, span.data(), joined);
@@ -417,7 +417,8 @@ std::string_view MultipartParser::scan_across_edge(std::string_view span)
         }
         return span.substr(at + delimiter_size_ - held);
     }
-    if (joined == span.size()) {  // the window ends where the span does: its own tail may begin a delimiter
+    if (joined == span.size()) {  // the window ends where the span does: its own tail may begin a
+                                  // delimiter
         const auto keep = delimiter_prefix_at_end(window);
         if (deliver(window.substr(0, window.size() - keep))) {
             hold(window.substr(window.size() - keep));
@@ -428,12 +429,14 @@ std::string_view MultipartParser::scan_across_edge(std::string_view span)
     return span;
 }
 
-// Size of the longest tail of bytes that is a proper prefix of the delimiter: what must be held back.
-std::size_t MultipartParser::delimiter_prefix_at_end(std::string_view bytes) const
-{
+// Size of the longest tail of bytes that is a proper prefix of the delimiter: what must be held
+// back.
+std::size_t MultipartParser::delimiter_prefix_at_end(std::string_view bytes) const {
     const auto delimiter = this->delimiter();
-    const std::size_t from = bytes.size() >= delimiter.size() ? bytes.size() - (delimiter.size() - 1) : 0;
-    for (auto at = bytes.find(delimiter.front(), from); at != npos; at = bytes.find(delimiter.front(), at + 1)) {
+    const std::size_t from =
+        bytes.size() >= delimiter.size() ? bytes.size() - (delimiter.size() - 1) : 0;
+    for (auto at = bytes.find(delimiter.front(), from); at != npos;
+         at = bytes.find(delimiter.front(), at + 1)) {
         const auto tail = bytes.substr(at);
         if (delimiter.substr(0, tail.size()) == tail) {
             return tail.size();
@@ -442,15 +445,13 @@ std::size_t MultipartParser::delimiter_prefix_at_end(std::string_view bytes) con
     return 0;
 }
 
-void MultipartParser::hold(std::string_view tail)
-{
+void MultipartParser::hold(std::string_view tail) {
     std::memmove(window_.data(), tail.data(), tail.size());  // tail may already lie in window_
     held_ = tail.size();
 }
 
 // Part bytes go to the sink; preamble bytes are dropped.
-bool MultipartParser::deliver(std::string_view bytes)
-{
+bool MultipartParser::deliver(std::string_view bytes) {
     if (state_ != State::part_data || bytes.empty() || sink_.on_part_data(bytes)) {
         return true;
     }
@@ -458,8 +459,7 @@ bool MultipartParser::deliver(std::string_view bytes)
     return false;
 }
 
-void MultipartParser::reach_delimiter()
-{
+void MultipartParser::reach_delimiter() {
     if (state_ == State::part_data && !sink_.on_part_end()) {
         fail(MultipartStatus::stopped);
         return;
@@ -468,8 +468,7 @@ void MultipartParser::reach_delimiter()
 }
 
 // After "\r\n--boundary" comes "--" (the close delimiter) or transport padding and CRLF.
-std::string_view MultipartParser::read_boundary_line(std::string_view span)
-{
+std::string_view MultipartParser::read_boundary_line(std::string_view span) {
     const char next = span.front();
     if (state_ == State::after_delimiter) {
         state_ = next == '-' ? State::close_dash : State::line_padding;
@@ -479,7 +478,8 @@ std::string_view MultipartParser::read_boundary_line(std::string_view span)
         if (next != '-') {
             return reject_boundary_line();
         }
-        state_ = State::epilogue;  // whatever follows, even nothing, is epilogue: RFC 2046 says to ignore it
+        state_ = State::epilogue;  // whatever follows, even nothing, is epilogue: RFC 2046 says to
+                                   // ignore it
         return span.substr(1);
     }
     if (state_ == State::line_padding) {
@@ -500,30 +500,29 @@ std::string_view MultipartParser::read_boundary_line(std::string_view span)
     return span.substr(1);
 }
 
-std::string_view MultipartParser::reject_boundary_line()
-{
+std::string_view MultipartParser::reject_boundary_line() {
     fail(MultipartStatus::garbage_after_boundary);
     return {};
 }
 
 // The header block is kept after the CRLF ending the boundary line, so that a part with no header
 // lines ends at the same "\r\n\r\n" as any other.
-void MultipartParser::start_part_headers()
-{
+void MultipartParser::start_part_headers() {
     header_.assign(kCrlf);
     state_ = State::part_headers;
 }
 
-std::string_view MultipartParser::read_part_headers(std::string_view span)
-{
+std::string_view MultipartParser::read_part_headers(std::string_view span) {
     const std::size_t old_size = header_.size();
     const std::size_t capacity = kCrlf.size() + max_header_bytes_;
-    // Copy no further than the block's end: a form of many tiny parts must not cost a full buffer each.
+    // Copy no further than the block's end: a form of many tiny parts must not cost a full buffer
+    // each.
     const auto end_in_span = span.find(kHeaderBlockEnd);
     const auto wanted = end_in_span == npos ? span.size() : end_in_span + kHeaderBlockEnd.size();
     header_.append(span.substr(0, std::min(wanted, capacity - old_size)));
     // The block's end may also begin in the bytes kept from earlier spans.
-    const auto end = header_.find(kHeaderBlockEnd, old_size - std::min(old_size, kHeaderBlockEnd.size() - 1));
+    const auto end =
+        header_.find(kHeaderBlockEnd, old_size - std::min(old_size, kHeaderBlockEnd.size() - 1));
     if (end == npos) {
         if (header_.size() == capacity) {
             fail(MultipartStatus::header_too_large);
@@ -534,8 +533,7 @@ std::string_view MultipartParser::read_part_headers(std::string_view span)
     return span.substr(end + kHeaderBlockEnd.size() - old_size);
 }
 
-void MultipartParser::begin_part(std::string_view crlf_header_lines)
-{
+void MultipartParser::begin_part(std::string_view crlf_header_lines) {
     PartHeaders part;
     const auto status = parse_part_headers(crlf_header_lines, decoded_, part);
     if (status != MultipartStatus::ok) {
@@ -547,8 +545,7 @@ void MultipartParser::begin_part(std::string_view crlf_header_lines)
     }
 }
 
-MultipartStatus MultipartParser::fail(MultipartStatus status)
-{
+MultipartStatus MultipartParser::fail(MultipartStatus status) {
     status_ = status;
     return status;
 }

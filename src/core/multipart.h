@@ -1,5 +1,5 @@
-// Streaming multipart/form-data parser (RFC 7578 over RFC 2046): request body spans in, part events out.
-// Memory is bounded by the boundary and the per-part header limit whatever the body size.
+// Streaming multipart/form-data parser (RFC 7578 over RFC 2046): request body spans in, part events
+// out. Memory is bounded by the boundary and the per-part header limit whatever the body size.
 #pragma once
 
 #include <array>
@@ -10,12 +10,12 @@
 
 namespace chatterd {
 
-// Returns the boundary when content_type is multipart/form-data (case-insensitive, parameters in any order,
-// boundary quoted or not, 1..70 chars); std::nullopt otherwise.
-// The view points into content_type. Boundaries with characters RFC 2046 forbids, or given twice, are refused.
+// Returns the boundary when content_type is multipart/form-data (case-insensitive, parameters in
+// any order, boundary quoted or not, 1..70 chars); std::nullopt otherwise. The view points into
+// content_type. Boundaries with characters RFC 2046 forbids, or given twice, are refused.
 std::optional<std::string_view> multipart_boundary(std::string_view content_type);
 
-struct PartHeaders {            // views valid only during MultipartSink::on_part_begin
+struct PartHeaders {  // views valid only during MultipartSink::on_part_begin
     std::string_view name;
     std::string_view filename;  // decoded; empty when absent
     bool has_filename = false;  // a filename= or filename*= parameter was present (even if empty)
@@ -26,20 +26,22 @@ class MultipartSink {
 public:
     virtual ~MultipartSink() = default;
     virtual bool on_part_begin(const PartHeaders& part) = 0;  // return false to stop parsing
-    virtual bool on_part_data(std::string_view bytes) = 0;    // any number of calls per part, non-empty spans
+    virtual bool on_part_data(
+        std::string_view bytes) = 0;  // any number of calls per part, non-empty spans
     virtual bool on_part_end() = 0;
 };
 
 enum class MultipartStatus {
     ok,
-    stopped,                      // the sink returned false
-    invalid_boundary,             // the parser was given a boundary RFC 2046 forbids (empty, > 70 chars, bad chars)
-    missing_first_delimiter,      // the body ended without any "--boundary" line
-    garbage_after_boundary,       // a boundary line goes on with something other than padding and CRLF
-    header_too_large,             // a part's header block exceeds max_header_bytes
+    stopped,           // the sink returned false
+    invalid_boundary,  // the parser was given a boundary RFC 2046 forbids (empty, > 70 chars, bad
+                       // chars)
+    missing_first_delimiter,  // the body ended without any "--boundary" line
+    garbage_after_boundary,   // a boundary line goes on with something other than padding and CRLF
+    header_too_large,         // a part's header block exceeds max_header_bytes
     header_line_without_colon,
-    invalid_header_line,          // empty or non-token name, folded (obs-fold) line, bare CR or LF, NUL
-    duplicate_header,             // Content-Disposition or Content-Type twice in one part
+    invalid_header_line,  // empty or non-token name, folded (obs-fold) line, bare CR or LF, NUL
+    duplicate_header,     // Content-Disposition or Content-Type twice in one part
     missing_content_disposition,
     invalid_content_disposition,  // syntax error, repeated parameter, undecodable filename*
     not_form_data,                // Content-Disposition type other than form-data
@@ -52,11 +54,16 @@ const char* describe(MultipartStatus status);
 
 class MultipartParser {
 public:
-    // The boundary is copied. max_header_bytes bounds each part's header block, blank line included.
-    MultipartParser(std::string_view boundary, MultipartSink& sink, std::size_t max_header_bytes = 16 * 1024);
-    MultipartStatus feed(std::string_view span);  // returns ok while the form is fine so far; a sink returning false -> stopped;
-                                                  // after any non-ok status, later calls return the same status
-    MultipartStatus finish();  // end of body: ok only if the close delimiter was seen, else an error (e.g. truncated)
+    // The boundary is copied. max_header_bytes bounds each part's header block, blank line
+    // included.
+    MultipartParser(std::string_view boundary, MultipartSink& sink,
+                    std::size_t max_header_bytes = 16 * 1024);
+    MultipartStatus feed(
+        std::string_view
+            span);  // returns ok while the form is fine so far; a sink returning false -> stopped;
+                    // after any non-ok status, later calls return the same status
+    MultipartStatus finish();  // end of body: ok only if the close delimiter was seen, else an
+                               // error (e.g. truncated)
     bool complete() const;     // the close delimiter has been seen
 
 private:
@@ -90,10 +97,12 @@ private:
     std::size_t max_header_bytes_;
     std::array<char, kMaxDelimiterSize> delimiter_{};
     std::size_t delimiter_size_ = 0;
-    // The held tail (a possible delimiter start) followed, while a span's edge is examined, by that span's head.
+    // The held tail (a possible delimiter start) followed, while a span's edge is examined, by that
+    // span's head.
     std::array<char, 2 * kMaxDelimiterSize> window_{};
     std::size_t held_ = 0;
-    std::string header_;   // the current part's header block, after the CRLF that ended its boundary line
+    std::string
+        header_;  // the current part's header block, after the CRLF that ended its boundary line
     std::string decoded_;  // the current part's name and filename, unquoted / percent-decoded
     State state_ = State::preamble;
     MultipartStatus status_ = MultipartStatus::ok;

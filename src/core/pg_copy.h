@@ -1,7 +1,8 @@
-// The rows of PostgreSQL's binary COPY format (COPY ... TO STDOUT (FORMAT binary)), as libpq's PQgetCopyData hands
-// them over: one CopyData message at a time, each holding whole rows (the first also the file header, the last the
-// end-of-data trailer). Binary COPY because it is the cheapest way to receive many rows with libpq 15: no PGresult
-// per row as in single-row mode, and no text conversion of timestamps and UUIDs on the server.
+// The rows of PostgreSQL's binary COPY format (COPY ... TO STDOUT (FORMAT binary)), as libpq's
+// PQgetCopyData hands them over: one CopyData message at a time, each holding whole rows (the first
+// also the file header, the last the end-of-data trailer). Binary COPY because it is the cheapest
+// way to receive many rows with libpq 15: no PGresult per row as in single-row mode, and no text
+// conversion of timestamps and UUIDs on the server.
 #pragma once
 
 #include <cstddef>
@@ -17,10 +18,10 @@ public:
     explicit CopyBinaryRows(std::size_t columns) : columns_(columns) {}
 
     enum class Next {
-        row,              // cells hold the next row's fields (pointing into the message)
-        message_done,     // nothing more in this message: feed the next one
-        end_of_data,      // the trailer: the COPY is complete
-        malformed,        // not binary COPY rows of this shape; the reader must not be used again
+        row,           // cells hold the next row's fields (pointing into the message)
+        message_done,  // nothing more in this message: feed the next one
+        end_of_data,   // the trailer: the COPY is complete
+        malformed,     // not binary COPY rows of this shape; the reader must not be used again
     };
 
     // Starts reading one message; it must stay alive while its rows are used.
@@ -36,7 +37,7 @@ private:
     bool read_header();
 
     std::size_t columns_;
-    std::string_view rest_;   // what remains unread of the current message
+    std::string_view rest_;  // what remains unread of the current message
     bool header_read_ = false;
     bool ended_ = false;
     bool broken_ = false;

@@ -13,7 +13,8 @@ std::vector<std::string> split_commas(std::string_view list) {
     std::size_t start = 0;
     while (true) {
         std::size_t comma = list.find(',', start);
-        items.emplace_back(list.substr(start, comma == std::string_view::npos ? comma : comma - start));
+        items.emplace_back(
+            list.substr(start, comma == std::string_view::npos ? comma : comma - start));
         if (comma == std::string_view::npos) return items;
         start = comma + 1;
     }
@@ -27,7 +28,8 @@ bool needs_no_lookup(const std::string& host) {
 }
 }  // namespace
 
-std::optional<std::string> first_host_needing_lookup(std::string_view host, std::string_view hostaddr) {
+std::optional<std::string> first_host_needing_lookup(std::string_view host,
+                                                     std::string_view hostaddr) {
     std::vector<std::string> hosts = split_commas(host);
     std::vector<std::string> addresses = split_commas(hostaddr);
     for (std::size_t i = 0; i < hosts.size(); i++) {

@@ -12,6 +12,7 @@ namespace chatterd {
 // host and hostaddr as libpq takes them: comma-separated lists, position by position.
 // Returns the first host that has no address (no hostaddr entry at its position) and is
 // neither a unix-socket directory, an IP address, nor "localhost" (answered from /etc/hosts).
-std::optional<std::string> first_host_needing_lookup(std::string_view host, std::string_view hostaddr);
+std::optional<std::string> first_host_needing_lookup(std::string_view host,
+                                                     std::string_view hostaddr);
 
 }  // namespace chatterd

@@ -9,10 +9,11 @@ ngx_int_t getchatts_handler(ngx_http_request_t* r) noexcept {
                                        ColumnKind::timestamp};
     // The casts pin the binary form of each column (they cost nothing on schema.sql's types);
     // ORDER BY names the table's column, not the cast of the same name.
-    static const RowsQuery query{"COPY (SELECT username::text, message::text, id::uuid, "
-                                 "time::timestamp FROM chatts ORDER BY chatts.time ASC) "
-                                 "TO STDOUT (FORMAT binary)",
-                                 kinds, sizeof(kinds) / sizeof(kinds[0])};
+    static const RowsQuery query{
+        "COPY (SELECT username::text, message::text, id::uuid, "
+        "time::timestamp FROM chatts ORDER BY chatts.time ASC) "
+        "TO STDOUT (FORMAT binary)",
+        kinds, sizeof(kinds) / sizeof(kinds[0])};
     return answer_with_rows(r, query);
 }
 

@@ -5,13 +5,14 @@
 namespace chatterd {
 
 ngx_int_t getimages_handler(ngx_http_request_t* r) noexcept {
-    static const ColumnKind kinds[] = {ColumnKind::text, ColumnKind::text,      ColumnKind::uuid,
+    static const ColumnKind kinds[] = {ColumnKind::text,      ColumnKind::text, ColumnKind::uuid,
                                        ColumnKind::timestamp, ColumnKind::text, ColumnKind::text};
     // As getchatts_handler's query, with the media URLs.
-    static const RowsQuery query{"COPY (SELECT username::text, message::text, id::uuid, "
-                                 "time::timestamp, imageurl::text, videourl::text FROM chatts "
-                                 "ORDER BY chatts.time ASC) TO STDOUT (FORMAT binary)",
-                                 kinds, sizeof(kinds) / sizeof(kinds[0])};
+    static const RowsQuery query{
+        "COPY (SELECT username::text, message::text, id::uuid, "
+        "time::timestamp, imageurl::text, videourl::text FROM chatts "
+        "ORDER BY chatts.time ASC) TO STDOUT (FORMAT binary)",
+        kinds, sizeof(kinds) / sizeof(kinds[0])};
     return answer_with_rows(r, query);
 }
 

@@ -21,8 +21,7 @@ constexpr int kParamCount = 5;
 // evaluated once (an uncorrelated subquery), against the earliest deadline: all rows or none.
 // Text goes into the varchar columns by assignment, so a value too long fails as above (22001).
 constexpr PgBatch kInsertBatch{
-    PgBatch::Kind::combined,
-    "chatterd_insert_chatts",
+    PgBatch::Kind::combined, "chatterd_insert_chatts",
     "INSERT INTO chatts (username, message, id, imageurl, videourl) "
     "SELECT t.username, t.message, gen_random_uuid(), t.imageurl, t.videourl "
     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
@@ -50,7 +49,8 @@ bool stored_every_row(const PGresult* result, std::size_t rows) {
 }  // namespace
 
 void insert_chatt(ngx_http_request_t* r, const ChattRow& row, PgDoneHandler on_done) noexcept {
-    auto* params = static_cast<const char**>(ngx_palloc(r->pool, kParamCount * sizeof(const char*)));
+    auto* params =
+        static_cast<const char**>(ngx_palloc(r->pool, kParamCount * sizeof(const char*)));
     const char* deadline = deadline_param(r);
     if (params == nullptr || deadline == nullptr) {
         // Keep pg_run's reference contract: take a reference and release it with the answer.
@@ -69,7 +69,8 @@ void insert_chatt(ngx_http_request_t* r, const ChattRow& row, PgDoneHandler on_d
 
 InsertFate insert_fate(const PgOutcome& outcome) {
     if (outcome.kind == PgOutcome::Kind::unknown) return InsertFate::unknown;
-    bool stored = outcome.kind == PgOutcome::Kind::done && stored_every_row(outcome.result, outcome.calls);
+    bool stored =
+        outcome.kind == PgOutcome::Kind::done && stored_every_row(outcome.result, outcome.calls);
     return stored ? InsertFate::stored : InsertFate::not_stored;
 }
 
@@ -91,8 +92,10 @@ ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome) {
     std::string_view message = line.view();
     const char* state = PQresultErrorField(outcome.result, PG_DIAG_SQLSTATE);
     if (state != nullptr && std::string_view(state) == kStringTooLong) {
-        ngx_log_error(NGX_LOG_INFO, log, 0, "chatterd: %s: a value is too long for its column "
-                      "(SQLSTATE %s): %*s; 400", endpoint, state, message.size(), message.data());
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "chatterd: %s: a value is too long for its column "
+                      "(SQLSTATE %s): %*s; 400",
+                      endpoint, state, message.size(), message.data());
         return send_failure(r, Failure::message_too_long);
     }
     ngx_log_error(NGX_LOG_ERR, log, 0,

@@ -35,10 +35,12 @@ std::optional<Failure> Postchatt::on_end() {
     std::string why;
     std::optional<ChattFields> fields = parse_chatt_json(body_, why);
     if (!fields) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "chatterd: postchatt body rejected: %s", why.c_str());
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "chatterd: postchatt body rejected: %s",
+                      why.c_str());
         return Failure::unprocessable;
     }
-    ChattRow row{pool_c_string(r, fields->username), pool_c_string(r, fields->message), nullptr, nullptr};
+    ChattRow row{pool_c_string(r, fields->username), pool_c_string(r, fields->message), nullptr,
+                 nullptr};
     if (row.username == nullptr || row.message == nullptr) return Failure::internal;
     r->read_event_handler = ngx_http_test_reading;
     insert_chatt(r, row, insert_answer);

@@ -17,7 +17,8 @@ namespace {
 std::string_view request_host(ngx_http_request_t* r) {
     if (r->headers_in.host != nullptr) return to_view(r->headers_in.host->value);
     if (r->headers_in.server.len > 0) return to_view(r->headers_in.server);
-    auto* cscf = static_cast<ngx_http_core_srv_conf_t*>(ngx_http_get_module_srv_conf(r, ngx_http_core_module));
+    auto* cscf = static_cast<ngx_http_core_srv_conf_t*>(
+        ngx_http_get_module_srv_conf(r, ngx_http_core_module));
     return to_view(cscf->server_name);
 }
 
@@ -29,9 +30,10 @@ std::optional<std::string> media_base_url(ngx_http_request_t* r) {
     if (configured[0] != '/') return std::string(configured);
     std::string_view host = request_host(r);
     if (!valid_http_host(host)) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "chatterd: postimages: Host \"%*s\" is not a host media URLs can be built from",
-                      host.size(), host.data());
+        ngx_log_error(
+            NGX_LOG_INFO, r->connection->log, 0,
+            "chatterd: postimages: Host \"%*s\" is not a host media URLs can be built from",
+            host.size(), host.data());
         return std::nullopt;
     }
 #if (NGX_HTTP_SSL)
@@ -63,8 +65,8 @@ void Postimages::on_form(ReceivedForm& form) {
     ngx_http_request_t* r = request();
     bool failed = false;
     try {
-        ChattRow row{pool_c_string(r, *form.username), pool_c_string(r, *form.message), publish(form.image, failed),
-                     publish(form.video, failed)};
+        ChattRow row{pool_c_string(r, *form.username), pool_c_string(r, *form.message),
+                     publish(form.image, failed), publish(form.video, failed)};
         if (!failed && row.username != nullptr && row.message != nullptr) {
             insert_chatt(r, row, answer_and_keep_media);
             ngx_http_finalize_request(r, NGX_DONE);

@@ -20,7 +20,10 @@ void ReceivedForm::discard_media() {
 }
 
 FormReceiver::FormReceiver(ngx_http_request_t* r, std::string_view boundary)
-    : BodyStream(r, "postimages"), conf_(*loc_conf(r)), log_(r->connection->log), parser_(boundary, *this) {}
+    : BodyStream(r, "postimages"),
+      conf_(*loc_conf(r)),
+      log_(r->connection->log),
+      parser_(boundary, *this) {}
 
 std::optional<Failure> FormReceiver::on_bytes(std::string_view bytes) {
     count_upload_bytes(Endpoint::postimages, bytes.size());
@@ -42,7 +45,8 @@ std::optional<Failure> FormReceiver::on_end() {
                       form_.username ? "message" : "username");
         return Failure::unprocessable;
     }
-    for (auto [value, name] : {std::pair{&*form_.username, "username"}, std::pair{&*form_.message, "message"}}) {
+    for (auto [value, name] :
+         {std::pair{&*form_.username, "username"}, std::pair{&*form_.message, "message"}}) {
         if (std::optional<Failure> failure = check_text(*value, name)) return failure;
     }
     on_form(form_);
@@ -54,17 +58,19 @@ std::optional<Failure> FormReceiver::on_end() {
 std::optional<Failure> FormReceiver::check_text(const std::string& value, const char* name) const {
     // libpq takes text parameters as C strings: a NUL would silently cut the value.
     if (value.find('\0') != std::string::npos) {
-        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" contains a NUL byte", name);
+        ngx_log_error(NGX_LOG_INFO, log_, 0,
+                      "chatterd: postimages: form part \"%s\" contains a NUL byte", name);
         return Failure::unprocessable;
     }
     if (std::optional<std::size_t> at = first_invalid_utf8(value)) {
-        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" is not UTF-8 (byte %uz)", name,
-                      *at);
+        ngx_log_error(NGX_LOG_INFO, log_, 0,
+                      "chatterd: postimages: form part \"%s\" is not UTF-8 (byte %uz)", name, *at);
         return Failure::unprocessable;
     }
     if (utf8_length(value) > kMaxChattChars) {
-        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" is longer than %uz characters",
-                      name, kMaxChattChars);
+        ngx_log_error(NGX_LOG_INFO, log_, 0,
+                      "chatterd: postimages: form part \"%s\" is longer than %uz characters", name,
+                      kMaxChattChars);
         return Failure::message_too_long;
     }
     return std::nullopt;
@@ -88,7 +94,8 @@ bool FormReceiver::on_part_begin(const PartHeaders& part) {
 
 bool FormReceiver::begin_text(std::optional<std::string>& field, const char* name) {
     if (field) {
-        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" sent twice", name);
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" sent twice",
+                      name);
         return reject(Failure::unprocessable);
     }
     field.emplace();
@@ -98,14 +105,17 @@ bool FormReceiver::begin_text(std::optional<std::string>& field, const char* nam
     return true;
 }
 
-bool FormReceiver::begin_media(std::optional<ReceivedMedia>& slot, MediaField field, const PartHeaders& part) {
+bool FormReceiver::begin_media(std::optional<ReceivedMedia>& slot, MediaField field,
+                               const PartHeaders& part) {
     part_name_ = field == MediaField::image ? "image" : "video";
     if (!part.has_filename) {
-        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" is not a file", part_name_);
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" is not a file",
+                      part_name_);
         return reject(Failure::unprocessable);
     }
     if (slot) {
-        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" sent twice", part_name_);
+        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" sent twice",
+                      part_name_);
         return reject(Failure::unprocessable);
     }
     slot.emplace(log_);
@@ -129,8 +139,9 @@ bool FormReceiver::on_part_data(std::string_view bytes) {
 
 bool FormReceiver::take_text(std::string_view bytes) {
     if (text_->size() + bytes.size() > kMaxTextFieldBytes) {
-        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%s\" is longer than %uz bytes",
-                      part_name_, kMaxTextFieldBytes);
+        ngx_log_error(NGX_LOG_INFO, log_, 0,
+                      "chatterd: postimages: form part \"%s\" is longer than %uz bytes", part_name_,
+                      kMaxTextFieldBytes);
         return reject(Failure::message_too_long);
     }
     text_->append(bytes);
@@ -140,8 +151,8 @@ bool FormReceiver::take_text(std::string_view bytes) {
 bool FormReceiver::take_media_bytes(std::string_view bytes) {
     if (media_->file.size() + static_cast<off_t>(bytes.size()) > conf_.media_max_size) {
         ngx_log_error(NGX_LOG_INFO, log_, 0,
-                      "chatterd: postimages: media part \"%s\" exceeds chatterd_media_max_size %O", part_name_,
-                      conf_.media_max_size);
+                      "chatterd: postimages: media part \"%s\" exceeds chatterd_media_max_size %O",
+                      part_name_, conf_.media_max_size);
         return reject(Failure::payload_too_large);
     }
     if (!media_->file.write(bytes)) return reject(Failure::internal);
@@ -162,7 +173,8 @@ bool FormReceiver::identify_media() {
     identified_ = true;
     std::optional<MediaType> type = sniff_media_type(media_field_, {head_.data(), head_size_});
     if (!type) {
-        ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: media part \"%s\" is not a supported %s (%uz bytes)",
+        ngx_log_error(NGX_LOG_INFO, log_, 0,
+                      "chatterd: postimages: media part \"%s\" is not a supported %s (%uz bytes)",
                       part_name_, part_name_, static_cast<std::size_t>(media_->file.size()));
         return reject(Failure::unsupported_media);
     }

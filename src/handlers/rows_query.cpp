@@ -61,7 +61,8 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
                       "chatterd: %s: the COPY of chatts failed: %*s; check the chatts table "
                       "against schema.sql and the role's SELECT right",
                       endpoint_name(loc_conf(r)->endpoint), message.size(), message.data());
-        if (pg_result_means_unavailable(outcome.result)) return send_failure(r, Failure::unavailable);
+        if (pg_result_means_unavailable(outcome.result))
+            return send_failure(r, Failure::unavailable);
         return send_failure(r, Failure::internal, "Database error while reading chatts");
     }
     if (outcome.rows_reader != nullptr) answer->share(rows_answer(outcome.rows_reader)->json);

@@ -9,7 +9,7 @@
 namespace chatterd {
 
 constexpr std::size_t kAnswerBlockSize = 64 * 1024;
-constexpr std::size_t kMaxKeptAnswerBlocks = 64;   // 4 MiB per worker at most, once used
+constexpr std::size_t kMaxKeptAnswerBlocks = 64;  // 4 MiB per worker at most, once used
 
 // A block of kAnswerBlockSize bytes; null when out of memory.
 u_char* take_answer_block(ngx_log_t* log) noexcept;

@@ -23,7 +23,8 @@ void BodyStream::on_read_event(ngx_http_request_t* r) noexcept {
     try {
         stream->pump();
     } catch (const std::exception& e) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: %s: %s", stream->endpoint_, e.what());
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "chatterd: %s: %s", stream->endpoint_,
+                      e.what());
         stream->answer(NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
 }
@@ -48,7 +49,8 @@ void BodyStream::pump() {
             }
             return answer(rc);
         }
-        if (r_->request_body->bufs == nullptr && r_->reading_body) return;  // wait for the next read event
+        if (r_->request_body->bufs == nullptr && r_->reading_body)
+            return;  // wait for the next read event
     }
 }
 

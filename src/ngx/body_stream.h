@@ -71,7 +71,8 @@ Stream* make_body_stream(ngx_http_request_t* r, Args&&... args) {
 // The Stream that make_body_stream made for r.
 template <class Stream>
 Stream& body_stream(ngx_http_request_t* r) {
-    return static_cast<Stream&>(*static_cast<BodyStream*>(ngx_http_get_module_ctx(r, ngx_http_chatterd_module)));
+    return static_cast<Stream&>(
+        *static_cast<BodyStream*>(ngx_http_get_module_ctx(r, ngx_http_chatterd_module)));
 }
 
 }  // namespace chatterd

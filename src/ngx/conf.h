@@ -11,13 +11,13 @@ class PgPool;
 // One database target as configured. Locations with the same settings share one spec, and
 // each worker process builds one PgPool per spec in init_process.
 struct PgPoolSpec {
-    ngx_str_t conninfo;    // NUL-terminated libpq conninfo or URI
-    ngx_uint_t size;       // connections per worker
-    ngx_uint_t queue;      // requests that may wait for a free connection
-    ngx_msec_t timeout;    // connect + query deadline
+    ngx_str_t conninfo;      // NUL-terminated libpq conninfo or URI
+    ngx_uint_t size;         // connections per worker
+    ngx_uint_t queue;        // requests that may wait for a free connection
+    ngx_msec_t timeout;      // connect + query deadline
     ngx_msec_t backoff_max;  // longest wait between connect attempts to a database that is down
-    PgPool* pool;          // this worker's pool, or null before init_process
-    ngx_uint_t index;      // its place in MainConf's pool_specs (the status page's pool label)
+    PgPool* pool;            // this worker's pool, or null before init_process
+    ngx_uint_t index;        // its place in MainConf's pool_specs (the status page's pool label)
 };
 
 // One media root swept of the files no row names (media_sweep.h), with the database whose
@@ -25,8 +25,8 @@ struct PgPoolSpec {
 struct MediaSweepSpec {
     ngx_str_t media_root;
     PgPoolSpec* pool_spec;
-    ngx_msec_t grace;      // files younger than this are never removed; also the interval
-    MediaSweep* sweep;     // worker 0's sweep, or null
+    ngx_msec_t grace;   // files younger than this are never removed; also the interval
+    MediaSweep* sweep;  // worker 0's sweep, or null
 };
 
 enum class Endpoint : ngx_uint_t { none, getchatts, postchatt, getimages, postimages };
@@ -44,16 +44,16 @@ struct LocConf {
     ngx_uint_t pg_queue;
     ngx_msec_t pg_timeout;
     ngx_msec_t pg_backoff_max;
-    ngx_str_t media_root;   // without trailing slash
-    ngx_str_t media_url;    // with trailing slash
+    ngx_str_t media_root;  // without trailing slash
+    ngx_str_t media_url;   // with trailing slash
     off_t media_max_size;
     ngx_msec_t media_sweep;  // chatterd_media_sweep; 0: off
-    PgPoolSpec* pool_spec;  // resolved at merge time for locations that serve an endpoint
+    PgPoolSpec* pool_spec;   // resolved at merge time for locations that serve an endpoint
 };
 
 struct MainConf {
-    ngx_array_t pool_specs;    // of PgPoolSpec*
-    ngx_array_t media_sweeps;  // of MediaSweepSpec*
+    ngx_array_t pool_specs;       // of PgPoolSpec*
+    ngx_array_t media_sweeps;     // of MediaSweepSpec*
     ngx_shm_zone_t* status_zone;  // the metrics of every worker (metrics.h)
     size_t answer_memory_max;     // chatterd_answer_memory_max: all answers of a worker; 0: none
 };

@@ -4,15 +4,16 @@
 #include "ngx/media_root.h"
 #include "ngx/metrics.h"
 
-#include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
 
 namespace chatterd {
 namespace {
 
-constexpr mode_t kMediaMode = 0644;  // served by nginx's static module, which may run as another user
+constexpr mode_t kMediaMode =
+    0644;  // served by nginx's static module, which may run as another user
 
 bool temp_files_unsupported(int error) {
     // Kernels or file systems without O_TMPFILE answer one of these.
@@ -70,7 +71,8 @@ bool MediaFile::open_unnamed() {
     fd_ = openat(dir_fd_, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, kMediaMode);
     if (fd_ < 0 && temp_files_unsupported(errno)) {
         temp_name_ = "." + random_media_name("", "upload");
-        fd_ = openat(dir_fd_, temp_name_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, kMediaMode);
+        fd_ = openat(dir_fd_, temp_name_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+                     kMediaMode);
         if (fd_ < 0) temp_name_.clear();
     }
     return fd_ >= 0;

@@ -24,8 +24,8 @@ int media_root_fd(std::string_view root, ngx_log_t* log) {
     std::string path(root);
     int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "chatterd: opening chatterd_media_root \"%s\" failed",
-                      path.c_str());
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "chatterd: opening chatterd_media_root \"%s\" failed", path.c_str());
         return -1;
     }
     open_roots.emplace_back(std::move(path), fd);
@@ -36,7 +36,8 @@ bool media_root_replaced(std::string_view root, int fd) {
     std::string path(root);
     struct stat held, current;
     if (fstat(fd, &held) != 0) return false;
-    if (stat(path.c_str(), &current) == 0 && current.st_dev == held.st_dev && current.st_ino == held.st_ino)
+    if (stat(path.c_str(), &current) == 0 && current.st_dev == held.st_dev
+        && current.st_ino == held.st_ino)
         return false;
     for (auto it = open_roots.begin(); it != open_roots.end(); ++it) {
         if (it->first == root && it->second == fd) {

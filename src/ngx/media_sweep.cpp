@@ -28,7 +28,9 @@ constexpr const char* kUnnamedSql =
     "EXCEPT SELECT substring(u FROM '[^/]*$') FROM chatts, "
     "LATERAL (VALUES (imageurl), (videourl)) AS v(u) WHERE u IS NOT NULL";
 
-std::string root_path(const ngx_str_t& root) { return std::string(to_view(root)); }
+std::string root_path(const ngx_str_t& root) {
+    return std::string(to_view(root));
+}
 }  // namespace
 
 class MediaSweep {
@@ -61,9 +63,9 @@ private:
     ngx_log_t* log_;
     ngx_event_t timer_{};
     PgTask task_;
-    DIR* dir_ = nullptr;          // during a round: where its listing goes on
-    ngx_uint_t removed_ = 0;      // during a round: files removed so far
-    std::string names_;           // the current chunk's candidates, as one text array
+    DIR* dir_ = nullptr;      // during a round: where its listing goes on
+    ngx_uint_t removed_ = 0;  // during a round: files removed so far
+    std::string names_;       // the current chunk's candidates, as one text array
     const char* params_[1] = {};
 };
 
@@ -166,8 +168,8 @@ void MediaSweep::remove_unnamed(const PGresult* result) {
         if (unlinkat(dir, name, 0) == 0) {
             removed++;
         } else if (ngx_errno != NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_ERR, log_, ngx_errno, "chatterd: media sweep: unlink \"%s/%s\" failed",
-                          root.c_str(), name);
+            ngx_log_error(NGX_LOG_ERR, log_, ngx_errno,
+                          "chatterd: media sweep: unlink \"%s/%s\" failed", root.c_str(), name);
         }
     }
     close(dir);

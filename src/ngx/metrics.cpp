@@ -10,17 +10,17 @@ namespace chatterd {
 
 namespace {
 
-constexpr std::size_t kEndpoints = 5;    // Endpoint's values, none included
-constexpr std::size_t kStatuses = 600;   // by status; 0 holds any status outside 100..599
+constexpr std::size_t kEndpoints = 5;   // Endpoint's values, none included
+constexpr std::size_t kStatuses = 600;  // by status; 0 holds any status outside 100..599
 // Workers that publish gauges at once: a reload's new workers start while the old ones still
 // finish their requests, and a worker that died leaves its slot to the next one.
 constexpr std::size_t kSlots = 256;
 constexpr std::size_t kPgErrors = 5;
-constexpr std::size_t kBatchKinds = 2;   // combined, shared
+constexpr std::size_t kBatchKinds = 2;  // combined, shared
 // Requests per batched statement; at most kMaxBatchCalls (64), +Inf for the format's sake.
 constexpr ngx_atomic_uint_t kBatchBounds[] = {2, 4, 8, 16, 32, 64};
 constexpr std::size_t kBuckets = sizeof(kBatchBounds) / sizeof(kBatchBounds[0]) + 1;
-constexpr std::size_t kLine = 64;        // cache line: workers write their own slots
+constexpr std::size_t kLine = 64;  // cache line: workers write their own slots
 
 const char* const kPgErrorNames[kPgErrors] = {"connect_failed", "connection_lost", "timeout",
                                               "refused", "queue_full"};
@@ -29,14 +29,14 @@ const char* const kBatchKindNames[kBatchKinds] = {"combined", "shared"};
 struct alignas(kLine) Totals {
     ngx_atomic_t requests[kEndpoints][kStatuses];
     ngx_atomic_t upload_bytes[kEndpoints];
-    ngx_atomic_t media[3];   // by MediaFate
+    ngx_atomic_t media[3];  // by MediaFate
 };
 
 struct alignas(kLine) PoolTotals {
     ngx_atomic_t queries;
     ngx_atomic_t connects;
     ngx_atomic_t errors[kPgErrors];
-    ngx_atomic_t batch_buckets[kBatchKinds][kBuckets];   // not cumulative: each its own range
+    ngx_atomic_t batch_buckets[kBatchKinds][kBuckets];  // not cumulative: each its own range
     ngx_atomic_t batch_sum[kBatchKinds];
 };
 
@@ -50,7 +50,7 @@ struct PoolGauges {
 };
 
 struct alignas(kLine) WorkerSlot {
-    ngx_atomic_t pid;   // 0: free
+    ngx_atomic_t pid;  // 0: free
     ngx_atomic_t answer_bytes;
     // followed by PoolGauges[pools]
 };
@@ -62,7 +62,9 @@ struct Layout {
     std::size_t size;
 };
 
-std::size_t round_up(std::size_t n) { return (n + kLine - 1) / kLine * kLine; }
+std::size_t round_up(std::size_t n) {
+    return (n + kLine - 1) / kLine * kLine;
+}
 
 Layout layout_for(std::size_t pools) {
     std::size_t slot_size = round_up(sizeof(WorkerSlot) + pools * sizeof(PoolGauges));
@@ -80,16 +82,16 @@ struct Zone {
         return reinterpret_cast<PoolTotals*>(base + sizeof(Totals))[i];
     }
     WorkerSlot& slot(std::size_t i) const {
-        return *reinterpret_cast<WorkerSlot*>(base + sizeof(Totals)
-                                              + layout.pools * sizeof(PoolTotals)
-                                              + i * layout.slot_size);
+        return *reinterpret_cast<WorkerSlot*>(
+            base + sizeof(Totals) + layout.pools * sizeof(PoolTotals) + i * layout.slot_size);
     }
     static PoolGauges& gauges(WorkerSlot& slot, std::size_t pool) {
-        return reinterpret_cast<PoolGauges*>(reinterpret_cast<u_char*>(&slot) + sizeof(WorkerSlot))[pool];
+        return reinterpret_cast<PoolGauges*>(reinterpret_cast<u_char*>(&slot)
+                                             + sizeof(WorkerSlot))[pool];
     }
 };
 
-Zone zone;   // this worker's; empty in the master
+Zone zone;  // this worker's; empty in the master
 
 void add(ngx_atomic_t& counter, ngx_atomic_uint_t n) {
     ngx_atomic_fetch_add(&counter, static_cast<ngx_atomic_int_t>(n));
@@ -181,7 +183,7 @@ private:
 
 struct PoolSums {
     ngx_atomic_uint_t connecting = 0, idle = 0, busy = 0, waiting = 0;
-    ngx_atomic_uint_t down_since = 0;   // the earliest of the workers that see it down
+    ngx_atomic_uint_t down_since = 0;  // the earliest of the workers that see it down
 };
 
 void render_totals(Page& page) {
@@ -194,7 +196,8 @@ void render_totals(Page& page) {
             ngx_atomic_uint_t n = totals.requests[e][status];
             if (n == 0) continue;
             std::string code = status == 0 ? "000" : std::to_string(status);
-            page.sample("chatterd_requests_total", {"endpoint", endpoint_name(static_cast<Endpoint>(e)), "status", code}, n);
+            page.sample("chatterd_requests_total",
+                        {"endpoint", endpoint_name(static_cast<Endpoint>(e)), "status", code}, n);
         }
     }
     page.family("chatterd_upload_bytes_total", "counter",
@@ -202,8 +205,8 @@ void render_totals(Page& page) {
                 "arrive, refused uploads included).");
     for (Endpoint e : {Endpoint::postchatt, Endpoint::postimages}) {
         std::size_t i = static_cast<std::size_t>(e);
-        page.sample("chatterd_upload_bytes_total", {"endpoint", endpoint_name(static_cast<Endpoint>(i))},
-                    totals.upload_bytes[i]);
+        page.sample("chatterd_upload_bytes_total",
+                    {"endpoint", endpoint_name(static_cast<Endpoint>(i))}, totals.upload_bytes[i]);
     }
     page.family("chatterd_media_files_kept_total", "counter",
                 "Media files kept with their row (stored, or whose row's fate was unknown).");
@@ -221,7 +224,8 @@ void render_totals(Page& page) {
 void pool_counter(Page& page, const char* name, const char* help, const std::string* labels,
                   std::size_t pools, ngx_atomic_t PoolTotals::*counter) {
     page.family(name, "counter", help);
-    for (std::size_t p = 0; p < pools; p++) page.sample(name, {"pool", labels[p]}, zone.pool(p).*counter);
+    for (std::size_t p = 0; p < pools; p++)
+        page.sample(name, {"pool", labels[p]}, zone.pool(p).*counter);
 }
 
 void render_pool_totals(Page& page, const std::string* labels, std::size_t pools) {
@@ -278,7 +282,8 @@ void render_gauges(Page& page, const std::string* labels, const std::string* tar
             sums[p].idle += g.idle;
             sums[p].busy += g.busy;
             sums[p].waiting += g.waiting;
-            if (g.down_since != 0 && (sums[p].down_since == 0 || g.down_since < sums[p].down_since)) {
+            if (g.down_since != 0
+                && (sums[p].down_since == 0 || g.down_since < sums[p].down_since)) {
                 sums[p].down_since = g.down_since;
             }
         }
@@ -318,7 +323,8 @@ void render_gauges(Page& page, const std::string* labels, const std::string* tar
 // ---- life cycle ----------------------------------------------------------------------------
 
 ngx_int_t metrics_configure(ngx_conf_t* cf) noexcept {
-    auto* mc = static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
+    auto* mc =
+        static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
     // The zone's name tells its layout: a reload with the same pools keeps the counts, one
     // with other pools starts a new zone (the old workers keep theirs until they exit).
     uint32_t crc;
@@ -337,7 +343,8 @@ ngx_int_t metrics_configure(ngx_conf_t* cf) noexcept {
     zone_name.data = name;
     zone_name.len = ngx_sprintf(name, "chatterd_status_%uz_%08xD", layout.pools, crc) - name;
     // Room for the slab pool's own pages and page table (nginx's minimum is 8 pages).
-    std::size_t zone_size = ngx_align(layout.size + layout.size / 64 + 8 * ngx_pagesize, ngx_pagesize);
+    std::size_t zone_size =
+        ngx_align(layout.size + layout.size / 64 + 8 * ngx_pagesize, ngx_pagesize);
     mc->status_zone = ngx_shared_memory_add(cf, &zone_name, zone_size, &ngx_http_chatterd_module);
     if (mc->status_zone == nullptr) return NGX_ERROR;
     mc->status_zone->init = init_zone;
@@ -354,14 +361,17 @@ ngx_int_t metrics_configure(ngx_conf_t* cf) noexcept {
 
 ngx_int_t metrics_start(ngx_cycle_t* cycle) noexcept {
     if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE) return NGX_OK;
-    auto* mc = static_cast<MainConf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_http_chatterd_module));
-    if (mc == nullptr || mc->status_zone == nullptr || mc->status_zone->data == nullptr) return NGX_OK;
+    auto* mc = static_cast<MainConf*>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_chatterd_module));
+    if (mc == nullptr || mc->status_zone == nullptr || mc->status_zone->data == nullptr)
+        return NGX_OK;
     zone.layout = layout_for(mc->pool_specs.nelts);
     zone.base = static_cast<u_char*>(mc->status_zone->data);
     for (std::size_t s = 0; s < kSlots; s++) {
         WorkerSlot& slot = zone.slot(s);
         ngx_atomic_uint_t pid = slot.pid;
-        if (alive(pid) || !ngx_atomic_cmp_set(&slot.pid, pid, static_cast<ngx_atomic_uint_t>(ngx_pid))) {
+        if (alive(pid)
+            || !ngx_atomic_cmp_set(&slot.pid, pid, static_cast<ngx_atomic_uint_t>(ngx_pid))) {
             continue;
         }
         // A dead worker's slot: its gauges died with it.
@@ -388,7 +398,8 @@ void metrics_stop() noexcept {
 // ---- counting ------------------------------------------------------------------------------
 
 void count_upload_bytes(Endpoint endpoint, std::size_t bytes) noexcept {
-    if (zone.base != nullptr) add(zone.totals().upload_bytes[static_cast<std::size_t>(endpoint)], bytes);
+    if (zone.base != nullptr)
+        add(zone.totals().upload_bytes[static_cast<std::size_t>(endpoint)], bytes);
 }
 
 void count_media_files(MediaFate fate, ngx_uint_t files) noexcept {
@@ -396,14 +407,16 @@ void count_media_files(MediaFate fate, ngx_uint_t files) noexcept {
 }
 
 void count_pg_error(const PgPoolSpec& spec, PgError error) noexcept {
-    if (PoolTotals* totals = pool_totals(spec)) add(totals->errors[static_cast<std::size_t>(error)], 1);
+    if (PoolTotals* totals = pool_totals(spec))
+        add(totals->errors[static_cast<std::size_t>(error)], 1);
 }
 
 void count_pg_connect(const PgPoolSpec& spec) noexcept {
     if (PoolTotals* totals = pool_totals(spec)) add(totals->connects, 1);
 }
 
-void count_pg_statement(const PgPoolSpec& spec, std::size_t requests, const PgBatch* batch) noexcept {
+void count_pg_statement(const PgPoolSpec& spec, std::size_t requests,
+                        const PgBatch* batch) noexcept {
     PoolTotals* totals = pool_totals(spec);
     if (totals == nullptr) return;
     add(totals->queries, 1);

@@ -37,7 +37,8 @@ enum class PgError { connect_failed, connection_lost, timeout, refused, queue_fu
 void count_pg_error(const PgPoolSpec& spec, PgError error) noexcept;
 void count_pg_connect(const PgPoolSpec& spec) noexcept;
 // A statement sent for `requests` requests (batch: how they were served together, or null).
-void count_pg_statement(const PgPoolSpec& spec, std::size_t requests, const PgBatch* batch) noexcept;
+void count_pg_statement(const PgPoolSpec& spec, std::size_t requests,
+                        const PgBatch* batch) noexcept;
 
 // What one worker's pool looks like now; down_since is the unix time the outage began (0: up).
 struct PgGauges {

@@ -149,7 +149,7 @@ void PgPool::deliver_shared(const SlotCalls& calls, PGresult* result) {
     ngx_queue_t pending;
     ngx_queue_init(&pending);
     for (std::size_t i = 1; i <= calls.count; i++) {
-        PgCall* call = calls.entries[i % calls.count];   // the reader last
+        PgCall* call = calls.entries[i % calls.count];  // the reader last
         if (call != nullptr) await_delivery(pending, call);
     }
     const ngx_queue_t* reader_link = &reader->link;

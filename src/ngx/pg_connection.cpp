@@ -64,8 +64,8 @@ void PgPool::open_connections() {
 void PgPool::connect(PgSlot& slot) {
     // Before dbname, so the operator's conninfo (expanded in its place) can override them:
     // text arrives in UTF-8, as the JSON is written (timestamps come in binary, so no DateStyle).
-    static const char* const keywords[] = {"client_encoding", "fallback_application_name",
-                                           "dbname", nullptr};
+    static const char* const keywords[] = {"client_encoding", "fallback_application_name", "dbname",
+                                           nullptr};
     const char* const values[] = {"UTF8", "chatterd",
                                   reinterpret_cast<const char*>(spec_.conninfo.data), nullptr};
     slot.state = SlotState::connecting;
@@ -221,10 +221,9 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
     if (batch != nullptr && !call->alone) {
         join_waiting_calls(slot, batch);
         if (slot.calls.count > 1) {
-            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log_, 0,
-                           "chatterd: one %s statement for %uz requests",
-                           batch->kind == PgBatch::Kind::combined ? "combined" : "shared",
-                           slot.calls.count);
+            ngx_log_debug2(
+                NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: one %s statement for %uz requests",
+                batch->kind == PgBatch::Kind::combined ? "combined" : "shared", slot.calls.count);
         }
         if (batch->kind == PgBatch::Kind::combined && slot.calls.count > 1
             && !build_batch_query(slot)) {
@@ -261,8 +260,8 @@ bool PgPool::send_query(PgSlot& slot) {
     slot.state = SlotState::querying;
     return prepared ? PQsendQueryPrepared(slot.conn, q.name, q.param_count, q.params, nullptr,
                                           nullptr, 0)
-                    : PQsendQueryParams(slot.conn, q.sql, q.param_count, nullptr, q.params,
-                                        nullptr, nullptr, 0);
+                    : PQsendQueryParams(slot.conn, q.sql, q.param_count, nullptr, q.params, nullptr,
+                                        nullptr, 0);
 }
 
 // The preparation is done: run the statement for the request, still under its deadline. A

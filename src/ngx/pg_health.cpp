@@ -15,14 +15,17 @@ constexpr ngx_msec_t kFirstRetry = 100;
 constexpr ngx_msec_t kReminderInterval = 60 * 1000;
 constexpr ngx_msec_t kRepeatInterval = 10 * 1000;
 
-ngx_msec_t elapsed_since(ngx_msec_t then) { return ngx_current_msec - then; }
+ngx_msec_t elapsed_since(ngx_msec_t then) {
+    return ngx_current_msec - then;
+}
 }  // namespace
 
 // host, hostaddr, port, dbname and user as configured (never the password): which database
 // the lines are about.
 std::string pg_target(const ngx_str_t& conninfo) {
     char* error = nullptr;
-    PQconninfoOption* options = PQconninfoParse(reinterpret_cast<const char*>(conninfo.data), &error);
+    PQconninfoOption* options =
+        PQconninfoParse(reinterpret_cast<const char*>(conninfo.data), &error);
     PQfreemem(error);
     if (options == nullptr) return "?";
     std::string text;
@@ -50,7 +53,10 @@ bool LogBudget::take(ngx_msec_t interval, ngx_uint_t& others) {
 }
 
 PgPool::PgPool(PgPoolSpec& spec, ngx_log_t* log)
-    : spec_(spec), log_(log), target_(pg_target(spec.conninfo)), slots_(spec.size),
+    : spec_(spec),
+      log_(log),
+      target_(pg_target(spec.conninfo)),
+      slots_(spec.size),
       backoff_(kFirstRetry, spec.backoff_max) {
     ngx_queue_init(&waiting_);
     for (PgSlot& slot : slots_) {
@@ -122,7 +128,8 @@ void PgPool::database_refused(const char* cause) {
     ngx_log_error(NGX_LOG_ERR, log_, 0,
                   "chatterd: postgres (%s) still cannot be reached after %M s: %s; %ui requests "
                   "got 503 since the last line",
-                  target_.c_str(), elapsed_since(down_since_) / 1000, last_cause_.c_str(), refused_);
+                  target_.c_str(), elapsed_since(down_since_) / 1000, last_cause_.c_str(),
+                  refused_);
     last_outage_line_ = ngx_current_msec;
     refused_ = 0;
 }

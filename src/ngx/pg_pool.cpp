@@ -128,7 +128,8 @@ void PgPool::publish_gauges() noexcept {
     }
     gauges.waiting = waiting_count_;
     if (db_state_ != DbState::reachable) {
-        gauges.down_since = ngx_time() - static_cast<time_t>((ngx_current_msec - down_since_) / 1000);
+        gauges.down_since =
+            ngx_time() - static_cast<time_t>((ngx_current_msec - down_since_) / 1000);
     }
     publish_pg_gauges(spec_, gauges);
 }
@@ -177,8 +178,9 @@ void pg_run(ngx_http_request_t* r, const PgQuery& query, PgRowHandler on_row,
     auto* call = static_cast<PgCall*>(ngx_pcalloc(r->pool, sizeof(PgCall)));
     ngx_http_cleanup_t* cleanup = call ? ngx_http_cleanup_add(r, 0) : nullptr;
     if (pool == nullptr || cleanup == nullptr) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      pool ? "chatterd: out of memory" : "chatterd: no postgres pool in this worker");
+        ngx_log_error(
+            NGX_LOG_ALERT, r->connection->log, 0,
+            pool ? "chatterd: out of memory" : "chatterd: no postgres pool in this worker");
         ngx_http_finalize_request(r, on_done(r, PgOutcome::not_sent("no pool")));
         return;
     }

@@ -30,8 +30,9 @@ struct PgOutcome {
     const char* reason;  // not done: why, for the error log
     std::size_t calls;   // how many requests' values the statement carried (1 unless
                          // combined): the same result goes to each of them
-    ngx_http_request_t* rows_reader;  // a shared statement's other requests: the request whose
-                         // on_row took the rows (it is answered after them); null otherwise
+    ngx_http_request_t*
+        rows_reader;  // a shared statement's other requests: the request whose
+                      // on_row took the rows (it is answered after them); null otherwise
 
     static PgOutcome ran(PGresult* result, std::size_t calls) {
         return {Kind::done, result, nullptr, calls, nullptr};
@@ -39,9 +40,13 @@ struct PgOutcome {
     static PgOutcome read_by(ngx_http_request_t* reader, PGresult* result) {
         return {Kind::done, result, nullptr, 1, reader};
     }
-    static PgOutcome not_sent(const char* reason) { return {Kind::not_sent, nullptr, reason, 1, nullptr}; }
+    static PgOutcome not_sent(const char* reason) {
+        return {Kind::not_sent, nullptr, reason, 1, nullptr};
+    }
     static PgOutcome refused() { return {Kind::refused, nullptr, "postgres is down", 1, nullptr}; }
-    static PgOutcome unknown(const char* reason) { return {Kind::unknown, nullptr, reason, 1, nullptr}; }
+    static PgOutcome unknown(const char* reason) {
+        return {Kind::unknown, nullptr, reason, 1, nullptr};
+    }
     static PgOutcome rows_not_taken() {
         return {Kind::rows_refused, nullptr, "the rows were refused", 1, nullptr};
     }
@@ -69,8 +74,8 @@ struct PgBatch {
 };
 
 struct PgQuery {
-    const char* name;           // prepared once per connection under this name (a constant);
-                                // null: sent unprepared
+    const char* name;  // prepared once per connection under this name (a constant);
+                       // null: sent unprepared
     const char* sql;
     int param_count;
     const char* const* params;  // text values, NUL-terminated; a null pointer is SQL NULL

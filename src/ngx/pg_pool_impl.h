@@ -38,7 +38,7 @@ enum class DbState {
     probing,      // the retry timer fired: one connection (the probe) is being opened
 };
 
-constexpr std::size_t kMaxBatchCalls = 64;    // requests one batched statement carries at most
+constexpr std::size_t kMaxBatchCalls = 64;  // requests one batched statement carries at most
 constexpr std::size_t kMaxBatchParams = 8;
 
 // The requests a busy connection's statement serves: one, or several when batched. An entry
@@ -52,15 +52,15 @@ struct PgSlot {
     PgPool* pool = nullptr;
     PGconn* conn = nullptr;
     ngx_connection_t* socket = nullptr;
-    ino_t socket_inode = 0;         // identity of the registered socket (see follow_socket)
+    ino_t socket_inode = 0;  // identity of the registered socket (see follow_socket)
     SlotState state = SlotState::closed;
-    SlotCalls calls;                // busy: the requests the statement serves
-    PgQuery query{};                // busy: the statement sent (the request's own, or the
-                                    // combined one); with several calls, query.batch says how
+    SlotCalls calls;  // busy: the requests the statement serves
+    PgQuery query{};  // busy: the statement sent (the request's own, or the
+                      // combined one); with several calls, query.batch says how
     std::string batch_values[kMaxBatchParams];  // a batch's parameters: text arrays
     const char* batch_params[kMaxBatchParams] = {};
     PGresult* final_result = nullptr;
-    const char* prepared[8] = {};   // statement names this connection has prepared
+    const char* prepared[8] = {};  // statement names this connection has prepared
     std::size_t prepared_count = 0;
     ngx_event_t deadline{};
 };
@@ -90,10 +90,10 @@ struct PgCall {
     PgRowHandler on_row;
     PgDoneHandler on_done;
     CallState state;
-    PgSlot* slot;        // running: the slot its statement runs on
-    ngx_queue_t link;    // waiting, awaiting_delivery: its place in that list
-    bool alone;          // its batch failed: it runs its own statement
-    bool rows_refused;   // on_row refused rows: the rest are dropped, the outcome is a failure
+    PgSlot* slot;       // running: the slot its statement runs on
+    ngx_queue_t link;   // waiting, awaiting_delivery: its place in that list
+    bool alone;         // its batch failed: it runs its own statement
+    bool rows_refused;  // on_row refused rows: the rest are dropped, the outcome is a failure
     ngx_event_t deadline;
 };
 
@@ -193,24 +193,26 @@ private:
 
     PgPoolSpec& spec_;
     ngx_log_t* log_;
-    std::string target_;           // the conninfo's host, port, dbname and user, for the log
+    std::string target_;  // the conninfo's host, port, dbname and user, for the log
     std::vector<PgSlot> slots_;
     ngx_queue_t waiting_;
     ngx_uint_t waiting_count_ = 0;
 
     DbState db_state_ = DbState::reachable;
     Backoff backoff_;
-    ngx_event_t retry_timer_{};    // backing_off: when the next probe starts
-    ngx_event_t connect_event_{};  // posted: open the connections the queue needs
-    ngx_msec_t down_since_ = 0;    // when the outage's first connect failed
-    ngx_uint_t refused_ = 0;       // requests refused since the outage's last line
-    ngx_uint_t refused_total_ = 0; // requests refused during this outage
+    ngx_event_t retry_timer_{};     // backing_off: when the next probe starts
+    ngx_event_t connect_event_{};   // posted: open the connections the queue needs
+    ngx_msec_t down_since_ = 0;     // when the outage's first connect failed
+    ngx_uint_t refused_ = 0;        // requests refused since the outage's last line
+    ngx_uint_t refused_total_ = 0;  // requests refused during this outage
     ngx_msec_t last_outage_line_ = 0;
-    std::string last_cause_;       // the latest connect failure, for the reminders
-    LogBudget timeouts_;           // requests that timed out
-    LogBudget lost_connections_;   // open connections that broke
+    std::string last_cause_;      // the latest connect failure, for the reminders
+    LogBudget timeouts_;          // requests that timed out
+    LogBudget lost_connections_;  // open connections that broke
 };
 
-inline PublishOnReturn::~PublishOnReturn() { pool_.publish_gauges(); }
+inline PublishOnReturn::~PublishOnReturn() {
+    pool_.publish_gauges();
+}
 
 }  // namespace chatterd

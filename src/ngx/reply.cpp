@@ -16,8 +16,10 @@ struct FailureAnswer {
 FailureAnswer answer_for(Failure failure) {
     switch (failure) {
     case Failure::unprocessable: return {kUnprocessable, "Unprocessable entity"};
-    case Failure::payload_too_large: return {NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "Payload too large"};
-    case Failure::unsupported_media: return {NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"};
+    case Failure::payload_too_large:
+        return {NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "Payload too large"};
+    case Failure::unsupported_media:
+        return {NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"};
     case Failure::message_too_long: return {NGX_HTTP_BAD_REQUEST, "Message too long"};
     case Failure::invalid_host: return {NGX_HTTP_BAD_REQUEST, "Invalid Host header"};
     case Failure::unavailable: return {NGX_HTTP_SERVICE_UNAVAILABLE, "Service unavailable"};

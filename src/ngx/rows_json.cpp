@@ -23,7 +23,9 @@ struct OverMemoryBound : std::bad_alloc {
 };
 }  // namespace
 
-void RowsJson::bound_worker_memory(std::size_t bytes) noexcept { worker_bound = bytes; }
+void RowsJson::bound_worker_memory(std::size_t bytes) noexcept {
+    worker_bound = bytes;
+}
 
 RowsJson* RowsJson::create(const ColumnKind* kinds, std::size_t column_count,
                            ngx_log_t* log) noexcept {
@@ -68,8 +70,9 @@ void RowsJson::complete(char* written_end) {
 // one, memory of its own.
 JsonRoom RowsJson::more_room(char* written_end, std::size_t size) {
     if (written_end != nullptr) complete(written_end);
-    if (pieces_.empty() || static_cast<std::size_t>(pieces_.back().end - pieces_.back().last) < size) {
-        pieces_.reserve(pieces_.size() + 1);   // may throw before the memory is taken
+    if (pieces_.empty()
+        || static_cast<std::size_t>(pieces_.back().end - pieces_.back().last) < size) {
+        pieces_.reserve(pieces_.size() + 1);  // may throw before the memory is taken
         bool answer_block = size <= kAnswerBlockSize;
         std::size_t piece_size = answer_block ? kAnswerBlockSize : size;
         if (worker_bound > 0 && worker_held + piece_size > worker_bound) {
@@ -80,8 +83,8 @@ JsonRoom RowsJson::more_room(char* written_end, std::size_t size) {
         auto* start = answer_block ? take_answer_block(ngx_cycle->log)
                                    : static_cast<u_char*>(ngx_alloc(size, ngx_cycle->log));
         if (start == nullptr) throw std::bad_alloc();
-        pieces_.push_back(Piece{start, start, start + (answer_block ? kAnswerBlockSize : size),
-                                answer_block});
+        pieces_.push_back(
+            Piece{start, start, start + (answer_block ? kAnswerBlockSize : size), answer_block});
         add_answer_bytes(pieces_.back().end - start);
         worker_held += piece_size;
     }
@@ -102,12 +105,9 @@ bool RowsJson::take(std::string_view copy_data, ngx_log_t* log) noexcept {
     try {
         while (true) {
             switch (rows_.next(cells)) {
-            case CopyBinaryRows::Next::row:
-                writer_.row(cells, kinds_, column_count_);
-                break;
+            case CopyBinaryRows::Next::row: writer_.row(cells, kinds_, column_count_); break;
             case CopyBinaryRows::Next::message_done:
-            case CopyBinaryRows::Next::end_of_data:
-                return true;
+            case CopyBinaryRows::Next::end_of_data: return true;
             case CopyBinaryRows::Next::malformed:
                 return refuse(log, "PostgreSQL sent rows that are not the binary COPY asked for");
             }
@@ -118,10 +118,11 @@ bool RowsJson::take(std::string_view copy_data, ngx_log_t* log) noexcept {
 }
 
 bool RowsJson::finish(ngx_log_t* log) noexcept {
-    if (refused_) return false;   // logged when refused
+    if (refused_) return false;  // logged when refused
     if (finished_) return true;
     if (!rows_.complete()) {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: the COPY ended before its end-of-data trailer");
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "chatterd: the COPY ended before its end-of-data trailer");
         refused_ = true;
         return false;
     }
@@ -144,7 +145,7 @@ ngx_chain_t* RowsJson::body(ngx_pool_t* pool) const noexcept {
         if (link == nullptr || b == nullptr) return nullptr;
         b->start = b->pos = piece.start;
         b->end = b->last = piece.last;
-        b->memory = 1;   // read-only: other requests send the same bytes
+        b->memory = 1;  // read-only: other requests send the same bytes
         link->buf = b;
         link->next = nullptr;
         *tail = link;

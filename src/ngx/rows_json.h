@@ -66,7 +66,7 @@ private:
     bool refused_ = false;
     bool over_memory_bound_ = false;
     bool finished_ = false;
-    JsonRowsWriter writer_;   // last: it writes "[" through more_room on construction
+    JsonRowsWriter writer_;  // last: it writes "[" through more_room on construction
 };
 
 }  // namespace chatterd

@@ -10,10 +10,9 @@
 namespace chatterd {
 namespace {
 
-using namespace std::string_literals;   // "..."s keeps embedded NULs
+using namespace std::string_literals;  // "..."s keeps embedded NULs
 
-TEST(MediaNamePrefix, KeepsPortableFileNameCharacters)
-{
+TEST(MediaNamePrefix, KeepsPortableFileNameCharacters) {
     EXPECT_EQ(sanitized_username_prefix("alice"), "alice");
     EXPECT_EQ(sanitized_username_prefix("Alice_B.Smith-2"), "Alice_B.Smith-2");
     EXPECT_EQ(sanitized_username_prefix("John Smith"), "John_Smith");
@@ -21,9 +20,8 @@ TEST(MediaNamePrefix, KeepsPortableFileNameCharacters)
     EXPECT_EQ(sanitized_username_prefix("a..b"), "a..b");
 }
 
-TEST(MediaNamePrefix, DropsEverythingElse)
-{
-    EXPECT_EQ(sanitized_username_prefix("\xE3\x82\xB8\xE3\x83\xA7\xE3\x83\xB3"), "");   // "ジョン"
+TEST(MediaNamePrefix, DropsEverythingElse) {
+    EXPECT_EQ(sanitized_username_prefix("\xE3\x82\xB8\xE3\x83\xA7\xE3\x83\xB3"), "");  // "ジョン"
     EXPECT_EQ(sanitized_username_prefix("\xE3\x82\xB8\xE3\x83\xA7\xE3\x83\xB3 john"), "_john");
     EXPECT_EQ(sanitized_username_prefix("../../etc/passwd"), "etcpasswd");
     EXPECT_EQ(sanitized_username_prefix("a/b\\c:d*e?f\"g<h>i|j"), "abcdefghij");
@@ -31,8 +29,7 @@ TEST(MediaNamePrefix, DropsEverythingElse)
     EXPECT_EQ(sanitized_username_prefix(""), "");
 }
 
-TEST(MediaNamePrefix, NoLeadingDotOrDash)
-{
+TEST(MediaNamePrefix, NoLeadingDotOrDash) {
     EXPECT_EQ(sanitized_username_prefix(".hidden"), "hidden");
     EXPECT_EQ(sanitized_username_prefix(".."), "");
     EXPECT_EQ(sanitized_username_prefix("--rf"), "rf");
@@ -40,23 +37,22 @@ TEST(MediaNamePrefix, NoLeadingDotOrDash)
     EXPECT_EQ(sanitized_username_prefix("/.hidden"), "hidden");
 }
 
-TEST(MediaNamePrefix, AtMost64Characters)
-{
+TEST(MediaNamePrefix, AtMost64Characters) {
     EXPECT_EQ(sanitized_username_prefix(std::string(255, 'a')), std::string(64, 'a'));
-    EXPECT_EQ(sanitized_username_prefix(std::string(200, '.') + std::string(100, 'b')), std::string(64, 'b'));
+    EXPECT_EQ(sanitized_username_prefix(std::string(200, '.') + std::string(100, 'b')),
+              std::string(64, 'b'));
     EXPECT_EQ(sanitized_username_prefix(std::string(255, '.')), "");
 }
 
-bool all_of_chars(std::string_view text, std::string_view allowed)
-{
+bool all_of_chars(std::string_view text, std::string_view allowed) {
     return text.find_first_not_of(allowed) == std::string_view::npos;
 }
 
 // "<prefix>-<32 lowercase hex>.<extension>" or "<32 lowercase hex>.<extension>", with a prefix as
 // sanitized_username_prefix makes it.
-void expect_safe_name(std::string_view name)
-{
-    constexpr std::string_view kAlnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+void expect_safe_name(std::string_view name) {
+    constexpr std::string_view kAlnum =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     const std::string kPrefixChars = std::string(kAlnum) + "_.-";
     SCOPED_TRACE(name);
     ASSERT_LT(name.size(), 255u);
@@ -80,8 +76,7 @@ void expect_safe_name(std::string_view name)
     }
 }
 
-TEST(MediaNameRandom, PrefixRandomHexAndExtension)
-{
+TEST(MediaNameRandom, PrefixRandomHexAndExtension) {
     std::string name = random_media_name("alice", "jpeg");
     expect_safe_name(name);
     EXPECT_EQ(name.rfind("alice-", 0), 0u) << name;
@@ -89,8 +84,7 @@ TEST(MediaNameRandom, PrefixRandomHexAndExtension)
     EXPECT_EQ(name.substr(name.size() - 5), ".jpeg");
 }
 
-TEST(MediaNameRandom, UsernamesThatSanitiseToNothing)
-{
+TEST(MediaNameRandom, UsernamesThatSanitiseToNothing) {
     for (std::string_view username : {"\xE3\x82\xB8\xE3\x83\xA7\xE3\x83\xB3", "", "..", "///"}) {
         std::string name = random_media_name(username, "mp4");
         expect_safe_name(name);
@@ -98,8 +92,7 @@ TEST(MediaNameRandom, UsernamesThatSanitiseToNothing)
     }
 }
 
-TEST(MediaNameRandom, HostileUsernames)
-{
+TEST(MediaNameRandom, HostileUsernames) {
     for (std::string_view username : {"../../etc/passwd", ".hidden", "-rf", "a/b"}) {
         expect_safe_name(random_media_name(username, "png"));
     }
@@ -108,15 +101,13 @@ TEST(MediaNameRandom, HostileUsernames)
     EXPECT_EQ(name.size(), 64 + 1 + 32 + 1 + 4u);
 }
 
-TEST(MediaNameRandom, ExtensionMustBeAlphanumeric)
-{
+TEST(MediaNameRandom, ExtensionMustBeAlphanumeric) {
     for (std::string_view extension : {"", ".jpeg", "../x", "jp/g", "a b"}) {
         EXPECT_THROW(random_media_name("alice", extension), std::invalid_argument) << extension;
     }
 }
 
-TEST(MediaNameRandom, TenThousandNamesAreDistinct)
-{
+TEST(MediaNameRandom, TenThousandNamesAreDistinct) {
     std::unordered_set<std::string> names;
     for (int i = 0; i < 10000; ++i) {
         names.insert(random_media_name("alice", "jpeg"));
@@ -141,13 +132,13 @@ TEST(IsMediaName, NotAnOperatorsFiles) {
     EXPECT_FALSE(is_media_name("index.html"));
     EXPECT_FALSE(is_media_name("README"));
     EXPECT_FALSE(is_media_name(".htaccess"));
-    EXPECT_FALSE(is_media_name("0123456789abcdef0123456789abcdef"));          // no extension
+    EXPECT_FALSE(is_media_name("0123456789abcdef0123456789abcdef"));  // no extension
     EXPECT_FALSE(is_media_name("0123456789abcdef0123456789abcdef."));
-    EXPECT_FALSE(is_media_name("0123456789ABCDEF0123456789abcdef.jpeg"));     // upper-case hex
-    EXPECT_FALSE(is_media_name("alice0123456789abcdef0123456789abcdef.jpeg")); // no dash
-    EXPECT_FALSE(is_media_name("-0123456789abcdef0123456789abcdef.jpeg"));     // empty prefix
-    EXPECT_FALSE(is_media_name("a b-0123456789abcdef0123456789abcdef.jpeg"));  // not sanitized
-    EXPECT_FALSE(is_media_name(".0123456789abcdef0123456789abcdef.jpeg"));     // hidden, not a temp
+    EXPECT_FALSE(is_media_name("0123456789ABCDEF0123456789abcdef.jpeg"));       // upper-case hex
+    EXPECT_FALSE(is_media_name("alice0123456789abcdef0123456789abcdef.jpeg"));  // no dash
+    EXPECT_FALSE(is_media_name("-0123456789abcdef0123456789abcdef.jpeg"));      // empty prefix
+    EXPECT_FALSE(is_media_name("a b-0123456789abcdef0123456789abcdef.jpeg"));   // not sanitized
+    EXPECT_FALSE(is_media_name(".0123456789abcdef0123456789abcdef.jpeg"));  // hidden, not a temp
     EXPECT_FALSE(is_media_name("x-0123456789abcdef0123456789abcdef.jp/eg"));
     EXPECT_TRUE(is_media_name("x-0123456789abcdef0123456789abcdef.jpeg"));
 }

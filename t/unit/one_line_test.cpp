@@ -7,7 +7,9 @@
 namespace chatterd {
 namespace {
 
-std::string fold(std::string_view text) { return std::string(OneLine(text).view()); }
+std::string fold(std::string_view text) {
+    return std::string(OneLine(text).view());
+}
 
 TEST(OneLine, LinesBecomeClausesAndIndentedLinesContinue) {
     EXPECT_EQ(fold("connection to server on socket \"/x/.s.PGSQL.5432\" failed: No such file\n"

@@ -18,7 +18,8 @@ PG_DIR="${PG_DIR:-$("$here/scripts/pg.sh" dir run "$PG_PORT")}"
 "$here/scripts/pg.sh" stop-old
 "$here/scripts/pg.sh" start "$PG_DIR" "$PG_PORT"
 conninfo="$("$here/scripts/pg.sh" conninfo "$PG_DIR" "$PG_PORT")"
-"$here/scripts/conf.sh" "$RUN_DIR" "$MEDIA_DIR" "$conninfo" "$HTTP_PORT" "$HTTPS_PORT" "$WORKERS"
+"$here/scripts/nginx-conf.pl" --prefix "$RUN_DIR" --media "$MEDIA_DIR" --conninfo "$conninfo" \
+    --http-port "$HTTP_PORT" --https-port "$HTTPS_PORT" --workers "$WORKERS"
 
 stop() { "$here/scripts/pg.sh" stop "$PG_DIR"; }
 trap stop EXIT

@@ -2,9 +2,10 @@
 # generated configurations: the module loads; every directive accepts its good values in http,
 # server and location (inherited downward) and refuses its bad ones with an [emerg] that makes
 # nginx refuse to start; "chatterd" needs "chatterd_pg", "chatterd postimages" needs
-# "chatterd_media_root" (an existing directory; "" is refused); a configuration like
-# nginx.conf.example passes `nginx -t` with the module loaded into /usr/sbin/nginx. Then, on a
-# running nginx: inheritance of chatterd_pg (innermost wins) and the 405 answers of each endpoint.
+# "chatterd_media_root" (an existing directory; "" is refused); make run's configuration, made
+# from nginx.conf.example by scripts/nginx-conf.pl, passes `nginx -t` with the module loaded into
+# /usr/sbin/nginx. Then, on a running nginx: inheritance of chatterd_pg (innermost wins) and the
+# 405 answers of each endpoint.
 #
 # A scenario test (Test::More): whether nginx starts is asserted directly from `nginx -t`.
 use strict; use warnings;
@@ -15,6 +16,7 @@ use File::Temp ();
 use IPC::Open3 ();
 use Symbol ();
 
+use Chatterd::ExampleConf ();
 use Chatterd::Http qw(http_request build_request);
 use Chatterd::Nginx;
 use Chatterd::NginxProcess ();
@@ -277,26 +279,10 @@ subtest 'nginx.conf.example passes nginx -t with the module in /usr/sbin/nginx' 
     plan skip_all => 'no /usr/sbin/nginx' unless -x '/usr/sbin/nginx';
     plan skip_all => 'no openssl for the example\'s certificate'
         unless system('openssl version >/dev/null 2>&1') == 0;
-    my $example = "$FindBin::Bin/../nginx.conf.example";
-    open my $in, '<', $example or die "$example: $!";
-    my $text = do { local $/; <$in> };
-    File::Path::make_path("$prefix/tls");
-    system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-           . "-keyout $prefix/tls/chatterd.key -out $prefix/tls/chatterd.crt 2>/dev/null") == 0
-        or BAIL_OUT('openssl could not make a certificate');
-    my $module = (grep { /chatterd/ } @MODULES)[0];
-    my %replace = (
-        '/usr/lib/nginx/modules/ngx_http_chatterd_module.so' => $module,
-        '/var/log/nginx/chatterd.error.log' => "$prefix/logs/example.error.log",
-        '/run/nginx-chatterd.pid' => "$prefix/logs/example.pid",
-        '/etc/chatterd/tls/' => "$prefix/tls/",
-        '/var/lib/chatterd/media' => "$prefix/media",
-        '"host=/var/run/postgresql port=5432 dbname=chatterdb user=chatter"'
-            => qq{"$ENV{TEST_NGINX_PG_CONNINFO}"},
-    );
-    for my $from (sort keys %replace) {
-        ok($text =~ s/\Q$from\E/$replace{$from}/g, "the example names $from");
-    }
+    # make run's configuration (a local stack under $prefix/example), the module under test.
+    my $text = Chatterd::ExampleConf::generate(
+        '--prefix', "$prefix/example", '--output', '-', '--module', (grep { /chatterd/ } @MODULES)[0],
+        '--conninfo', $ENV{TEST_NGINX_PG_CONNINFO}, '--media', "$prefix/media");
     (my $directives = $text) =~ s/#[^\n]*//g;
     unlike($directives, qr{/var/|/etc/|/run/|/usr/lib/}, 'no system path left in the tested copy');
     # TEST_NGINX_STOCK_BINARY: /usr/sbin/nginx run through a wrapper (make test-asan preloads

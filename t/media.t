@@ -1,14 +1,15 @@
 # GET /media/<file> (API.md) with the "location /media/" block of nginx.conf.example, taken
-# from that file as shipped: nginx's static module serves the media directory with a
-# Content-Type from the extension (application/octet-stream otherwise, never text/html), byte
-# ranges (206, 416), "Cache-Control: public, max-age=31536000, immutable" and
-# "X-Content-Type-Options: nosniff" on every answer, no directory listing (403) and no
-# dot-files (404).
+# from that file as shipped (scripts/nginx-conf.pl --block; only its alias changes): nginx's
+# static module serves the media directory with a Content-Type from the extension
+# (application/octet-stream otherwise, never text/html), byte ranges (206, 416),
+# "Cache-Control: public, max-age=31536000, immutable" and "X-Content-Type-Options: nosniff" on
+# every answer, no directory listing (403) and no dot-files (404).
 #
 # The files live in a private directory (not the media root the upload suites check).
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
+use Chatterd::ExampleConf ();
 use File::Path ();
 use File::Spec ();
 use File::Temp ();
@@ -45,26 +46,7 @@ for my $name (sort keys %FILE) {
 }
 
 # The "location /media/ { ... }" block of nginx.conf.example, pointed at $media.
-sub media_location {
-    my $example = "$FindBin::Bin/../nginx.conf.example";
-    open my $fh, '<', $example or die "$example: $!";
-    my $text = do { local $/; <$fh> };
-    $text =~ s/#[^\n]*//g;
-    my $start = index $text, 'location /media/ {';
-    die "no 'location /media/ {' in $example\n" if $start < 0;
-    my ($depth, $end) = (0, undef);
-    for my $i ($start .. length($text) - 1) {
-        my $c = substr $text, $i, 1;
-        $depth++ if $c eq '{';
-        if ($c eq '}' && --$depth == 0) { $end = $i; last }
-    }
-    die "unbalanced braces in $example\n" unless defined $end;
-    my $block = substr $text, $start, $end - $start + 1;
-    $block =~ s{/var/lib/chatterd/media/}{$media/}g
-        or die "the /media/ location of $example has no /var/lib/chatterd/media/\n";
-    return $block;
-}
-my $location = media_location();
+my $location = Chatterd::ExampleConf::generate('--set', 'alias', "$media/", '--block', 'location /media/');
 
 add_block_preprocessor(sub {
     my ($block) = @_;

@@ -1,16 +1,19 @@
 #!/bin/bash
 # bench/accept.sh (run on demand, about 7 minutes): how nginx's 2 workers share the connections.
-# Three nginx instances from bench/nginx.conf.in run side by side on one PostgreSQL:
-#   default     nginx 1.22's default: accept_mutex off, EPOLLEXCLUSIVE on the listen socket
-#   mutex       accept_mutex on (workers take turns holding the listen socket)
-#   reuseport   listen ... reuseport (one listen socket per worker, the kernel hashes connections)
+# Three nginx instances of nginx.conf.example (bench/lib.sh nginx_start) run side by side on one
+# PostgreSQL:
+#   default     the example without reuseport: nginx 1.22's default, accept_mutex off,
+#               EPOLLEXCLUSIVE on the listen socket
+#   mutex       the same with accept_mutex on (workers take turns holding the listen socket)
+#   reuseport   the example as it is: listen ... reuseport (one listen socket per worker, the
+#               kernel hashes connections)
 # and, BENCH_RUNS times, for postchatt and getimages of 1,000 rows at 8, 64 and 256 connections,
 # each mode in turn (alternated, so that they share the machine's mood). Per run: req/s and
 # latencies (bench/out/accept/results.tsv, as run.sh's), the busiest worker's share of the
 # workers' CPU, and how `ss -tnp` found the connections spread over the workers half-way through.
 # The medians are printed and written to bench/out/accept/summary.txt.
 # Knobs: BENCH_RUNS (3), BENCH_SECONDS (5), BENCH_WARMUP (1), ACCEPT_PG_PORT (19789),
-# ACCEPT_PORT (19780: modes on 19780, 19782, 19784; their baselines on the next port).
+# ACCEPT_PORT (19780: modes on 19780, 19783, 19786; their baselines and HTTPS on the next two).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bench="$here/bench"
@@ -27,11 +30,15 @@ rm -f "$logs"/* "$out/results.tsv" "$out/spread.tsv" "$out/info.txt"
 "$here/scripts/build.sh" >/dev/null
 pg_start "$out/pg" "${ACCEPT_PG_PORT:-19789}"
 modes=(default mutex reuseport)
-declare -A port=([default]=$PORT [mutex]=$((PORT + 2)) [reuseport]=$((PORT + 4)))
-nginx_start default "${port[default]}" $((port[default] + 1))
-nginx_start mutex "${port[mutex]}" $((port[mutex] + 1)) 's|^\(\s*worker_connections.*\)$|\1\n    accept_mutex on;|'
-nginx_start reuseport "${port[reuseport]}" $((port[reuseport] + 1)) 's|listen 127.0.0.1:\([0-9]*\);|listen 127.0.0.1:\1 reuseport;|'
-grep -q 'accept_mutex on' "$out/mutex/nginx.conf" && grep -q reuseport "$out/reuseport/nginx.conf"
+declare -A port=([default]=$PORT [mutex]=$((PORT + 3)) [reuseport]=$((PORT + 6)))
+for m in "${modes[@]}"; do
+    case $m in
+    default) options=(--replace listen reuseport '') ;;
+    mutex) options=(--replace listen reuseport '' --append events 'accept_mutex on;') ;;
+    reuseport) options=() ;;
+    esac
+    nginx_start "$m" "${port[$m]}" $((port[$m] + 1)) $((port[$m] + 2)) "${options[@]}"
+done
 server_pids() { nginx_workers "$1"; }
 truncate_chatts() { psql_chatter -c 'TRUNCATE chatts' >/dev/null; }
 seed_1k() { seed 1000; }

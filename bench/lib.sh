@@ -44,19 +44,17 @@ psql_chatter() { "$here/scripts/pg.sh" psql "$PG_DIR" "$PG_PORT" "$@"; }
 seed() { psql_chatter -v rows="$1" -f - <"$bench/seed.sql" >/dev/null; }
 
 # ---------------------------------------------------------------- nginx
-# nginx_start NAME PORT BASE_PORT [sed expressions...]: bench/nginx.conf.in under $out/NAME,
-# chatterd on PORT, the baselines on BASE_PORT; the sed expressions vary the configuration.
+# nginx_start NAME PORT BASE_PORT TLS_PORT [scripts/nginx-conf.pl options...]: nginx.conf.example
+# under $out/NAME (2 workers, the media in $out/media), chatterd on PORT and TLS_PORT (HTTPS), the
+# baselines of bench/baselines.conf on BASE_PORT; the options vary the configuration.
 nginx_start() {
-    local name=$1 port=$2 base_port=$3 dir="$out/$1"
-    shift 3
-    local extra=()
-    for e in "$@"; do extra+=(-e "$e"); done
+    local name=$1 port=$2 base_port=$3 tls_port=$4 dir="$out/$1"
+    shift 4
     nginx_stop "$name"   # a leftover from an interrupted run
-    mkdir -p "$dir/logs" "$dir/tmp" "$dir/dav" "$dir/static" "$out/media"
-    chmod 755 "$out/media"
-    sed -e "s|@MODULE@|$here/build/ngx_http_chatterd_module.so|" -e "s|@OUT@|$out|g" \
-        -e "s|@NGINX@|$dir|g" -e "s|@CONNINFO@|$CONNINFO|" -e "s|@PORT@|$port|" \
-        -e "s|@BASE_PORT@|$base_port|" "${extra[@]}" "$bench/nginx.conf.in" >"$dir/nginx.conf"
+    mkdir -p "$dir/dav" "$dir/static"
+    "$here/scripts/nginx-conf.pl" --prefix "$dir" --conninfo "$CONNINFO" --media "$out/media" \
+        --http-port "$port" --https-port "$tls_port" --workers 2 --log-level warn \
+        --append-file http <(sed "s|@BASE_PORT@|$base_port|" "$bench/baselines.conf") "$@"
     "$NGINX" -q -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
     "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
     eval "stop_$name() { nginx_stop $name; }"

@@ -297,10 +297,11 @@ push @md, '## Charts', '', '![chatterd / baseline per scenario and concurrency](
     . 'answer\'s last byte received; pgbench\'s per-transaction log from the statement\'s start to its result.', '';
 
 push @md, '## Method', '',
-    '- One nginx (`worker_processes 2`, `access_log off`, sendfile) serves chatterd (`chatterd_pg_pool 4`, '
-    . 'the locations of nginx.conf.example) on one port and the baselines on another; PostgreSQL 15 '
+    '- One nginx (`worker_processes 2`, `access_log off`, sendfile) serves chatterd as nginx.conf.example '
+    . 'configures it (`chatterd_pg_pool 4`, `reuseport`) on one port and the baselines on another; PostgreSQL 15 '
     . '(scripts/pg.sh, default durability, `max_connections` 400 for pgbench\'s 256 clients) on the same '
-    . 'machine, chatterd and pgbench on its unix socket, the peer over TCP. Config: bench/nginx.conf.in.',
+    . 'machine, chatterd and pgbench on its unix socket, the peer over TCP. Config: nginx.conf.example through '
+    . 'scripts/nginx-conf.pl, with the baselines\' server from bench/baselines.conf (bench/lib.sh nginx_start).',
     '- Payloads (bench/gen.pl, fixed seed): a 1 MiB JPEG and 8/9 MiB MP4s of pseudo-random bytes after '
     . 'real headers, multipart bodies with a fixed boundary as the apps send them.',
     '- Every run: warm-up, then the measured run; before each (warm-up and run) of an insert scenario '

@@ -19,7 +19,8 @@
 #   PEER_RUN       a peer's run.sh (run.sh PGURL MEDIA_ROOT PORT), e.g.
 #                  /work/shared/peers/python-starlette/run.sh: started and stopped by this script
 #                  (PEER_URL defaults to http://127.0.0.1:58001); its Debian packages are installed
-#   BENCH_PG_PORT, BENCH_PORT, BENCH_BASE_PORT   ports (defaults 55440, 58080, 58081)
+#   BENCH_PG_PORT, BENCH_PORT, BENCH_BASE_PORT, BENCH_TLS_PORT   ports (defaults 55440, 58080,
+#                  58081, 58082: PostgreSQL, chatterd, the baselines, chatterd's HTTPS)
 set -euo pipefail
 
 # ================================================================ the scenarios
@@ -70,7 +71,7 @@ once() {
 memory() {
     local media_bytes=$(($(size "$pay/image.jpeg") + $(size "$pay/video9.mp4")))
     nginx_stop nginx
-    nginx_start nginx "$PORT" "$BASE_PORT"
+    nginx_start nginx "$PORT" "$BASE_PORT" "$TLS_PORT"
     memory_run chatterd 8 "$CHATTERD/postimages" POST "$pay/form-10m.body" "$media_bytes" rows_stored $(nginx_workers nginx)
     memory_run dav 8 "$BASE/put/x" PUT "$pay/form-10m.body" "$(size "$pay/form-10m.body")" dav_stored $(nginx_workers nginx)
     if [ -n "$PEER_RUN" ]; then
@@ -142,6 +143,7 @@ WARMUP="${BENCH_WARMUP:-1}"
 CONCURRENCY="${BENCH_CONNS:-${QUICK:+8 256}}" CONCURRENCY="${CONCURRENCY:-8 64 256}"
 PORT="${BENCH_PORT:-58080}"
 BASE_PORT="${BENCH_BASE_PORT:-58081}"
+TLS_PORT="${BENCH_TLS_PORT:-58082}"
 PEER_RUN="${PEER_RUN:-}" PEER_URL="${PEER_URL:-}" PEER_MEDIA="${PEER_MEDIA:-}"
 if [ -n "$PEER_RUN" ]; then
     PEER_URL="${PEER_URL:-http://127.0.0.1:58001}"
@@ -197,7 +199,7 @@ delete_uploads() {
 say "PostgreSQL on port ${BENCH_PG_PORT:-55440}"
 pg_start "$out/pg" "${BENCH_PG_PORT:-55440}"
 say "nginx: chatterd on $PORT, baselines on $BASE_PORT"
-nginx_start nginx "$PORT" "$BASE_PORT"
+nginx_start nginx "$PORT" "$BASE_PORT" "$TLS_PORT"
 
 # The peer's processes: everything below the process PEER_RUN started (supervisor and workers).
 peer_processes() {

@@ -4,9 +4,10 @@
 # sharing one PostgreSQL and one media directory, as behind a load balancer (docs/SCALING.md).
 #
 #   1. scripts/deps.sh, scripts/build.sh
-#   2. a throwaway PostgreSQL (scripts/pg.sh) on NODES_PG_PORT, and two nginx instances with the
-#      module (2 workers, chatterd_pg_pool 4 each) on NODES_PORT_A and NODES_PORT_B, the same
-#      chatterd_pg (unix socket), the same media root and the same absolute chatterd_media_url
+#   2. a throwaway PostgreSQL (scripts/pg.sh) on NODES_PG_PORT, and two nginx instances of
+#      nginx.conf.example (scripts/nginx-conf.pl: 2 workers, chatterd_pg_pool 4 each) on
+#      NODES_PORT_A and NODES_PORT_B (HTTPS on NODES_TLS_PORT_A and _B), the same chatterd_pg (unix
+#      socket), the same media root and the same absolute chatterd_media_url
 #   3. BENCH_RUNS times, for getimages (1,000 rows, bench/seed.sql) and postchatt:
 #        one node    wrk -t1 -cBENCH_CONNS against node A
 #        two nodes   two wrk -t1 -c(BENCH_CONNS/2) at once, one against each node
@@ -23,7 +24,8 @@
 # machines would serve. Everything it starts (nginx, PostgreSQL) is stopped on exit.
 #
 # Knobs (environment): BENCH_RUNS (3), BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNS (64),
-# NODES_PG_PORT (19800), NODES_PORT_A (19801), NODES_PORT_B (19802),
+# NODES_PG_PORT (19800), NODES_PORT_A (19801), NODES_PORT_B (19802), NODES_TLS_PORT_A (19803),
+# NODES_TLS_PORT_B (19804),
 # NODES_PG_DIR (scripts/pg.sh dir bench-nodes NODES_PG_PORT).
 set -euo pipefail
 
@@ -38,6 +40,8 @@ CONNS="${BENCH_CONNS:-64}"
 PG_PORT="${NODES_PG_PORT:-19800}"
 PORT_A="${NODES_PORT_A:-19801}"
 PORT_B="${NODES_PORT_B:-19802}"
+TLS_PORT_A="${NODES_TLS_PORT_A:-19803}"
+TLS_PORT_B="${NODES_TLS_PORT_B:-19804}"
 PG_DIR="${NODES_PG_DIR:-$("$here/scripts/pg.sh" dir bench-nodes "$PG_PORT")}"
 NGINX=/usr/sbin/nginx
 LB_URL="https://chatter.example.test/media/"
@@ -57,7 +61,7 @@ printf '{"username":"bench","message":"chatt: deterministic benchmark text of an
 node_dir() { echo "$out/node-$1"; }
 stop_node() {
     local pidfile pid
-    pidfile="$(node_dir "$1")/nginx.pid"
+    pidfile="$(node_dir "$1")/logs/nginx.pid"
     [ -f "$pidfile" ] || return 0
     pid="$(cat "$pidfile")"
     if kill -0 "$pid" 2>/dev/null && grep -q nginx "/proc/$pid/cmdline" 2>/dev/null; then
@@ -81,36 +85,15 @@ CONNINFO="$("$here/scripts/pg.sh" conninfo "$PG_DIR" "$PG_PORT")"
 psql_chatter() { "$here/scripts/pg.sh" psql "$PG_DIR" "$PG_PORT" "$@"; }
 pg_host="$(sed -n 's/.*host=\([^ ]*\).*/\1/p' <<<"$CONNINFO")"
 
-# One node: nginx.conf.example's locations, its own prefix, the shared media root.
-start_node() { # NAME PORT
+# One node: nginx.conf.example (2 workers) under its own prefix, HTTPS on TLS_PORT, the shared
+# media root and the load balancer's media URL.
+start_node() { # NAME PORT TLS_PORT
     local dir
     dir="$(node_dir "$1")"
     stop_node "$1"
-    mkdir -p "$dir/logs" "$dir/tmp"
-    cat >"$dir/nginx.conf" <<CONF
-load_module $here/build/ngx_http_chatterd_module.so;
-worker_processes 2;
-user root;   # the throwaway PostgreSQL's socket directory and the media root
-error_log $dir/logs/error.log warn;
-pid $dir/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp;
-    chatterd_pg "$CONNINFO";
-    chatterd_pg_pool 4;
-    chatterd_media_root $out/media;
-    chatterd_media_url $LB_URL;
-    server {
-        listen 127.0.0.1:$2;
-        location ~ ^/getchatts/?\$  { chatterd getchatts; }
-        location ~ ^/postchatt/?\$  { chatterd postchatt; }
-        location ~ ^/getimages/?\$  { chatterd getimages; }
-        location ~ ^/postimages/?\$ { chatterd postimages; }
-        location /media/ { alias $out/media/; }
-    }
-}
-CONF
+    "$here/scripts/nginx-conf.pl" --prefix "$dir" --conninfo "$CONNINFO" --media "$out/media" \
+        --http-port "$2" --https-port "$3" --workers 2 --log-level warn \
+        --set chatterd_media_url "$LB_URL"
     "$NGINX" -q -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
     "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
     for _ in $(seq 100); do
@@ -121,13 +104,13 @@ CONF
     return 1
 }
 say "nodes on ports $PORT_A and $PORT_B"
-start_node a "$PORT_A"
-start_node b "$PORT_B"
+start_node a "$PORT_A" "$TLS_PORT_A"
+start_node b "$PORT_B" "$TLS_PORT_B"
 
 workers() { # the worker processes of both nodes
     local n master
     for n in a b; do
-        master="$(cat "$(node_dir $n)/nginx.pid")"
+        master="$(cat "$(node_dir $n)/logs/nginx.pid")"
         pgrep -P "$master" -f "worker process" || true
     done
 }

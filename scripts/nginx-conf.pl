@@ -7,7 +7,8 @@
 # Edits (each may be repeated; VALUE and TEXT are nginx text, quotes included if needed):
 #   --set NAME VALUE          the arguments of NAME, which must occur exactly once, become VALUE
 #   --replace NAME OLD NEW    the argument OLD of every NAME that has it becomes NEW ('' drops it)
-#   --append CONTEXT TEXT     TEXT at the end of CONTEXT: main, events, http or server (the one)
+#   --append CONTEXT TEXT     TEXT at the end of CONTEXT: main or a block that occurs once
+#                             (events, http, server), indented to its depth
 #   --append-file CONTEXT F   the same with the contents of file F
 #   --block 'NAME ARGS'       print only that block of the result, e.g. 'location /media/'
 #   --example FILE            the source (default: nginx.conf.example of this clone)
@@ -36,10 +37,11 @@ GetOptions('set=s{2}' => \@set, 'replace=s{3}' => \@replace, 'append=s{2}' => \@
 
 # ---- the tokenizer: the directives of nginx text, with the offsets of their arguments
 
-# Returns the tree of directives: { name, start, args => [[text, start, end]...], children and
-# close (a block's, the offset of its "}"), depth }. Comments and quoted strings are skipped as nginx does.
+# parse TEXT SOURCE: the tree of directives { name, start, args => [[text, start, end]...],
+# depth, and for a block children and close (the offset of its "}") }. Comments are skipped, as
+# nginx does; a quoted argument keeps its quotes. SOURCE names TEXT in errors.
 sub parse {
-    my ($text) = @_;
+    my ($text, $source) = @_;
     my $top = { name => 'main', children => [], depth => 0, close => length $text };
     my @stack = ($top);
     my @words;
@@ -51,24 +53,25 @@ sub parse {
             push @words, [$1, $-[1], $+[1]];
         } elsif ($text =~ /\G([;{}])/gc) {
             my $c = $1;
-            my $line = 1 + (substr($text, 0, $-[1]) =~ tr/\n//);
+            my $where = "$source, line " . (1 + (substr($text, 0, $-[1]) =~ tr/\n//));
             if ($c eq '}') {
-                die "$example:$line: unexpected }\n" if @words || @stack == 1;
+                die "nginx-conf.pl: $where: unexpected }\n" if @words || @stack == 1;
                 $stack[-1]{close} = $-[1];
                 pop @stack;
                 next;
             }
-            die "$example:$line: $c without a directive\n" unless @words;
+            die "nginx-conf.pl: $where: $c without a directive\n" unless @words;
             my ($name, @args) = @words;
             my $node = { name => $name->[0], start => $name->[1], args => \@args, depth => scalar @stack };
             push @{ $stack[-1]{children} }, $node;
             if ($c eq '{') { $node->{children} = []; push @stack, $node }
             @words = ();
         } else {
-            die "$example: unexpected character at offset " . pos($text) . "\n";
+            die "nginx-conf.pl: $source: unexpected character at offset " . pos($text) . "\n";
         }
     }
-    die "$example: unbalanced { }\n" if @stack != 1 || @words;
+    die "nginx-conf.pl: $source: a { is never closed, or the last directive has no ;\n"
+        if @stack != 1 || @words;
     return $top;
 }
 
@@ -81,7 +84,7 @@ sub all_directives {
 
 open my $in, '<', $example or die "$example: $!\n";
 my $text = do { local $/; <$in> };
-my $tree = parse($text);
+my $tree = parse($text, $example);
 my @all = all_directives($tree);
 my @edits;
 
@@ -134,8 +137,8 @@ if ($is_local) {
     File::Path::make_path($local{prefix});
     my $dir = Cwd::abs_path($local{prefix});   # nginx resolves relative paths from its own prefix
     defined $local{conninfo} or die "nginx-conf.pl: --prefix needs --conninfo\n";
-    my $media = $local{media} // "$dir/media";
-    File::Path::make_path("$dir/logs", "$dir/tls", "$dir/tmp", $media);
+    File::Path::make_path("$dir/logs", "$dir/tls", "$dir/tmp", $local{media} // "$dir/media");
+    my $media = Cwd::abs_path($local{media} // "$dir/media");
     chmod 0755, $media;   # the workers, whoever they run as, write it
     if (!-f "$dir/tls/chatterd.crt") {
         # openssl's progress dots go nowhere; an error shows as its exit status.
@@ -198,12 +201,14 @@ for my $edit (sort { $b->[0] <=> $a->[0] || $b->[1] <=> $a->[1] || $b->[3] <=> $
     $end = $edit->[0];
 }
 
+# What was added is nginx text too: unbalanced braces stop here rather than in nginx.
+my $edited = parse($text, "$example as edited");
 if (defined $block) {
     # The block of the edited text: from its directive's name to its "}".
     my ($name, @args) = split ' ', $block;
     my @found = grep { $_->{children} && $_->{name} eq $name
                        && join(' ', map { $_->[0] } @{ $_->{args} }) eq join(' ', @args) }
-                all_directives(parse($text));
+                all_directives($edited);
     stale("has " . @found . " blocks '$block', not one", "--block '$block'") if @found != 1;
     my ($start, $close) = @{ $found[0] }{qw(start close)};
     $text = substr($text, $start, $close + 1 - $start) . "\n";

@@ -56,8 +56,26 @@ PgCall* next_delivery(ngx_queue_t& pending) {
 
 // ---- joining -------------------------------------------------------------------------------
 
+// Whether a waiting request may have its statement sent now. While a statement of its batch
+// runs, the request waits and joins the next one, with every other request that came in the
+// meantime: one commit and WAL flush (combined INSERTs) or one scan (shared COPYs) then serves
+// all that arrived during one statement. With a free connection per request instead, few
+// connections' worth of requests each paid their own: at 8 clients, posts cost PostgreSQL
+// 30 % more CPU and ran below pgbench's rate (bench/PROFILE.md). A request waits for at most
+// the statement before its own; once a full batch's worth waits, or more than chatterd_pg_queue
+// allows to wait (0: nothing waits while a connection is idle), statements run side by side.
+bool PgPool::may_start(const PgCall* call) const {
+    const PgBatch* batch = call->query.batch;
+    if (batch == nullptr || call->alone) return true;
+    if (waiting_count_ >= kMaxBatchCalls || waiting_count_ > spec_.queue) return true;
+    for (const PgSlot& slot : slots_) {
+        if (is_busy(slot.state) && slot.query.batch == batch) return false;
+    }
+    return true;
+}
+
 // Takes into slot, after its first request, the waiting requests of the same batch, in queue
-// order. They only wait when every connection is busy, so a batch never delays a request.
+// order.
 void PgPool::join_waiting_calls(PgSlot& slot, const PgBatch* batch) {
     std::size_t params = static_cast<std::size_t>(slot.calls.entries[0]->query.param_count);
     // A shared statement is the same for every request only without parameters.

@@ -45,22 +45,31 @@ bool PgPool::has_open_slot() const {
     return false;
 }
 
-// Hands waiting requests to idle connections; asks for new connections (never opens them
-// here, see want_connections) when requests are left.
+// Hands waiting requests to idle connections, in queue order among those that may start (see
+// may_start); asks for new connections (never opens them here, see want_connections) when
+// requests are left.
 void PgPool::dispatch() {
     for (PgSlot& slot : slots_) {
-        if (ngx_queue_empty(&waiting_)) return;
-        if (slot.state == SlotState::idle) {
-            PgCall* call = ngx_queue_data(ngx_queue_head(&waiting_), PgCall, link);
-            unqueue(call);
-            start_query(slot, call);
-        }
+        if (slot.state != SlotState::idle) continue;
+        PgCall* call = first_startable_call();
+        if (call == nullptr) break;
+        unqueue(call);
+        start_query(slot, call);
     }
     if (ngx_queue_empty(&waiting_)) return;
     if (db_state_ != DbState::reachable) return refuse_waiting_if_down();
     ngx_uint_t opening = 0;
     for (const PgSlot& slot : slots_) opening += slot.state == SlotState::connecting;
     if (waiting_count_ > opening && has_slot(SlotState::closed)) want_connections();
+}
+
+PgCall* PgPool::first_startable_call() const {
+    for (ngx_queue_t* link = ngx_queue_head(&waiting_); link != ngx_queue_sentinel(&waiting_);
+         link = ngx_queue_next(link)) {
+        PgCall* call = ngx_queue_data(link, PgCall, link);
+        if (may_start(call)) return call;
+    }
+    return nullptr;
 }
 
 // While the database is known to be down, waiting for it helps nobody: the requests that no

@@ -142,11 +142,13 @@ private:
     bool has_slot(SlotState state) const;
     bool has_open_slot() const;
     void dispatch();
+    PgCall* first_startable_call() const;
     void refuse_waiting_if_down();
     void deliver(PgCall* call, const PgOutcome& outcome);
     void unqueue(PgCall* call);
 
     // pg_batch.cpp
+    bool may_start(const PgCall* call) const;
     void join_waiting_calls(PgSlot& slot, const PgBatch* batch);
     bool build_batch_query(PgSlot& slot) noexcept;
     void deliver_outcome(const SlotCalls& calls, const PgBatch* batch, PGresult* result);

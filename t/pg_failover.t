@@ -21,17 +21,14 @@
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
-use Errno ();
 use File::Path ();
-use IO::Select;
-use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files);
-use Chatterd::Http qw(http_request http_get build_request multipart_body);
+use Chatterd::Db qw(sql_value truncate_chatts media_root);
+use Chatterd::Http qw(http_request http_get build_request);
+use Chatterd::MixedLoad qw(new_load run_load worker_fds wait_fds_back check_media percentile is_post);
 use Chatterd::Nginx;
-use Chatterd::Upload qw(media image_part);
 
 for my $var (qw(TEST_NGINX_PG_DIR TEST_NGINX_PG_PORT)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
@@ -53,7 +50,6 @@ my %SOCKET = ($PRIMARY => "$PRIMARY.socket", $STANDBY => "$STANDBY.socket");
 my %PORT   = ($PRIMARY => $PRIMARY_PORT, $STANDBY => $STANDBY_PORT);
 my $CLIENTS = $ENV{FAILOVER_CLIENTS} // 50;
 my $TIMEOUT = 2;           # chatterd_pg_timeout, seconds
-my $CLIENT_TIMEOUT = 10;   # a client that waits longer has timed out
 my $RECOVERY_BOUND = 10;   # seconds from the promotion to the first post answered 200
 my $AS_ROOT = $> == 0;
 
@@ -179,140 +175,7 @@ sub chatterd_connections {
                                WHERE application_name = 'chatterd'});
 }
 
-# ---- the load (as in pg_outage.t) ---------------------------------------------------------
-
-my $JPEG = media('jpeg', 4096, 7);
-my @REQUESTS = (
-    [getimages => build_request(GET => '/getimages')],
-    [getchatts => build_request(GET => '/getchatts')],
-    [postchatt => build_request(POST => '/postchatt',
-        body => '{"username":"load","message":"hello"}',
-        headers => ['Content-Type' => 'application/json'])],
-    [postimages_media => upload_request([name => 'username', value => 'load'],
-        [name => 'message', value => 'with media'], image_part($JPEG))],
-    [postimages_text => upload_request([name => 'username', value => 'load'],
-        [name => 'message', value => 'no media'])],
-);
-
-sub upload_request {
-    my @parts = @_;
-    my $body = multipart_body('chatterdFailoverBoundary', @parts);
-    return build_request(POST => '/postimages', body => $body,
-        headers => ['Content-Type' => 'multipart/form-data; boundary=chatterdFailoverBoundary']);
-}
-
-sub is_post { $_[0] =~ /^post/ }
-
-# Clients that each send one request per connection, read the answer to the end, and start
-# again until the load stops. Each answer is kept: [kind, status, seconds, when it was sent].
-sub start_client {
-    my ($load, $i) = @_;
-    my ($kind, $raw) = @{$REQUESTS[($load->{next}++) % @REQUESTS]};
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $load->{port},
-                                     Proto => 'tcp', Blocking => 0);
-    unless ($sock) {
-        push @{$load->{answers}}, [$kind, 'connect failed', 0, Time::HiRes::time()];
-        return;
-    }
-    $load->{clients}[$i] = { sock => $sock, kind => $kind, out => $raw, in => '',
-                             sent => Time::HiRes::time() };
-}
-
-# Runs until $until (a time, or a sub returning one: it may move) and every client is done;
-# $load->{tick}, when set, is called at every turn.
-sub run_load {
-    my ($load, $until) = @_;
-    my $deadline = ref $until ? $until : sub { $until };
-    while (Time::HiRes::time() < $deadline->() || grep { defined } @{$load->{clients}}) {
-        $load->{tick}->() if $load->{tick};
-        my $stopping = Time::HiRes::time() >= $deadline->();
-        my ($r, $w) = (IO::Select->new, IO::Select->new);
-        my %by_fd;
-        for my $i (0 .. $CLIENTS - 1) {
-            start_client($load, $i) if !$stopping && !$load->{clients}[$i];
-            my $c = $load->{clients}[$i] or next;
-            $by_fd{fileno $c->{sock}} = $i;
-            length $c->{out} ? $w->add($c->{sock}) : $r->add($c->{sock});
-        }
-        last unless %by_fd;
-        my ($readable, $writable) = IO::Select->select($r, $w, undef, 0.05);
-        for my $sock (@{$writable // []}) {
-            my $c = $load->{clients}[$by_fd{fileno $sock}];
-            my $n = syswrite($sock, $c->{out});
-            substr($c->{out}, 0, $n, '') if $n;
-            finish($load, $by_fd{fileno $sock}, 'write failed') if !defined $n && !$!{EAGAIN};
-        }
-        for my $sock (@{$readable // []}) {
-            my $i = $by_fd{fileno $sock};
-            my $n = sysread($sock, $load->{clients}[$i]{in}, 65536, length $load->{clients}[$i]{in});
-            next if !defined $n && $!{EAGAIN};
-            finish($load, $i) if !$n;
-        }
-        my $now = Time::HiRes::time();
-        for my $i (0 .. $CLIENTS - 1) {
-            my $c = $load->{clients}[$i] or next;
-            finish($load, $i, 'client timeout') if $now - $c->{sent} > $CLIENT_TIMEOUT;
-        }
-    }
-}
-
-sub finish {
-    my ($load, $i, $failure) = @_;
-    my $c = delete $load->{clients}[$i];
-    close $c->{sock};
-    my ($status) = $c->{in} =~ m{\AHTTP/1\.[01] (\d{3}) };
-    push @{$load->{answers}},
-        [$c->{kind}, $failure // $status // 'no answer', Time::HiRes::time() - $c->{sent}, $c->{sent}];
-}
-
-# ---- checks (as in pg_outage.t) -----------------------------------------------------------
-
-sub worker_fds {
-    my ($ng) = @_;
-    my %fds;
-    for my $pid ($ng->worker_pids) {
-        opendir(my $dh, "/proc/$pid/fd") or next;
-        $fds{$pid} = scalar grep { /^\d+$/ } readdir $dh;
-    }
-    return \%fds;
-}
-
-sub wait_fds_back {
-    my ($ng, $before) = @_;
-    my $now;
-    my $deadline = Time::HiRes::time() + 10;
-    while (1) {
-        $now = worker_fds($ng);
-        return $now unless grep { ($now->{$_} // 1e9) > $before->{$_} } keys %$before;
-        return $now if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
-}
-
-# On the cluster Chatterd::Db works on: files without a row must be files whose post's outcome
-# was unknown (and logged); every row's files must exist.
-sub check_media {
-    my ($label, $log) = @_;
-    my %kept = map { $_ => 1 } $log =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
-    my %files = map { $_ => 1 } media_files();
-    my %named;
-    for my $row (sql('SELECT imageurl, videourl FROM chatts')) {
-        $named{$_} = 1 for map { m{/media/([^/]+)\z} ? $1 : () } grep { defined } @$row;
-    }
-    my @orphans = grep { !$named{$_} && !$kept{$_} } sort keys %files;
-    my @missing = grep { !$files{$_} } sort keys %named;
-    ok(!@orphans, "$label: every media file has its row, or its post's outcome was unknown")
-        or diag("files without a row: @orphans");
-    ok(!@missing, "$label: every row's media files exist") or diag("missing: @missing");
-    return scalar keys %kept;
-}
-
-sub percentile {
-    my ($p, @values) = @_;
-    return 0 unless @values;
-    @values = sort { $a <=> $b } @values;
-    return $values[int($p * $#values + 0.5)];
-}
+# ---- helpers (the load and its checks: Chatterd::MixedLoad) -------------------------------
 
 sub post_chatt {
     my ($ng, $message) = @_;
@@ -396,7 +259,7 @@ for my $via (qw(tcp unix)) {
         is(admin_value($STANDBY, 'SELECT pg_is_in_recovery()'), 't', 'before: the standby is a standby');
 
         # Every connection of both pools open: the descriptors to come back to.
-        my $load = { port => $ng->port, answers => [], clients => [], next => 0 };
+        my $load = new_load($ng->port, $CLIENTS);
         run_load($load, Time::HiRes::time() + 1);
         my $fds_before = worker_fds($ng);
         $ng->mark_error_log;

@@ -17,16 +17,12 @@
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
-use Errno ();
-use IO::Select;
-use IO::Socket::INET;
-use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql truncate_chatts media_root media_files stop_pg_processes);
-use Chatterd::Http qw(http_request http_get build_request multipart_body);
+use Chatterd::Db qw(sql truncate_chatts media_root stop_pg_processes);
+use Chatterd::Http qw(http_request http_get);
+use Chatterd::MixedLoad qw(new_load run_load worker_fds wait_fds_back check_media percentile);
 use Chatterd::Nginx;
-use Chatterd::Upload qw(media image_part);
 
 for my $var (qw(TEST_NGINX_PG_DIR TEST_NGINX_PG_PORT)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
@@ -37,7 +33,6 @@ my $DIR     = "$ENV{TEST_NGINX_PG_DIR}-outage";
 my $PORT    = $ENV{TEST_NGINX_PG_PORT} + 1;
 my $CLIENTS = $ENV{OUTAGE_CLIENTS} // 200;
 my $TIMEOUT = 2;           # chatterd_pg_timeout, seconds
-my $CLIENT_TIMEOUT = 10;   # a client that waits longer has timed out
 
 # Chatterd::Db works on this suite's cluster.
 $ENV{TEST_NGINX_PG_DIR} = $DIR;
@@ -126,98 +121,7 @@ my %faults = (
     },
 );
 
-# ---- the load -----------------------------------------------------------------------------
-
-my $JPEG = media('jpeg', 4096, 7);
-my @REQUESTS = (
-    [getimages => build_request(GET => '/getimages')],
-    [getchatts => build_request(GET => '/getchatts')],
-    [postchatt => build_request(POST => '/postchatt',
-        body => '{"username":"load","message":"hello"}',
-        headers => ['Content-Type' => 'application/json'])],
-    [postimages_media => upload_request([name => 'username', value => 'load'],
-        [name => 'message', value => 'with media'], image_part($JPEG))],
-    [postimages_text => upload_request([name => 'username', value => 'load'],
-        [name => 'message', value => 'no media'])],
-);
-
-sub upload_request {
-    my @parts = @_;
-    my $body = multipart_body('chatterdOutageBoundary', @parts);
-    return build_request(POST => '/postimages', body => $body,
-        headers => ['Content-Type' => 'multipart/form-data; boundary=chatterdOutageBoundary']);
-}
-
-# Clients that each send one request per connection (Connection: close), read the answer to
-# the end, and start again until the load stops. Each answer is kept: [kind, status, seconds,
-# when it was sent].
-sub start_client {
-    my ($load, $i) = @_;
-    my ($kind, $raw) = @{$REQUESTS[($load->{next}++) % @REQUESTS]};
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $load->{port},
-                                     Proto => 'tcp', Blocking => 0);
-    unless ($sock) {
-        push @{$load->{answers}}, [$kind, 'connect failed', 0, Time::HiRes::time()];
-        return;
-    }
-    $load->{clients}[$i] = { sock => $sock, kind => $kind, out => $raw, in => '',
-                             sent => Time::HiRes::time() };
-}
-
-sub run_load {
-    my ($load, $until) = @_;
-    while (Time::HiRes::time() < $until || grep { defined } @{$load->{clients}}) {
-        my $stopping = Time::HiRes::time() >= $until;
-        my ($r, $w) = (IO::Select->new, IO::Select->new);
-        my %by_fd;
-        for my $i (0 .. $CLIENTS - 1) {
-            start_client($load, $i) if !$stopping && !$load->{clients}[$i];
-            my $c = $load->{clients}[$i] or next;
-            $by_fd{fileno $c->{sock}} = $i;
-            length $c->{out} ? $w->add($c->{sock}) : $r->add($c->{sock});
-        }
-        last unless %by_fd;
-        my ($readable, $writable) = IO::Select->select($r, $w, undef, 0.05);
-        for my $sock (@{$writable // []}) {
-            my $c = $load->{clients}[$by_fd{fileno $sock}];
-            my $n = syswrite($sock, $c->{out});
-            substr($c->{out}, 0, $n, '') if $n;
-            finish($load, $by_fd{fileno $sock}, 'write failed') if !defined $n && !$!{EAGAIN};
-        }
-        for my $sock (@{$readable // []}) {
-            my $i = $by_fd{fileno $sock};
-            my $n = sysread($sock, $load->{clients}[$i]{in}, 65536, length $load->{clients}[$i]{in});
-            next if !defined $n && $!{EAGAIN};
-            finish($load, $i) if !$n;
-        }
-        my $now = Time::HiRes::time();
-        for my $i (0 .. $CLIENTS - 1) {
-            my $c = $load->{clients}[$i] or next;
-            finish($load, $i, 'client timeout') if $now - $c->{sent} > $CLIENT_TIMEOUT;
-        }
-    }
-}
-
-sub finish {
-    my ($load, $i, $failure) = @_;
-    my $c = delete $load->{clients}[$i];
-    close $c->{sock};
-    my ($status) = $c->{in} =~ m{\AHTTP/1\.[01] (\d{3}) };
-    push @{$load->{answers}},
-        [$c->{kind}, $failure // $status // 'no answer', Time::HiRes::time() - $c->{sent}, $c->{sent}];
-}
-
-# ---- checks -------------------------------------------------------------------------------
-
-sub worker_fds {
-    my ($ng) = @_;
-    my %fds;
-    for my $pid ($ng->worker_pids) {
-        opendir(my $dh, "/proc/$pid/fd") or next;
-        $fds{$pid} = scalar grep { /^\d+$/ } readdir $dh;
-    }
-    return \%fds;
-}
+# ---- checks (the load and the others: Chatterd::MixedLoad) --------------------------------
 
 # Seconds of CPU the workers used so far (user + system).
 sub worker_cpu {
@@ -229,43 +133,6 @@ sub worker_cpu {
         $ticks += $f[11] + $f[12];
     }
     return $ticks / 100;
-}
-
-sub wait_fds_back {
-    my ($ng, $before) = @_;
-    my $now;
-    my $deadline = Time::HiRes::time() + 10;
-    while (1) {
-        $now = worker_fds($ng);
-        return $now unless grep { ($now->{$_} // 1e9) > $before->{$_} } keys %$before;
-        return $now if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
-}
-
-# Files without a row must be files whose post's outcome was unknown (and logged); every row's
-# files must exist.
-sub check_media {
-    my ($label, $log) = @_;
-    my %kept = map { $_ => 1 } $log =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
-    my %files = map { $_ => 1 } media_files();
-    my %named;
-    for my $row (sql('SELECT imageurl, videourl FROM chatts')) {
-        $named{$_} = 1 for map { m{/media/([^/]+)\z} ? $1 : () } grep { defined } @$row;
-    }
-    my @orphans = grep { !$named{$_} && !$kept{$_} } sort keys %files;
-    my @missing = grep { !$files{$_} } sort keys %named;
-    ok(!@orphans, "$label: every media file has its row, or its post's outcome was unknown")
-        or diag("files without a row: @orphans");
-    ok(!@missing, "$label: every row's media files exist") or diag("missing: @missing");
-    return scalar keys %kept;
-}
-
-sub percentile {
-    my ($p, @values) = @_;
-    return 0 unless @values;
-    @values = sort { $a <=> $b } @values;
-    return $values[int($p * $#values + 0.5)];
 }
 
 # ---- the scenarios ------------------------------------------------------------------------
@@ -306,7 +173,7 @@ for my $via (qw(unix tcp)) {
             my $warm = http_get($ng->port, '/getimages');
             is($warm->{status}, 200, 'warm-up: 200');
             # Every connection of both pools open: the descriptors to come back to.
-            my $load = { port => $ng->port, answers => [], clients => [], next => 0 };
+            my $load = new_load($ng->port, $CLIENTS);
             run_load($load, Time::HiRes::time() + 1);
             my $fds_before = worker_fds($ng);
             $ng->mark_error_log;

@@ -24,6 +24,8 @@ use warnings;
 use JSON::PP ();
 use Test::More ();
 
+use Chatterd::ExampleConf;
+
 our $UUID = qr/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
 our $TIME = qr/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!000000)\d{6})?/;
 
@@ -42,15 +44,16 @@ sub setup {
     main::add_response_body_check(sub { check_json_rows($row_length, @_) });
 }
 
+# The routes of nginx.conf.example, as scripts/nginx-conf.pl prints them: made once, when the
+# first block asks.
+my $routes;
 sub default_configuration {
     my ($block) = @_;
     $block->set_value('http_config', qq{chatterd_pg "\$TEST_NGINX_PG_CONNINFO";\n})
         unless defined $block->http_config;
-    $block->set_value('config', <<'CONF') unless defined $block->config;
-location ~ ^/getchatts/?$  { chatterd getchatts; }
-location ~ ^/postchatt/?$  { chatterd postchatt; }
-location ~ ^/getimages/?$  { chatterd getimages; }
-CONF
+    $routes //= join '', map { Chatterd::ExampleConf::generate('--block', "location ~ ^/$_/?\$") }
+                             qw(getchatts postchatt getimages);
+    $block->set_value('config', $routes) unless defined $block->config;
 }
 
 sub check_json_rows {

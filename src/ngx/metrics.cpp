@@ -312,7 +312,8 @@ void render_gauges(Page& page, const std::string* labels, const std::string* tar
         page.sample("chatterd_pg_connections", {"pool", labels[p], "state", "idle"}, sums[p].idle);
         page.sample("chatterd_pg_connections", {"pool", labels[p], "state", "busy"}, sums[p].busy);
     }
-    page.family("chatterd_pg_queue_length", "gauge", "Requests waiting for a free connection.");
+    page.family("chatterd_pg_queue_length", "gauge",
+                "Requests waiting for a connection or for the next statement of their kind.");
     for (std::size_t p = 0; p < pools; p++) {
         page.sample("chatterd_pg_queue_length", {"pool", labels[p]}, sums[p].waiting);
     }

@@ -651,9 +651,10 @@ Chatterd::Db::truncate_chatts();
 --- init
 Chatterd::Db::truncate_chatts();
 --- raw_request eval
+# CORE::join: under the real Test::Nginx, Test::Base exports a filter named join.
 my $json = '{"username":"a","message":"b","padding":"' . ('p' x 40000) . '"}';
 "POST /postchatt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-. join('', map { sprintf("%x\r\n%s\r\n", length $_, $_) } unpack('(a4096)*', $json)) . "0\r\n\r\n"
+. CORE::join('', map { sprintf("%x\r\n%s\r\n", length $_, $_) } unpack('(a4096)*', $json)) . "0\r\n\r\n"
 --- error_code: 413
 --- response_body chomp
 "Payload too large"

@@ -7,21 +7,22 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 peer_run="${1:?usage: compare-reference.sh PEER_RUN_SH}"
 work="$here/build/compare"
-pg_port=55450 peer_port=58011 our_port=58012
-mkdir -p "$work/nginx/logs" "$work/media"
+pg_port=55450 peer_port=58011 our_port=58012   # and our HTTPS on 58013
+pg_dir="$("$here/scripts/pg.sh" dir compare "$pg_port")"
+mkdir -p "$work/media"
 
 "$here/scripts/build.sh" >/dev/null
-"$here/scripts/pg.sh" start "$work/pg" "$pg_port" >/dev/null
+"$here/scripts/pg.sh" start "$pg_dir" "$pg_port" >/dev/null
 cleanup() {
     [ -n "${peer_pid:-}" ] && kill "$peer_pid" 2>/dev/null || true
     [ -f "$work/nginx/logs/nginx.pid" ] && kill "$(cat "$work/nginx/logs/nginx.pid")" 2>/dev/null || true
-    "$here/scripts/pg.sh" stop "$work/pg"
+    "$here/scripts/pg.sh" stop "$pg_dir"
 }
 trap cleanup EXIT
 
 # Rows that exercise the conversions: UTF-8, quotes, backslashes, control characters, NULLs,
 # timestamps with and without microseconds.
-"$here/scripts/pg.sh" psql "$work/pg" "$pg_port" <<'SQL'
+"$here/scripts/pg.sh" psql "$pg_dir" "$pg_port" <<'SQL'
 TRUNCATE chatts;
 INSERT INTO chatts (username, message, id, time, imageurl, videourl)
 SELECT 'user' || (i % 50) || CASE WHEN i % 7 = 0 THEN ' ジョン 😀 "q" \ ' || chr(9) || chr(1) || chr(31) ELSE '' END,
@@ -37,21 +38,9 @@ SQL
 "$peer_run" "host=127.0.0.1 port=$pg_port dbname=chatterdb user=chatter password=chattchatt" \
     "$work/media" "$peer_port" >"$work/peer.log" 2>&1 &
 peer_pid=$!
-cat >"$work/nginx/nginx.conf" <<CONF
-load_module $here/build/ngx_http_chatterd_module.so;
-error_log $work/nginx/logs/error.log;
-pid $work/nginx/logs/nginx.pid;
-events {}
-http {
-    access_log off;
-    chatterd_pg "$("$here/scripts/pg.sh" conninfo "$work/pg" "$pg_port")";
-    server {
-        listen 127.0.0.1:$our_port;
-        location ~ ^/getimages/?\$ { chatterd getimages; }
-        location ~ ^/getchatts/?\$ { chatterd getchatts; }
-    }
-}
-CONF
+"$here/scripts/nginx-conf.pl" --prefix "$work/nginx" --media "$work/media" --workers 1 \
+    --conninfo "$("$here/scripts/pg.sh" conninfo "$pg_dir" "$pg_port")" \
+    --http-port "$our_port" --https-port $((our_port + 1))
 /usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
 
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$peer_port/getchatts" && break; sleep 0.2; done

@@ -25,49 +25,18 @@ h2_port=$((port + 1))
 prefix="$here/build/asan/leak"
 allowed="$(dirname "$logs")/nginx-own-leaks"
 rm -rf "$prefix" "$allowed"
-mkdir -p "$prefix/logs" "$prefix/media" "$allowed"
+mkdir -p "$allowed"
 module="$here/build/asan/ngx_http_chatterd_module.so"
 
-cat >"$prefix/nginx.conf" <<EOF
-load_module $module;
-worker_processes 2;
-daemon off;
-master_process on;
-user $(id -un);
-error_log logs/error.log info;
-pid logs/nginx.pid;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $prefix/client_body_temp;
-    proxy_temp_path $prefix/proxy_temp;
-    fastcgi_temp_path $prefix/fastcgi_temp;
-    uwsgi_temp_path $prefix/uwsgi_temp;
-    scgi_temp_path $prefix/scgi_temp;
-    chatterd_pg "$TEST_NGINX_PG_CONNINFO";
-    chatterd_pg_pool 2;
-    chatterd_pg_timeout 2s;
-    chatterd_pg_backoff_max 1s;
-    server {
-        listen 127.0.0.1:$port;
-        listen 127.0.0.1:$h2_port http2;
-        client_max_body_size 1m;
-        client_body_buffer_size 16k;
-        location ~ ^/getchatts/?\$  { chatterd getchatts; }
-        location ~ ^/postchatt/?\$  { chatterd postchatt; }
-        location ~ ^/getimages/?\$  { chatterd getimages; }
-        location ~ ^/postimages/?\$ {
-            chatterd postimages;
-            chatterd_media_root $prefix/media;
-            chatterd_media_url /media/;
-            chatterd_media_max_size 64k;
-            chatterd_media_sweep 3s;
-        }
-        location /media/ { alias $prefix/media/; }
-        location /status { chatterd_status; }
-    }
-}
-EOF
+# nginx.conf.example with small limits, so that the load below reaches every failure path in a
+# few hundred requests, and h2c (HTTP/2 without TLS) on the second port.
+"$here/scripts/nginx-conf.pl" --prefix "$prefix" --conninfo "$TEST_NGINX_PG_CONNINFO" \
+    --module "$module" --http-port "$port" --https-port "$h2_port" --replace listen ssl '' \
+    --workers 2 --log-level info --append main $'daemon off;\nmaster_process on;' \
+    --set chatterd_pg_pool 2 --set chatterd_pg_timeout 2s --set chatterd_pg_backoff_max 1s \
+    --set client_max_body_size 1m --set client_body_buffer_size 16k \
+    --set chatterd_media_max_size 64k --set chatterd_media_sweep 3s \
+    --append server 'location /status { chatterd_status; }'
 
 "$nginx" -p "$prefix/" -c nginx.conf &
 master=$!

@@ -46,15 +46,20 @@ seed() { psql_chatter -v rows="$1" -f - <"$bench/seed.sql" >/dev/null; }
 # ---------------------------------------------------------------- nginx
 # nginx_start NAME PORT BASE_PORT TLS_PORT [scripts/nginx-conf.pl options...]: nginx.conf.example
 # under $out/NAME (2 workers, the media in $out/media), chatterd on PORT and TLS_PORT (HTTPS), the
-# baselines of bench/baselines.conf on BASE_PORT; the options vary the configuration.
+# baselines of bench/baselines.conf on BASE_PORT (none when it is -); the options vary the
+# configuration.
 nginx_start() {
-    local name=$1 port=$2 base_port=$3 tls_port=$4 dir="$out/$1"
+    local name=$1 port=$2 base_port=$3 tls_port=$4 dir="$out/$1" baselines=()
     shift 4
     nginx_stop "$name"   # a leftover from an interrupted run
     mkdir -p "$dir/dav" "$dir/static"
+    if [ "$base_port" != - ]; then
+        sed "s|@BASE_PORT@|$base_port|" "$bench/baselines.conf" >"$dir/baselines.conf"
+        baselines=(--append-file http "$dir/baselines.conf")
+    fi
     "$here/scripts/nginx-conf.pl" --prefix "$dir" --conninfo "$CONNINFO" --media "$out/media" \
         --http-port "$port" --https-port "$tls_port" --workers 2 --log-level warn \
-        --append-file http <(sed "s|@BASE_PORT@|$base_port|" "$bench/baselines.conf") "$@"
+        "${baselines[@]}" "$@"
     "$NGINX" -q -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
     "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
     eval "stop_$name() { nginx_stop $name; }"

@@ -43,13 +43,12 @@ PORT_B="${NODES_PORT_B:-19802}"
 TLS_PORT_A="${NODES_TLS_PORT_A:-19803}"
 TLS_PORT_B="${NODES_TLS_PORT_B:-19804}"
 PG_DIR="${NODES_PG_DIR:-$("$here/scripts/pg.sh" dir bench-nodes "$PG_PORT")}"
-NGINX=/usr/sbin/nginx
 LB_URL="https://chatter.example.test/media/"
 
-started=$(date +%s)
+# shellcheck source=bench/lib.sh
+. "$bench/lib.sh"
 say() { printf '[two-nodes %4ds] %s\n' "$(($(date +%s) - started))" "$*" >&2; }
 
-CLK_TCK=$(getconf CLK_TCK)
 "$here/scripts/deps.sh" >/dev/null
 "$here/scripts/build.sh" >/dev/null
 mkdir -p "$out" "$logs" "$out/media"
@@ -58,77 +57,16 @@ chmod 755 "$out/media"
 printf '{"username":"bench","message":"chatt: deterministic benchmark text of an ordinary length"}' \
     >"$out/chatt.json"
 
-node_dir() { echo "$out/node-$1"; }
-stop_node() {
-    local pidfile pid
-    pidfile="$(node_dir "$1")/logs/nginx.pid"
-    [ -f "$pidfile" ] || return 0
-    pid="$(cat "$pidfile")"
-    if kill -0 "$pid" 2>/dev/null && grep -q nginx "/proc/$pid/cmdline" 2>/dev/null; then
-        kill -QUIT "$pid"
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    rm -f "$pidfile"
-}
-cleanup() {
-    set +e
-    stop_node a
-    stop_node b
-    "$here/scripts/pg.sh" stop "$PG_DIR" >/dev/null 2>&1
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 say "PostgreSQL on port $PG_PORT ($PG_DIR)"
-"$here/scripts/pg.sh" start "$PG_DIR" "$PG_PORT" >/dev/null
-CONNINFO="$("$here/scripts/pg.sh" conninfo "$PG_DIR" "$PG_PORT")"
-psql_chatter() { "$here/scripts/pg.sh" psql "$PG_DIR" "$PG_PORT" "$@"; }
-pg_host="$(sed -n 's/.*host=\([^ ]*\).*/\1/p' <<<"$CONNINFO")"
+pg_start "$PG_DIR" "$PG_PORT"
 
-# One node: nginx.conf.example (2 workers) under its own prefix, HTTPS on TLS_PORT, the shared
-# media root and the load balancer's media URL.
-start_node() { # NAME PORT TLS_PORT
-    local dir
-    dir="$(node_dir "$1")"
-    stop_node "$1"
-    "$here/scripts/nginx-conf.pl" --prefix "$dir" --conninfo "$CONNINFO" --media "$out/media" \
-        --http-port "$2" --https-port "$3" --workers 2 --log-level warn \
-        --set chatterd_media_url "$LB_URL"
-    "$NGINX" -q -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
-    "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
-    for _ in $(seq 100); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$2/getimages")" = 200 ] && return 0
-        sleep 0.1
-    done
-    tail -5 "$dir/logs/error.log" >&2
-    return 1
-}
+# Two nodes of nginx.conf.example (2 workers each, no baselines) with the shared media root and
+# the load balancer's media URL.
 say "nodes on ports $PORT_A and $PORT_B"
-start_node a "$PORT_A" "$TLS_PORT_A"
-start_node b "$PORT_B" "$TLS_PORT_B"
+nginx_start node-a "$PORT_A" - "$TLS_PORT_A" --set chatterd_media_url "$LB_URL"
+nginx_start node-b "$PORT_B" - "$TLS_PORT_B" --set chatterd_media_url "$LB_URL"
+workers() { nginx_workers node-a; nginx_workers node-b; }
 
-workers() { # the worker processes of both nodes
-    local n master
-    for n in a b; do
-        master="$(cat "$(node_dir $n)/logs/nginx.pid")"
-        pgrep -P "$master" -f "worker process" || true
-    done
-}
-# CPU ticks: user + system of these pids; PostgreSQL's with its exited backends (cutime).
-ticks() {
-    local p total=0 f
-    for p in "$@"; do
-        read -ra f < <(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-        total=$((total + f[11] + f[12]))
-    done
-    echo "$total"
-}
-pg_ticks() {
-    local master f
-    master="$(head -1 "$PG_DIR/postmaster.pid")"
-    read -ra f < <(sed 's/^.*) //' "/proc/$master/stat")
-    echo $((f[11] + f[12] + f[13] + f[14] + $(ticks $(pgrep -P "$master"))))
-}
 # The clients' CPU (wrk, pgbench): this shell's reaped children, as bash's `times` shows them.
 # (`times` itself runs in this shell: in a $(...) it would show the subshell's.)
 client_ticks() {
@@ -137,7 +75,7 @@ client_ticks() {
 }
 busy_ticks() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 
-seed_1k() { psql_chatter -v rows=1000 -f - <"$bench/seed.sql" >/dev/null; }
+seed_1k() { seed 1000; }
 truncate_chatts() { psql_chatter -qc 'TRUNCATE chatts' >/dev/null; }
 
 # wrk_one PORT CONNS SECONDS LOG ENDPOINT: GET getimages or POST postchatt, in the background.
@@ -194,7 +132,6 @@ now_ns() { date +%s%N; }
 pct() { # TICKS NANOSECONDS: % of one core
     perl -e 'printf "%.0f", $ARGV[0] * 100 / $ARGV[1] / ($ARGV[2] / 1e9)' "$1" "$CLK_TCK" "$2"
 }
-per_req() { perl -e 'printf "%.3f", $ARGV[2] ? $ARGV[0] * 1000 / $ARGV[1] / $ARGV[2] : 0' "$1" "$CLK_TCK" "$2"; }
 
 run() { # ENDPOINT SETUP PREPARE
     local endpoint=$1 setup=$2 prepare=$3 log="$logs/$1.$2.$rep" pids s0 d0 b0 c0 t0 s1 d1 b1 c1 t r

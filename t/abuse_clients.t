@@ -27,17 +27,13 @@ use Time::HiRes ();
 use Chatterd::Nginx;
 use Chatterd::Http qw(http_request http_get build_request multipart_body);
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency
-                    stop_pg_processes);
+                    pause_pg resume_pg);
 use Chatterd::Upload qw(media image_part);
 use Chatterd::Workers qw(worker_state check_workers);
 
 plan skip_all => 'TEST_NGINX_PSQL is not set (run through make test)' unless $ENV{TEST_NGINX_PSQL};
 plan skip_all => 'TEST_NGINX_PG_DIR is not set (run through make test)' unless $ENV{TEST_NGINX_PG_DIR};
 
-my @paused;
-sub resume_pg { kill 'CONT', @paused if @paused; @paused = () }
-END { local ($?, $@); resume_pg() }
-$SIG{$_} = sub { resume_pg(); exit 1 } for qw(INT TERM HUP);
 
 my $Root = media_root();
 # Freed answer blocks go back to the kernel, so that RSS shows a leak (see the getimages scenario).
@@ -266,7 +262,7 @@ scenario('clients that leave right after sending the whole body' => sub {
 
 scenario('clients that leave while their request waits for a paused database' => sub {
     is(http_get($port, '/getchatts')->{status}, 200, 'the database answers before the pause');
-    push @paused, stop_pg_processes();
+    pause_pg();
     my @socks;
     for my $i (1 .. 4) {
         my $body = form('waiter', "post $i", image_part(media(jpeg => 50_000, 20 + $i)));

@@ -19,16 +19,12 @@ use Chatterd::Nginx;
 use Chatterd::NginxProcess ();
 use Chatterd::Http qw(http_get build_request multipart_body parse_http_response);
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency
-                    stop_pg_processes);
+                    pause_pg resume_pg);
 use Chatterd::Upload qw(media image_part);
 
 plan skip_all => 'TEST_NGINX_PSQL is not set (run through make test)' unless $ENV{TEST_NGINX_PSQL};
 plan skip_all => 'TEST_NGINX_PG_DIR is not set (run through make test)' unless $ENV{TEST_NGINX_PG_DIR};
 
-my @paused;
-sub resume_pg { kill 'CONT', @paused if @paused; @paused = () }
-END { local ($?, $@); resume_pg() }
-$SIG{$_} = sub { resume_pg(); exit 1 } for qw(INT TERM HUP);
 
 my $Root = media_root();
 
@@ -98,7 +94,7 @@ sub in_flight {
         send_bytes($sock, substr($raw, 0, 200_000));
         push @requests, { sock => $sock, rest => substr($raw, 200_000), kind => 'upload' };
     }
-    push @paused, stop_pg_processes();
+    pause_pg();
     for my $i (1 .. 3) {
         for my $raw (build_request(GET => '/getimages'),
                      build_request(POST => '/postchatt', body => qq{{"username":"inflight","message":"chatt $i"}},

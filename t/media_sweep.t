@@ -15,7 +15,7 @@ use Test::More;
 use IO::Socket::INET;
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql truncate_chatts media_root media_files check_media_consistency stop_pg_processes);
+use Chatterd::Db qw(sql truncate_chatts media_root media_files check_media_consistency pause_pg resume_pg);
 use Chatterd::Http qw(http_get build_request multipart_body);
 use Chatterd::Nginx;
 use Chatterd::Upload qw(media image_part);
@@ -24,10 +24,6 @@ for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PG_DIR TEST_NGINX_PSQL)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
 }
 
-my @paused;
-sub resume_pg { kill 'CONT', @paused if @paused; @paused = () }
-END { local ($?, $@); resume_pg() }
-$SIG{$_} = sub { resume_pg(); exit 1 } for qw(INT TERM HUP);
 
 my $MEDIA = media_root();
 my $HEX   = '0123456789abcdef' x 2;
@@ -125,7 +121,7 @@ subtest '(b) a worker killed between its file and its row' => sub {
     my $warm = http_get($ng->port, '/getimages');
     is($warm->{status}, 200, 'warm-up: 200');
 
-    push @paused, stop_pg_processes();
+    pause_pg();
     my $body = multipart_body('sweepBoundary', [name => 'username', value => 'dave'],
                               [name => 'message', value => 'lost'], image_part(media('jpeg', 5000, 3)));
     my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port) or die $!;

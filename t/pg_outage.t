@@ -19,7 +19,7 @@ use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql truncate_chatts media_root stop_pg_processes);
+use Chatterd::Db qw(sql truncate_chatts media_root pause_pg resume_pg);
 use Chatterd::Http qw(http_request http_get);
 use Chatterd::MixedLoad qw(new_load run_load worker_fds wait_fds_back check_media percentile);
 use Chatterd::Nginx;
@@ -43,15 +43,12 @@ sub pg_sh {
     system($PG_SH, @args) == 0 or die "pg.sh @args failed\n";
 }
 
-my @paused;
-sub resume_pg { kill 'CONT', @paused if @paused; @paused = () }
 END {
     local ($?, $@);
     resume_pg();
     eval { admin_sql('ALTER DATABASE chatterdb CONNECTION LIMIT -1') };
     system($PG_SH, 'stop', $DIR);
 }
-$SIG{$_} = sub { resume_pg(); exit 1 } for qw(INT TERM HUP);
 
 pg_sh('start', $DIR, $PORT);
 my $unix_conninfo = `$PG_SH conninfo $DIR $PORT`;
@@ -104,7 +101,7 @@ my %faults = (
         },
     },
     paused => {
-        break => sub { push @paused, stop_pg_processes() },
+        break => sub { pause_pg() },
         repair => \&resume_pg,
     },
     restarted => {

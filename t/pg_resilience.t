@@ -27,7 +27,7 @@ use IO::Socket::INET;
 use JSON::PP ();
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql sql_value truncate_chatts stop_pg_processes);
+use Chatterd::Db qw(sql sql_value truncate_chatts pause_pg resume_pg);
 use Chatterd::Http qw(http_request http_get build_request parse_http_response);
 use Chatterd::Nginx;
 use Chatterd::NginxProcess ();
@@ -46,7 +46,6 @@ my $TIME     = qr/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!000000)\d{6})?/;
 
 # ---- guards: PostgreSQL resumed, table name restored, whatever happens -------------------
 
-my @paused;
 my $renamed;
 my $lock_holder;    # psql holding an ACCESS EXCLUSIVE lock on chatts
 sub release_lock {
@@ -54,10 +53,6 @@ sub release_lock {
     print {$lock_holder} "ROLLBACK;\n";
     close $lock_holder;
     $lock_holder = undef;
-}
-sub resume_pg {
-    kill 'CONT', @paused if @paused;
-    @paused = ();
 }
 sub restore_table {
     return unless $renamed;
@@ -70,9 +65,6 @@ END {
     eval { release_lock() };
     eval { restore_table() };
 }
-$SIG{$_} = sub { resume_pg(); exit 1 } for qw(INT TERM HUP);
-
-sub pause_pg { push @paused, stop_pg_processes() }
 
 # ---- clients ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ use Test::More ();
 use Time::HiRes ();
 
 our @EXPORT_OK = qw(sql sql_value truncate_chatts media_root media_files
-                    check_media_consistency pg_pids stop_pg_processes);
+                    check_media_consistency pause_pg resume_pg);
 
 # The media root the suites configure: under the test server root, created on demand.
 sub media_root {
@@ -81,8 +81,25 @@ sub check_media_consistency {
         or Test::More::diag("files without a row: @orphans\nrows without a file: @missing");
 }
 
-# The PostgreSQL server's processes (postmaster first), for pausing it with SIGSTOP.
-sub pg_pids {
+# Pausing the server: pause_pg() SIGSTOPs its processes, resume_pg() continues them. The paused
+# pids are kept here so that no way out of a suite leaves PostgreSQL stopped: resume_pg() runs at
+# exit, and INT, TERM and HUP become an exit, which runs it (and the suites' own END blocks).
+# A client forked while the server is paused inherits the pids: only the process that paused it
+# resumes it.
+my (@paused, $pauser);
+$SIG{$_} = sub { exit 1 } for qw(INT TERM HUP);
+sub pause_pg {
+    $pauser = $$;
+    push @paused, _stop_pg_processes();
+}
+sub resume_pg {
+    kill 'CONT', @paused if @paused && $$ == $pauser;
+    @paused = ();
+}
+END { local ($?, $@); resume_pg() }
+
+# The server's processes (postmaster first).
+sub _pg_pids {
     my $dir = $ENV{TEST_NGINX_PG_DIR} or die "TEST_NGINX_PG_DIR is not set\n";
     open(my $fh, '<', "$dir/postmaster.pid") or die "postmaster.pid: $!";
     chomp(my $master = <$fh>);
@@ -91,11 +108,11 @@ sub pg_pids {
 }
 
 # SIGSTOP the server's processes, also one forked while the others were being stopped, and
-# wait until the kernel shows them all stopped. Returns their pids (for SIGCONT).
-sub stop_pg_processes {
+# wait until the kernel shows them all stopped. Returns their pids.
+sub _stop_pg_processes {
     my (%stopped, @pids);
     for (1 .. 20) {
-        my @new = grep { !$stopped{$_} } pg_pids();
+        my @new = grep { !$stopped{$_} } _pg_pids();
         last unless @new;
         kill 'STOP', @new;
         push @pids, @new;

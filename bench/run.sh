@@ -162,21 +162,8 @@ rm -f "$logs"/* "$out/results.tsv" "$out/memory.tsv" "$out/info.txt"
 # shellcheck source=bench/lib.sh
 . "$bench/lib.sh"
 
-"$here/scripts/deps.sh"
-if [ -n "$PEER_RUN" ]; then
-    # The reference peer runs on Debian's Python packages; installed only for a run with PEER_RUN.
-    missing=()
-    for p in python3 python3-starlette python3-uvicorn python3-psycopg python3-psycopg-pool \
-             python3-multipart python3-werkzeug; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        say "installing the peer's packages: ${missing[*]}"
-        sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    fi
-fi
+# The reference peer's Python packages are installed only for a run with PEER_RUN.
+"$here/scripts/deps.sh" ${PEER_RUN:+--reference}
 "$here/scripts/build.sh"
 # What was built: the commit, and whether src/ differed from it (others may be editing it).
 built_from="$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -11,6 +11,7 @@ pg_port=55450 peer_port=58011 our_port=58012   # and our HTTPS on 58013
 pg_dir="$("$here/scripts/pg.sh" dir compare "$pg_port")"
 mkdir -p "$work/media"
 
+"$here/scripts/deps.sh" --reference
 "$here/scripts/build.sh" >/dev/null
 "$here/scripts/pg.sh" start "$pg_dir" "$pg_port" >/dev/null
 cleanup() {

@@ -1,5 +1,7 @@
 #!/bin/bash
 # Installs, with apt-get, only the Debian packages that are missing. Run as root or with sudo.
+#   scripts/deps.sh --reference   also what the reference chatterd (Python/Starlette) runs on, for
+#                                 scripts/compare-reference.sh and make bench PEER_RUN=...
 set -euo pipefail
 packages=(
     make g++ curl openssl ca-certificates
@@ -12,6 +14,10 @@ packages=(
     wrk gnuplot-nox                                         # benchmarks
     clang libclang-rt-14-dev                                # fuzzing
 )
+if [ "${1:-}" = --reference ]; then
+    packages+=(python3 python3-starlette python3-uvicorn python3-psycopg python3-psycopg-pool
+               python3-multipart python3-werkzeug)
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -188,20 +188,20 @@ char* set_media_url(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     return NGX_CONF_OK;
 }
 
-// chatterd_media_sweep time | off
-char* set_media_sweep(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
-    auto* lc = static_cast<LocConf*>(conf);
+// A time greater than 0, or "off" (0): chatterd_media_sweep, chatterd_body_time.
+char* set_msec_or_off(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept {
+    auto& msec = *reinterpret_cast<ngx_msec_t*>(static_cast<char*>(conf) + cmd->offset);
     auto* value = static_cast<ngx_str_t*>(cf->args->elts);
-    if (lc->media_sweep != NGX_CONF_UNSET_MSEC) return const_cast<char*>("is duplicate");
+    if (msec != NGX_CONF_UNSET_MSEC) return const_cast<char*>("is duplicate");
     if (to_view(value[1]) == "off") {
-        lc->media_sweep = 0;
+        msec = 0;
         return NGX_CONF_OK;
     }
-    ngx_msec_t grace = ngx_parse_time(&value[1], 0);
-    if (grace == static_cast<ngx_msec_t>(NGX_ERROR) || grace == 0) {
+    ngx_msec_t time = ngx_parse_time(&value[1], 0);
+    if (time == static_cast<ngx_msec_t>(NGX_ERROR) || time == 0) {
         return const_cast<char*>("takes a time greater than 0, or \"off\"");
     }
-    lc->media_sweep = grace;
+    msec = time;
     return NGX_CONF_OK;
 }
 
@@ -242,8 +242,11 @@ ngx_command_t commands[] = {
      ngx_conf_set_size_slot, NGX_HTTP_MAIN_CONF_OFFSET, offsetof(MainConf, answer_memory_max),
      nullptr},
     {ngx_string("chatterd_media_sweep"),
-     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_media_sweep,
-     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_msec_or_off,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_sweep), nullptr},
+    {ngx_string("chatterd_body_time"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_msec_or_off,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, body_time), nullptr},
     ngx_null_command,
 };
 
@@ -274,6 +277,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
     lc->pg_backoff_max = NGX_CONF_UNSET_MSEC;
     lc->media_max_size = NGX_CONF_UNSET;
     lc->media_sweep = NGX_CONF_UNSET_MSEC;
+    lc->body_time = NGX_CONF_UNSET_MSEC;
     return lc;
 }
 
@@ -351,6 +355,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
     ngx_conf_merge_str_value(conf->media_url, prev->media_url, "/media/");
     ngx_conf_merge_off_value(conf->media_max_size, prev->media_max_size, kDefaultMediaMaxSize);
     ngx_conf_merge_msec_value(conf->media_sweep, prev->media_sweep, kDefaultMediaSweep);
+    ngx_conf_merge_msec_value(conf->body_time, prev->body_time, 0);
 
     if (conf->endpoint == Endpoint::none) return NGX_CONF_OK;
     if (conf->pg_conninfo.len == 0) {

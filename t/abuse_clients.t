@@ -3,6 +3,8 @@
 #     trickles (client_body_timeout bounds the wait for each read, not the whole body: the
 #     operator's limit_conn and SECURITY.md cover that), and is cut within client_body_timeout
 #     (2 s) once it stalls: 408, the reason logged, no row, no file;
+#   - the same trickle where chatterd_body_time (3 s) bounds the whole body: cut after 3 s
+#     although it never stalls, 408, the reason logged, no row, no file;
 #   - clients that disconnect at every stage of a post: in the request head, right after it,
 #     in a text part, in the first bytes of the image (before it is sniffed), in the middle of
 #     the image, between two parts, one byte before the end (each with FIN and with RST), and
@@ -54,6 +56,7 @@ location ~ ^/getchatts/?\$  { chatterd getchatts; }
 location ~ ^/postchatt/?\$  { chatterd postchatt; }
 location ~ ^/getimages/?\$  { chatterd getimages; }
 location ~ ^/postimages/?\$ { chatterd postimages; client_max_body_size 21m; }
+location = /postimages/bounded { chatterd postimages; client_max_body_size 21m; chatterd_body_time 3s; }
 location /media/ { alias $Root/; }
 location = /status { chatterd_status; }
 CONF
@@ -67,7 +70,7 @@ sub form {
 }
 sub post_head {
     my ($length, %o) = @_;
-    return "POST /postimages HTTP/1.1\r\nHost: localhost\r\n"
+    return "POST " . ($o{path} // '/postimages') . " HTTP/1.1\r\nHost: localhost\r\n"
          . ($o{keepalive} ? '' : "Connection: close\r\n")
          . "Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: $length\r\n\r\n";
 }
@@ -195,6 +198,35 @@ scenario('slowloris: a body trickling a byte every 0.5 s, then stalling' => sub 
     cmp_ok($after, '<', 2 + 1.5, 'within client_body_timeout 2s (and a timer tick)');
     ok(wait_until(3, sub { access_count(qr{"POST /postimages HTTP/1\.1" 408 }) > $timeouts }), 'the access log says 408');
     ok($ng->wait_for_error_log(qr/\[info\].*chatterd: postimages: no body data within client_body_timeout/),
+       'the error log says why');
+    ok(wait_until(5, sub { !upload_files_open() }), 'the worker holds no file of the media root');
+    is(sql_value('SELECT count(*) FROM chatts'), 0, 'no row');
+    is_deeply([media_files()], [], 'no file');
+    close $sock;
+});
+
+scenario('a body trickling a byte every 0.5 s, bounded by chatterd_body_time 3s' => sub {
+    my $body = form('slow', 'bounded', image_part(media(jpeg => 100_000, 2)));
+    my $start = index($body, "\xFF\xD8") + 1000;
+    my $sock = connect_raw();
+    my $timeouts = access_count(qr{"POST /postimages/bounded HTTP/1\.1" 408 });
+    my $t0 = Time::HiRes::time();
+    send_bytes($sock, post_head(length $body, path => '/postimages/bounded') . substr($body, 0, $start));
+    ok(wait_until(5, sub { upload_files_open() }), 'the upload is being received into a file');
+    my ($at, $open_at_2s, $closed) = ($start, undef, 0);
+    while (Time::HiRes::time() - $t0 < 8) {
+        $open_at_2s //= !IO::Select->new($sock)->can_read(0) if Time::HiRes::time() - $t0 >= 2;
+        if (IO::Select->new($sock)->can_read(0)) { $closed = !sysread($sock, my $buf, 65536); last }
+        send_bytes($sock, substr($body, $at++, 1)) or last;
+        Time::HiRes::sleep(0.5);
+    }
+    my $after = Time::HiRes::time() - $t0;
+    ok($open_at_2s, 'still open after 2 s of trickle');
+    ok($closed, sprintf('closed by nginx while it still trickled (after %.1f s)', $after));
+    cmp_ok($after, '<', 3 + 2, 'within chatterd_body_time 3s (and a timer tick)');
+    ok(wait_until(3, sub { access_count(qr{"POST /postimages/bounded HTTP/1\.1" 408 }) > $timeouts }),
+       'the access log says 408');
+    ok($ng->wait_for_error_log(qr/\[info\].*chatterd: postimages: the body did not arrive within chatterd_body_time 3000ms \(\d+ bytes received\)/),
        'the error log says why');
     ok(wait_until(5, sub { !upload_files_open() }), 'the worker holds no file of the media root');
     is(sql_value('SELECT count(*) FROM chatts'), 0, 'no row');

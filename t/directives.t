@@ -188,6 +188,9 @@ my @numeric = (
       [-1, '"chatterd_media_max_size" directive invalid value'],
       ['10x', '"chatterd_media_max_size" directive invalid value'],
       ['big', '"chatterd_media_max_size" directive invalid value']]],
+    ['chatterd_body_time', ['off', '1s', '5m'],
+     [map { [$_, '"chatterd_body_time" directive takes a time greater than 0, or "off"'] }
+      0, '0s', '-1s', 'soon', 'on']],
 );
 
 for my $spec (@numeric) {

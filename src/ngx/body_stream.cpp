@@ -1,5 +1,7 @@
 #include "ngx/body_stream.h"
 
+#include "ngx/conf.h"
+
 namespace chatterd {
 
 ngx_int_t BodyStream::start() {
@@ -11,6 +13,14 @@ ngx_int_t BodyStream::start() {
         return send_failure(r_, Failure::payload_too_large);
     }
     r_->request_body_no_buffering = 1;
+    if (ngx_msec_t body_time = loc_conf(r_)->body_time; body_time > 0) {
+        deadline_.handler = on_deadline;
+        deadline_.data = this;
+        deadline_.log = r_->connection->log;
+        // The connection's own timers keep a worker that is shutting down until the request ends.
+        deadline_.cancelable = 1;
+        ngx_add_timer(&deadline_, body_time);
+    }
     ngx_int_t rc = ngx_http_read_client_request_body(r_, on_read_event);
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) return rc;
     return NGX_DONE;
@@ -27,6 +37,24 @@ void BodyStream::on_read_event(ngx_http_request_t* r) noexcept {
                       e.what());
         stream->answer(NGX_HTTP_INTERNAL_SERVER_ERROR);
     }
+}
+
+// The body has taken longer than chatterd_body_time: the request ends as at client_body_timeout,
+// the connection closed without an answer (408 in the access log).
+void BodyStream::on_deadline(ngx_event_t* ev) noexcept {
+    auto* stream = static_cast<BodyStream*>(ev->data);
+    ngx_connection_t* c = stream->r_->connection;
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "chatterd: %s: the body did not arrive within chatterd_body_time %Mms "
+                  "(%O bytes received)",
+                  stream->endpoint_, loc_conf(stream->r_)->body_time, stream->received_);
+    c->timedout = 1;
+    stream->answer(NGX_HTTP_REQUEST_TIME_OUT);
+    ngx_http_run_posted_requests(c);
+}
+
+void BodyStream::stop_deadline() {
+    if (deadline_.timer_set) ngx_del_timer(&deadline_);
 }
 
 void BodyStream::pump() {
@@ -92,6 +120,7 @@ bool BodyStream::too_large(off_t bytes, const char* how) const {
 
 void BodyStream::finish() {
     finished_ = true;
+    stop_deadline();
     r_->read_event_handler = ngx_http_block_reading;
     std::optional<Failure> failure = on_end();
     if (failure) answer(send_failure(r_, *failure));
@@ -106,6 +135,7 @@ void BodyStream::refuse(Failure failure) {
 
 void BodyStream::answer(ngx_int_t rc) {
     finished_ = true;
+    stop_deadline();
     r_->read_event_handler = ngx_http_block_reading;
     ngx_http_finalize_request(r_, rc);
 }

@@ -2,6 +2,8 @@
 // (client_max_body_size, counted on the bytes received), chunked decoding, HTTP/2, Expect and
 // client_body_timeout still apply, but each piece is handed over and its buffer given back at
 // once: a body costs what the receiver keeps of it, never a whole copy or a temporary file.
+// client_body_timeout bounds each wait for the next bytes; chatterd_body_time bounds the whole
+// body, so that a client trickling a byte now and then cannot hold an upload for ever.
 #pragma once
 
 #include "ngx/ngx.h"
@@ -20,7 +22,7 @@ public:
     // delivers more, before the rest is read.
     BodyStream(ngx_http_request_t* r, const char* endpoint, off_t max_bytes = 0)
         : r_(r), endpoint_(endpoint), max_bytes_(max_bytes) {}
-    virtual ~BodyStream() = default;
+    virtual ~BodyStream() { stop_deadline(); }
     BodyStream(const BodyStream&) = delete;
     BodyStream& operator=(const BodyStream&) = delete;
 
@@ -41,6 +43,8 @@ protected:
 
 private:
     static void on_read_event(ngx_http_request_t* r) noexcept;
+    static void on_deadline(ngx_event_t* ev) noexcept;
+    void stop_deadline();
     void pump();
     bool consume(ngx_chain_t* bufs);
     bool take(std::string_view bytes);
@@ -53,7 +57,8 @@ private:
     const char* endpoint_;
     off_t max_bytes_;
     off_t received_ = 0;
-    bool finished_ = false;  // answered, or handed over by on_end
+    bool finished_ = false;   // answered, or handed over by on_end
+    ngx_event_t deadline_{};  // chatterd_body_time, while the body is being read
 };
 
 // A Stream (a BodyStream) built in r's pool cleanup storage, so that it is destroyed with

@@ -94,9 +94,11 @@ std::optional<FtypBrands> read_ftyp(std::string_view head) {
     }
     // 0 means "up to the end of the file"; 1 announces a 64-bit size, which no encoder uses for an
     // ftyp box, and anything else under 16 bytes cannot hold the brands: both are treated as not
-    // media.
+    // media. Real ftyp boxes list a handful of brands: one of kilobytes is another format whose
+    // bytes 4-7 happen to read "ftyp" (a JPEG starts FF D8 FF xx, a size of about 4 GB).
+    constexpr std::uint32_t kMaximalFtypSize = 1024;
     std::uint32_t box_size = big_endian_u32(head.substr(0, 4));
-    if (box_size != 0 && box_size < kMinimalFtypSize) {
+    if (box_size != 0 && (box_size < kMinimalFtypSize || box_size > kMaximalFtypSize)) {
         return std::nullopt;
     }
     std::size_t box_end =

@@ -229,6 +229,25 @@ TEST(MediaTypeSniff, FtypBoxBoundsAreRespected) {
                                   "\x00\x00\x00\x08"
                                   "ftypmp42\x00\x00\x00\x00"
                                   "isom"s));
+
+    // A JPEG whose bytes 4-7 read "ftyp" (its box size would be about 4 GB) stays a JPEG: it is not
+    // taken as a video too.
+    const std::string jpeg_reading_ftyp =
+        "\xFF\xD8\xFF\xE0"
+        "ftypmp42\x00\x00\x00\x00"
+        "isom"s;
+    EXPECT_EQ(extension_of(MediaField::image, jpeg_reading_ftyp), "jpeg");
+    EXPECT_FALSE(sniff_media_type(MediaField::video, jpeg_reading_ftyp));
+    // The largest box taken, and one byte more.
+    EXPECT_EQ(extension_of(MediaField::video,
+                           "\x00\x00\x04\x00"
+                           "ftypmp42\x00\x00\x00\x00"
+                           "isom"s),
+              "mp4");
+    EXPECT_FALSE(sniff_media_type(MediaField::video,
+                                  "\x00\x00\x04\x01"
+                                  "ftypmp42\x00\x00\x00\x00"
+                                  "isom"s));
 }
 
 // Every prefix of every head must be handled without reading past it; those too short to show the

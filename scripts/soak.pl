@@ -15,9 +15,11 @@ use Time::HiRes ();
 use Chatterd::Nginx;
 use Chatterd::NginxProcess ();
 use Chatterd::Http qw(http_get build_request multipart_body);
-use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files stop_pg_processes);
+use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files pause_pg
+                    resume_pg);
 use Chatterd::Upload qw(media image_part);
 use Chatterd::Workers qw(pid_fds pid_rss_kib);
+use Chatterd::ExampleConf;
 
 my $SECONDS     = $ENV{SOAK_SECONDS} // 600;
 my $CLIENTS     = $ENV{SOAK_CLIENTS} // 64;
@@ -36,15 +38,13 @@ my @failures;
 sub check { my ($ok, $what) = @_; push @failures, $what unless $ok; printf "%-4s %s\n", $ok ? 'ok' : 'FAIL', $what; $ok }
 sub pg_sh { system($PG_SH, @_) == 0 or die "pg.sh @_ failed\n" }
 
-my @paused;
-sub resume_pg { kill 'CONT', @paused if @paused; @paused = () }
 my ($SOCKET_DIR) = `$PG_SH conninfo $PG_DIR $PG_PORT` =~ /host=(\S+)/;
 sub admin_sql {
     system('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', $SOCKET_DIR, '-p', $PG_PORT, '-U', 'postgres',
            '-d', 'chatterdb', '-o', '/dev/null', '-c', $_[0]) == 0 or warn "psql failed for: $_[0]\n";
 }
 END { local ($?, $@); resume_pg(); eval { admin_sql('ALTER DATABASE chatterdb CONNECTION LIMIT -1') } }
-$SIG{$_} = sub { resume_pg(); exit 2 } for qw(INT TERM HUP);
+$SIG{$_} = sub { exit 2 } for qw(INT TERM HUP);    # END resumes PostgreSQL
 
 #---------------------------------------------------------------------------
 # nginx
@@ -68,11 +68,7 @@ chatterd_media_sweep ${SWEEP}s;
 chatterd_media_max_size 256k;
 client_body_timeout 5s;
 CONF
-    config => <<CONF,
-location ~ ^/getchatts/?\$  { chatterd getchatts; }
-location ~ ^/postchatt/?\$  { chatterd postchatt; }
-location ~ ^/getimages/?\$  { chatterd getimages; }
-location ~ ^/postimages/?\$ { chatterd postimages; client_max_body_size 1m; }
+    config => Chatterd::ExampleConf::endpoint_locations('client_max_body_size 1m;') . <<CONF,
 location = /status { chatterd_status; }
 location /media/ { alias $root/; }
 CONF
@@ -188,7 +184,7 @@ my %FAULTS = (
         break  => sub { my @w = $ng->worker_pids; kill 'KILL', $w[-1] if @w },
         repair => sub {} },
     pg_paused => { db => 1,
-        break  => sub { push @paused, stop_pg_processes() },
+        break  => \&pause_pg,
         repair => \&resume_pg },
     pg_refusing => { db => 1,
         break  => sub { admin_sql('ALTER DATABASE chatterdb CONNECTION LIMIT 0');

@@ -30,6 +30,7 @@ use Chatterd::Nginx;
 use Chatterd::Http qw(http_request http_get build_request multipart_body);
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency
                     pause_pg resume_pg);
+use Chatterd::ExampleConf;
 use Chatterd::Upload qw(media image_part);
 use Chatterd::Workers qw(worker_state check_workers);
 
@@ -51,11 +52,7 @@ chatterd_pg_timeout 3s;
 chatterd_media_root $Root;
 client_body_timeout 2s;
 CONF
-    config => <<CONF,
-location ~ ^/getchatts/?\$  { chatterd getchatts; }
-location ~ ^/postchatt/?\$  { chatterd postchatt; }
-location ~ ^/getimages/?\$  { chatterd getimages; }
-location ~ ^/postimages/?\$ { chatterd postimages; client_max_body_size 21m; }
+    config => Chatterd::ExampleConf::endpoint_locations('client_max_body_size 21m;') . <<CONF,
 location = /postimages/bounded { chatterd postimages; client_max_body_size 21m; chatterd_body_time 3s; }
 location /media/ { alias $Root/; }
 location = /status { chatterd_status; }

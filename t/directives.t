@@ -337,11 +337,7 @@ CONF
 subtest '405 with Allow and a JSON body for every endpoint' => sub {
     my $ng = Chatterd::Nginx->start(
         http_config => qq{chatterd_pg "$REAL";},
-        config => <<"CONF");
-location ~ ^/getchatts/?\$  { chatterd getchatts; }
-location ~ ^/postchatt/?\$  { chatterd postchatt; }
-location ~ ^/getimages/?\$  { chatterd getimages; }
-location ~ ^/postimages/?\$ { chatterd postimages; chatterd_media_root $prefix/media; }
+        config => Chatterd::ExampleConf::endpoint_locations("chatterd_media_root $prefix/media;") . <<"CONF");
 CONF
     my @cases = (
         ['POST', '/getchatts', 'GET, HEAD'], ['PUT', '/getchatts/', 'GET, HEAD'],

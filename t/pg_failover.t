@@ -25,10 +25,9 @@ use File::Path ();
 use POSIX ();
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql_value truncate_chatts media_root);
+use Chatterd::Db qw(sql_value truncate_chatts);
 use Chatterd::Http qw(http_request http_get build_request);
-use Chatterd::MixedLoad qw(new_load run_load worker_fds wait_fds_back check_media percentile is_post);
-use Chatterd::Nginx;
+use Chatterd::MixedLoad qw(start_nginx new_load run_load worker_fds wait_fds_back check_media percentile is_post);
 
 for my $var (qw(TEST_NGINX_PG_DIR TEST_NGINX_PG_PORT)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
@@ -196,32 +195,6 @@ sub eventually {
 
 # ---- the scenario -------------------------------------------------------------------------
 
-sub start_nginx {
-    my ($conninfo) = @_;
-    my $media = media_root();
-    return Chatterd::Nginx->start(
-        workers     => 2,
-        master      => 1,
-        log_level   => 'info',
-        # The workers write the media root inside the test tree.
-        main_config => $AS_ROOT ? "user root root;\n" : undef,
-        http_config => <<CONF,
-chatterd_pg "$conninfo";
-chatterd_pg_timeout ${TIMEOUT}s;
-chatterd_pg_backoff_max 1s;
-chatterd_media_root $media;
-client_max_body_size 1m;
-CONF
-        config      => <<CONF,
-location ~ ^/getchatts/?\$  { chatterd getchatts; }
-location ~ ^/postchatt/?\$  { chatterd postchatt; }
-location ~ ^/getimages/?\$  { chatterd getimages; }
-location ~ ^/postimages/?\$ { chatterd postimages; }
-location /media/ { alias $media/; }
-CONF
-    );
-}
-
 my %conninfo = (
     tcp  => "host=127.0.0.1,127.0.0.1 port=$STANDBY_PORT,$PRIMARY_PORT dbname=chatterdb "
             . "user=chatter password=chattchatt target_session_attrs=read-write",
@@ -235,7 +208,7 @@ for my $via (qw(tcp unix)) {
         make_clusters();
         use_cluster($PRIMARY);
         truncate_chatts();
-        my $ng = start_nginx($conninfo{$via});
+        my $ng = start_nginx($conninfo{$via}, $TIMEOUT);
         my $master = $ng->pid;
         my @workers = sort $ng->worker_pids;
         diag(sprintf('%s: clusters made and nginx started in %.1f s', $via,

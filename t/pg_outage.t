@@ -19,10 +19,9 @@ use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql truncate_chatts media_root pause_pg resume_pg);
+use Chatterd::Db qw(sql truncate_chatts pause_pg resume_pg);
 use Chatterd::Http qw(http_request http_get);
-use Chatterd::MixedLoad qw(new_load run_load worker_fds wait_fds_back check_media percentile);
-use Chatterd::Nginx;
+use Chatterd::MixedLoad qw(start_nginx new_load run_load worker_fds wait_fds_back check_media percentile);
 
 for my $var (qw(TEST_NGINX_PG_DIR TEST_NGINX_PG_PORT)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
@@ -134,38 +133,11 @@ sub worker_cpu {
 
 # ---- the scenarios ------------------------------------------------------------------------
 
-sub start_nginx {
-    my ($conninfo) = @_;
-    my $media = media_root();
-    return Chatterd::Nginx->start(
-        workers     => 2,
-        master      => 1,
-        log_level   => 'info',
-        # The workers write the media root inside the test tree.
-        main_config => $> == 0 ? "user root root;\n" : undef,
-        http_config => <<CONF,
-chatterd_pg "$conninfo";
-chatterd_pg_timeout ${TIMEOUT}s;
-chatterd_pg_backoff_max 1s;
-chatterd_media_root $media;
-client_max_body_size 1m;
-CONF
-        config      => <<CONF,
-location ~ ^/getchatts/?\$  { chatterd getchatts; }
-location ~ ^/postchatt/?\$  { chatterd postchatt; }
-location ~ ^/getimages/?\$  { chatterd getimages; }
-location ~ ^/postimages/?\$ { chatterd postimages; }
-location /media/ { alias $media/; }
-CONF
-        user_files  => { 'static.txt' => "static file\n" },
-    );
-}
-
 for my $via (qw(unix tcp)) {
     for my $fault (qw(killed paused restarted refusing)) {
         subtest "$fault, over $via, under the load of $CLIENTS clients" => sub {
             truncate_chatts();
-            my $ng = start_nginx($conninfo{$via});
+            my $ng = start_nginx($conninfo{$via}, $TIMEOUT);
             my @workers = sort $ng->worker_pids;
             my $warm = http_get($ng->port, '/getimages');
             is($warm->{status}, 200, 'warm-up: 200');

@@ -21,6 +21,7 @@ use Chatterd::Http qw(http_request http_get build_request multipart_body);
 use Chatterd::Nginx;
 use Chatterd::NginxProcess;
 use Chatterd::Upload qw(media image_part);
+use Chatterd::ExampleConf;
 
 for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PSQL)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
@@ -61,11 +62,7 @@ chatterd_pg_pool $POOL_SIZE;
 chatterd_media_root $MEDIA;
 $extra
 CONF
-        config      => <<CONF,
-location ~ ^/getchatts/?\$  { chatterd getchatts; }
-location ~ ^/postchatt/?\$  { chatterd postchatt; }
-location ~ ^/getimages/?\$  { chatterd getimages; }
-location ~ ^/postimages/?\$ { chatterd postimages; }
+        config      => Chatterd::ExampleConf::endpoint_locations() . <<CONF,
 location /down/ {
     chatterd_pg "host=127.0.0.1 port=$DEAD_PORT dbname=chatterdb user=chatter password=secretword";
     chatterd_media_root $DOWN_MEDIA;

@@ -21,6 +21,7 @@ use Chatterd::Db qw(sql truncate_chatts media_root media_files check_media_consi
 use Chatterd::Http qw(http_request http_get build_request multipart_body);
 use Chatterd::Nginx;
 use Chatterd::Upload qw(media image_part video_part same_bytes);
+use Chatterd::ExampleConf;
 
 for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PSQL)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
@@ -57,11 +58,7 @@ chatterd_media_root $MEDIA;
 chatterd_media_url $media_url;
 client_max_body_size 1m;
 CONF
-        config      => <<CONF,
-location ~ ^/getchatts/?\$  { chatterd getchatts; }
-location ~ ^/postchatt/?\$  { chatterd postchatt; }
-location ~ ^/getimages/?\$  { chatterd getimages; }
-location ~ ^/postimages/?\$ { chatterd postimages; }
+        config      => Chatterd::ExampleConf::endpoint_locations() . <<CONF,
 location /media/ {
     alias $MEDIA/;
     types { image/jpeg jpeg; video/mp4 mp4; }

@@ -1,9 +1,11 @@
 package Chatterd::MixedLoad;
 
-# The load of the outage suites (pg_outage.t, pg_failover.t), and what they check after it:
+# The load of the outage suites (pg_outage.t, pg_failover.t), the nginx it runs against, and
+# what they check after it:
 #
-#   use Chatterd::MixedLoad qw(new_load run_load worker_fds wait_fds_back check_media
-#                              percentile is_post);
+#   use Chatterd::MixedLoad qw(start_nginx new_load run_load worker_fds wait_fds_back
+#                              check_media percentile is_post);
+#   my $ng = start_nginx($conninfo, 2);    # chatterd_pg_timeout 2s
 #   my $load = new_load($ng->port, 200);   # 200 clients
 #   run_load($load, $until);               # a time, or a sub returning one (it may move);
 #                                          # $load->{tick}, when set, is called at every turn
@@ -22,14 +24,41 @@ use IO::Socket::INET;
 use Test::More ();
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql media_files);
+use Chatterd::Db qw(sql media_files media_root);
+use Chatterd::ExampleConf;
 use Chatterd::Http qw(build_request multipart_body);
+use Chatterd::Nginx;
 use Chatterd::Upload qw(media image_part);
 use Chatterd::Workers qw(pid_fds);
 
-our @EXPORT_OK = qw(new_load run_load worker_fds wait_fds_back check_media percentile is_post);
+our @EXPORT_OK = qw(start_nginx new_load run_load worker_fds wait_fds_back check_media percentile
+                    is_post);
 
 use constant CLIENT_TIMEOUT => 10;
+
+# nginx (a master, 2 workers) serving the four endpoints and the media, on the
+# database of $conninfo with chatterd_pg_timeout $timeout seconds and a backoff of at most 1 s.
+sub start_nginx {
+    my ($conninfo, $timeout) = @_;
+    my $media = media_root();
+    return Chatterd::Nginx->start(
+        workers     => 2,
+        master      => 1,
+        log_level   => 'info',
+        # The workers write the media root inside the test tree.
+        main_config => $> == 0 ? "user root root;\n" : undef,
+        http_config => <<CONF,
+chatterd_pg "$conninfo";
+chatterd_pg_timeout ${timeout}s;
+chatterd_pg_backoff_max 1s;
+chatterd_media_root $media;
+client_max_body_size 1m;
+CONF
+        config      => Chatterd::ExampleConf::endpoint_locations() . <<CONF,
+location /media/ { alias $media/; }
+CONF
+    );
+}
 
 sub upload_request {
     my @parts = @_;

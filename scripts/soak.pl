@@ -73,6 +73,8 @@ location = /status { chatterd_status; }
 location /media/ { alias $root/; }
 CONF
 );
+# Stopped however the soak ends: at global destruction the object may be gone before it can.
+END { local ($?, $@); $ng->stop if $ng }
 my $servroot = $ng->servroot;
 
 # Pinned rows whose files /media/ requests fetch (never pruned).
@@ -234,7 +236,8 @@ while (1) {
     last if $now >= $end && !$active;
     run_load_step(0);
     if ($now >= $next_sample) { sample($now - $start); $next_sample += 10 }
-    if ($now >= $next_prune) { prune(); $next_prune += 10 }
+    # Not while a database fault lasts: psql would fail, or wait on a paused server.
+    if ($now >= $next_prune && !($active && $active->{db})) { prune(); $next_prune += 10 }
     if (!$active && $now >= $next_fault && $now < $end - 5) {
         my $name = $ROTATION[@faults % @ROTATION];
         printf "%6.1f s  fault %d: %s\n", $now - $start, scalar(@faults) + 1, $name;

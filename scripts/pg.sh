@@ -112,6 +112,26 @@ port="${3:-5432}"
 socket_dir="$dir.socket"
 conninfo() { echo "host=$socket_dir port=$port dbname=chatterdb user=chatter"; }
 admin_psql() { as_owner "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$socket_dir" -p "$port" -U postgres "$@"; }
+# Starts the server, again for a few seconds while its port is taken: the kernel gives ports of
+# 32768-60999 to the client side of connections too, and one of the many a load test opens on
+# loopback can hold the port when a fault test restarts the server (PostgreSQL then says "Address
+# already in use" and asks to retry). The test and soak clusters' default ports lie below that
+# range; this covers ports chosen inside it, as long as no client closed first (its TIME_WAIT
+# holds the port for a minute).
+start_server() {
+    local attempt log_size err
+    for attempt in $(seq 40); do
+        log_size="$(as_owner stat -c %s "$dir/server.log" 2>/dev/null || echo 0)"
+        if err="$(as_owner "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+                      -o "-p $port -k $socket_dir" start 2>&1 >/dev/null)"; then
+            [ -z "$err" ] || echo "$err" >&2
+            return 0
+        fi
+        as_owner tail -c +$((log_size + 1)) "$dir/server.log" | grep -q "Address already in use" \
+            && [ "$attempt" -lt 40 ] || { echo "$err" >&2; return 1; }
+        sleep 0.25
+    done
+}
 case "$cmd" in
 start)
     case "$dir" in "$PG_BASE"/*) make_base ;; esac
@@ -138,9 +158,7 @@ CONF
     fi
     # A cluster left running by an older layout (socket elsewhere) is restarted here.
     if running "$dir" && [ ! -S "$socket_dir/.s.PGSQL.$port" ]; then stop_cluster "$dir"; fi
-    if ! running "$dir"; then
-        as_owner "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 -o "-p $port -k $socket_dir" start >/dev/null
-    fi
+    if ! running "$dir"; then start_server; fi
     admin_psql -d postgres <<SQL
 SELECT 'CREATE ROLE chatter LOGIN PASSWORD ''chattchatt''' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'chatter') \gexec
 SELECT 'CREATE DATABASE chatterdb OWNER chatter' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'chatterdb') \gexec

@@ -14,13 +14,13 @@
 #      is listed, not failed).
 # Reports are written one file per process into ASAN_LOG_DIR (default build/asan/logs, emptied
 # first); the run fails when any report is there at the end.
-#   TEST_PG_PORT (default 55439), TEST_PG_DIR, TEST_FILES, TEST_NGINX_PORT: as in scripts/test.sh
+#   TEST_PG_PORT (default 25439), TEST_PG_DIR, TEST_FILES, TEST_NGINX_PORT: as in scripts/test.sh
 #   (called from it, the same cluster and ports are used, one after the other).
 #   ASAN_UNIT=0, ASAN_SUITES=0, ASAN_LEAK_CHECK=0   skip step 0, 1 or 2.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-export TEST_PG_PORT="${TEST_PG_PORT:-55439}"
+export TEST_PG_PORT="${TEST_PG_PORT:-25439}"
 pg_dir="${TEST_PG_DIR:-$(scripts/pg.sh dir test "$TEST_PG_PORT")}"
 asan="$here/build/asan"
 logs="${ASAN_LOG_DIR:-$asan/logs}"

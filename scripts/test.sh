@@ -6,7 +6,7 @@
 # 30 s: it installs and purges the package on this machine) and a check that `make run` and a
 # short `make test` work from a fresh clone in a folder only its owner can enter
 # (scripts/test-fresh-clone.sh, about a minute). Exits non-zero on any failure.
-#   TEST_PG_PORT (default 55439)  the database's port
+#   TEST_PG_PORT (default 25439)  the database's port
 #   TEST_PG_DIR                   its data directory (default: scripts/pg.sh dir test PORT)
 #   TEST_FILES                    the suites to run (default: every one, prove -r t/), e.g.
 #                                 TEST_FILES="t/getimages.t t/media.t"; nothing else then
@@ -16,7 +16,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-export TEST_PG_PORT="${TEST_PG_PORT:-55439}"
+export TEST_PG_PORT="${TEST_PG_PORT:-25439}"
 pg_dir="${TEST_PG_DIR:-$(scripts/pg.sh dir test "$TEST_PG_PORT")}"
 
 scripts/deps.sh

@@ -55,7 +55,8 @@ my $AS_ROOT = $> == 0;
 # ---- clusters -----------------------------------------------------------------------------
 
 # initdb refuses root: as root, the clusters belong to the postgres OS user (as in pg.sh).
-sub as_owner { return $AS_ROOT ? ('runuser', '-u', 'postgres', '--', @_) : @_ }
+# From /: postgres cannot enter a clone only its owner may (pg.sh does the same).
+sub as_owner { return $AS_ROOT ? ('runuser', '-u', 'postgres', '--', 'env', '-C', '/', @_) : @_ }
 
 sub run {
     my @cmd = @_;

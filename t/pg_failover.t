@@ -116,11 +116,11 @@ sub remove_clusters {
                                                $STANDBY, "$STANDBY.socket";
 }
 
+# Also after INT, TERM or HUP, which Chatterd::Db turns into an exit.
 END {
     local ($?, $@);
     eval { remove_clusters() } if $PGBIN;
 }
-$SIG{$_} = sub { exit 1 } for qw(INT TERM HUP);
 
 # A primary from scratch (pg.sh: role chatter, database chatterdb, schema.sql), a standby made
 # from it with pg_basebackup -R, and synchronous replication between them. initdb's pg_hba

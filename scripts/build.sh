@@ -37,10 +37,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -f "$objs/Makefi
     rm -rf "$tree" "$objs"
     mkdir -p "$build"
     cp -a "$src/." "$tree/"
+    # The build directory is given relative to the tree: nginx's configure rewrites the names of a
+    # dynamic module's objects with unanchored seds (".c", ".cc", ".S" become ".o"), which also
+    # mangle an absolute build path such as /tmp/tmp.Sx3... or ~/chatterd.clone/.
     (cd "$tree" && ./configure \
         --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 ${EXTRA_CC_OPT:-}" \
         --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC ${EXTRA_LD_OPT:-}" \
-        "${flags[@]}" --add-dynamic-module="$here" --builddir="$objs") >"$build/configure.log" 2>&1 \
+        "${flags[@]}" --add-dynamic-module="$here" --builddir=../nginx-objs) >"$build/configure.log" 2>&1 \
         || { tail -30 "$build/configure.log" >&2; exit 1; }
     printf '%s' "$want" >"$stamp"
 fi

@@ -68,7 +68,7 @@ Stream* make_body_stream(ngx_http_request_t* r, Args&&... args) {
     ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, sizeof(Stream));
     if (cleanup == nullptr) return nullptr;
     auto* stream = new (cleanup->data) Stream(std::forward<Args>(args)...);
-    cleanup->handler = [](void* data) { static_cast<Stream*>(data)->~Stream(); };
+    cleanup->handler = [](void* data) noexcept { static_cast<Stream*>(data)->~Stream(); };
     ngx_http_set_ctx(r, static_cast<BodyStream*>(stream), ngx_http_chatterd_module);
     return stream;
 }

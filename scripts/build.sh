@@ -43,7 +43,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -f "$objs/Makefi
     (cd "$tree" && ./configure \
         --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 ${EXTRA_CC_OPT:-}" \
         --with-ld-opt="-Wl,-z,relro -Wl,-z,now -fPIC ${EXTRA_LD_OPT:-}" \
-        "${flags[@]}" --add-dynamic-module="$here" --builddir=../nginx-objs) >"$build/configure.log" 2>&1 \
+        "${flags[@]}" --add-dynamic-module="$here" --builddir="$(realpath -m --relative-to="$tree" "$objs")") >"$build/configure.log" 2>&1 \
         || { tail -30 "$build/configure.log" >&2; exit 1; }
     printf '%s' "$want" >"$stamp"
 fi

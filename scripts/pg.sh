@@ -119,8 +119,8 @@ admin_psql() { as_owner "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$socket_dir" 
 # range; this covers ports chosen inside it, as long as no client closed first (its TIME_WAIT
 # holds the port for a minute).
 start_server() {
-    local attempt log_size err log
-    for attempt in $(seq 40); do
+    local attempt attempts=40 log_size err log
+    for attempt in $(seq "$attempts"); do
         log_size="$(as_owner stat -c %s "$dir/server.log" 2>/dev/null || echo 0)"
         if err="$(as_owner "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
                       -o "-p $port -k $socket_dir" start 2>&1 >/dev/null)"; then
@@ -128,7 +128,7 @@ start_server() {
             return 0
         fi
         log="$(as_owner tail -c +$((log_size + 1)) "$dir/server.log" 2>/dev/null || true)"
-        if ! grep -q "Address already in use" <<<"$log" || [ "$attempt" -eq 40 ]; then
+        if ! grep -q "Address already in use" <<<"$log" || [ "$attempt" -eq "$attempts" ]; then
             # pg_ctl only says to look at the log: show what it says.
             echo "pg.sh: PostgreSQL did not start on port $port ($dir/server.log):" >&2
             grep -E "FATAL|ERROR|HINT|could not" <<<"$log" | tail -5 >&2 || echo "$err" >&2

@@ -14,6 +14,8 @@ use Chatterd::Http qw(http_request http_get multipart_body build_request
                       parse_http_response decode_chunked);
 use Chatterd::Nginx;
 use Chatterd::NginxProcess;
+use Chatterd::Ports qw(free_port);
+use Chatterd::Wait qw(wait_until);
 
 #---------------------------------------------------------------------------
 # Pure helpers (no nginx)
@@ -72,6 +74,32 @@ subtest 'build_request' => sub {
        . "Content-Length: 3\r\n\r\nabc", 'POST with body');
     is(build_request(GET => '/', headers => { Host => 'h', Connection => 'keep-alive' }),
        "GET / HTTP/1.1\r\nConnection: keep-alive\r\nHost: h\r\n\r\n", 'given headers kept');
+};
+
+subtest 'wait_until returns the true value, or false once the time is up' => sub {
+    my $polls = 0;
+    is(wait_until(sub { ++$polls >= 3 && "polled $polls" }), 'polled 3', 'the value, at the third poll');
+    my $start = Time::HiRes::time();
+    ok(!wait_until(sub { 0 }, 0.3), 'false after the time');
+    cmp_ok(Time::HiRes::time() - $start, '>=', 0.3, 'not before the time');
+};
+
+subtest 'free_port hands out distinct ports, bindable, below the client port range' => sub {
+    my @ports = map { free_port() } 1 .. 50;
+    my %seen = map { $_ => 1 } @ports;
+    is(scalar keys %seen, 50, '50 distinct ports');
+    my ($client_low) = split ' ', do { open my $fh, '<', '/proc/sys/net/ipv4/ip_local_port_range'; <$fh> // 32768 };
+    ok(!grep({ $_ >= $client_low } @ports), "all below $client_low");
+    ok(!grep({ !IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $_, Listen => 1) } @ports),
+       'each can be bound');
+    # Another process is not handed the ports this one holds (drawn at random, 2000 of them would
+    # meet one of our 50 but about once in 2500 runs).
+    open my $child, '-|', $^X, "-I$FindBin::Bin/../lib", '-MChatterd::Ports=free_port',
+        '-e', 'print join(" ", map { free_port() } 1 .. 2000)' or die "perl: $!";
+    my @theirs = split ' ', do { local $/; <$child> };
+    close $child;
+    is(scalar @theirs, 2000, 'another process got 2000 ports');
+    ok(!grep({ $seen{$_} } @theirs), 'none of them ours');
 };
 
 #---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ package Chatterd::Db;
 #   truncate_chatts();                       # also empties the media root
 #   my @rows = sql('SELECT username FROM chatts ORDER BY time');   # list of arrayrefs
 #   check_media_consistency('after TEST 3');  # one ok(): files <-> rows agree
+#   check_media_consistency('after the outage', $error_log);   # files of unknown posts allowed
 
 use strict;
 use warnings;
@@ -64,21 +65,23 @@ sub truncate_chatts {
 # Names of the files in the media root (dot-files included: none should ever stay).
 sub media_files { return sort(_entries(media_root())) }
 
-# Every file in the media root is named by a row, and every row's URLs name an existing file.
+# Every file in the media root is named by a row, and every row's URLs name an existing file;
+# with $log (error log text), a file may also be one whose post's outcome was unknown, which
+# the log names as kept. One ok(); returns how many such files there are.
 sub check_media_consistency {
-    my ($label) = @_;
+    my ($label, $log) = @_;
+    my %kept = map { $_ => 1 } ($log // '') =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
     my %files = map { $_ => 1 } media_files();
     my %named;
     for my $row (sql('SELECT imageurl, videourl FROM chatts')) {
-        for my $url (grep { defined } @$row) {
-            my ($name) = $url =~ m{/media/([^/]+)\z} or next;
-            $named{$name} = 1;
-        }
+        $named{$_} = 1 for map { m{/media/([^/]+)\z} ? $1 : () } grep { defined } @$row;
     }
-    my @orphans = grep { !$named{$_} } sort keys %files;
+    my @orphans = grep { !$named{$_} && !$kept{$_} } sort keys %files;
     my @missing = grep { !$files{$_} } sort keys %named;
-    Test::More::ok(!@orphans && !@missing, "$label: media files and rows agree")
+    my $kept = defined $log ? ' (' . keys(%kept) . ' files of posts whose outcome was unknown kept)' : '';
+    Test::More::ok(!@orphans && !@missing, "$label: media files and rows agree$kept")
         or Test::More::diag("files without a row: @orphans\nrows without a file: @missing");
+    return scalar keys %kept;
 }
 
 # Pausing the server: pause_pg() SIGSTOPs its processes, resume_pg() continues them. The paused

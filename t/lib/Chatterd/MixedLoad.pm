@@ -3,9 +3,9 @@ package Chatterd::MixedLoad;
 # The load of the outage suites (pg_outage.t, pg_failover.t), the nginx it runs against, and
 # what they check after it:
 #
-#   use Chatterd::MixedLoad qw(start_nginx new_load run_load worker_fds wait_fds_back
+#   use Chatterd::MixedLoad qw(load_nginx new_load run_load worker_fds wait_fds_back
 #                              check_media percentile is_post);
-#   my $ng = start_nginx($conninfo, 2);    # chatterd_pg_timeout 2s
+#   my $ng = load_nginx($conninfo, 2);     # chatterd_pg_timeout 2s
 #   my $load = new_load($ng->port, 200);   # 200 clients
 #   run_load($load, $until);               # a time, or a sub returning one (it may move);
 #                                          # $load->{tick}, when set, is called at every turn
@@ -24,41 +24,36 @@ use IO::Socket::INET;
 use Test::More ();
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql media_files media_root);
+use Chatterd::Db qw(check_media_consistency media_root);
 use Chatterd::ExampleConf;
 use Chatterd::Http qw(build_request multipart_body);
 use Chatterd::Nginx;
 use Chatterd::Upload qw(media image_part);
+use Chatterd::Wait qw(wait_until);
 use Chatterd::Workers qw(pid_fds);
 
-our @EXPORT_OK = qw(start_nginx new_load run_load worker_fds wait_fds_back check_media percentile
-                    is_post);
+our @EXPORT_OK = qw(load_nginx start_nginx new_load run_load worker_fds wait_fds_back check_media
+                    percentile is_post);
 
 use constant CLIENT_TIMEOUT => 10;
 
 # nginx (a master, 2 workers) serving the four endpoints and the media, on the
 # database of $conninfo with chatterd_pg_timeout $timeout seconds and a backoff of at most 1 s.
-sub start_nginx {
+sub load_nginx {
     my ($conninfo, $timeout) = @_;
     my $media = media_root();
-    return Chatterd::Nginx->start(
+    return Chatterd::Nginx::start_nginx(
         workers     => 2,
-        master      => 1,
-        log_level   => 'info',
-        # The workers write the media root inside the test tree.
-        main_config => $> == 0 ? "user root root;\n" : undef,
-        http_config => <<CONF,
-chatterd_pg "$conninfo";
-chatterd_pg_timeout ${timeout}s;
-chatterd_pg_backoff_max 1s;
-chatterd_media_root $media;
-client_max_body_size 1m;
-CONF
-        config      => Chatterd::ExampleConf::endpoint_locations() . <<CONF,
-location /media/ { alias $media/; }
-CONF
+        pg          => $conninfo,
+        media_root  => $media,
+        http_config => "chatterd_pg_timeout ${timeout}s;\nchatterd_pg_backoff_max 1s;\n"
+                       . "client_max_body_size 1m;\n",
+        config      => Chatterd::ExampleConf::endpoint_locations() . "location /media/ { alias $media/; }\n",
     );
 }
+
+# Its old name, which pg_outage.t and pg_failover.t still import.
+sub start_nginx { load_nginx(@_) }
 
 sub upload_request {
     my @parts = @_;
@@ -156,33 +151,15 @@ sub worker_fds {
 sub wait_fds_back {
     my ($ng, $before) = @_;
     my $now;
-    my $deadline = Time::HiRes::time() + 10;
-    while (1) {
+    wait_until(sub {
         $now = worker_fds($ng);
-        return $now unless grep { ($now->{$_} // 1e9) > $before->{$_} } keys %$before;
-        return $now if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
+        !grep { ($now->{$_} // 1e9) > $before->{$_} } keys %$before;
+    }, 10);
+    return $now;
 }
 
-# On the cluster Chatterd::Db works on: files without a row must be files whose post's outcome
-# was unknown (and logged in $log); every row's files must exist. Returns how many were kept.
-sub check_media {
-    my ($label, $log) = @_;
-    my %kept = map { $_ => 1 } $log =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
-    my %files = map { $_ => 1 } media_files();
-    my %named;
-    for my $row (sql('SELECT imageurl, videourl FROM chatts')) {
-        $named{$_} = 1 for map { m{/media/([^/]+)\z} ? $1 : () } grep { defined } @$row;
-    }
-    my @orphans = grep { !$named{$_} && !$kept{$_} } sort keys %files;
-    my @missing = grep { !$files{$_} } sort keys %named;
-    Test::More::ok(!@orphans, "$label: every media file has its row, or its post's outcome was unknown")
-        or Test::More::diag("files without a row: @orphans");
-    Test::More::ok(!@missing, "$label: every row's media files exist")
-        or Test::More::diag("missing: @missing");
-    return scalar keys %kept;
-}
+# Its old name, which pg_outage.t and pg_failover.t still import.
+sub check_media { check_media_consistency(@_) }
 
 sub percentile {
     my ($p, @values) = @_;

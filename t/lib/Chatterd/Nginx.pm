@@ -16,6 +16,18 @@ package Chatterd::Nginx;
 #   like($ng->error_log_since_mark, qr/\[error\]/, 'logged');
 #   $ng->stop;     # also done when $ng goes out of scope
 #
+#   use Chatterd::Nginx qw(start_nginx);
+#   my $ng = start_nginx(media_root => $dir, http_config => 'chatterd_pg_timeout 2s;');
+#
+# start_nginx() is start() as chatterd's scenario suites want it: a master and its workers
+# logging at info, running as root when the suite does (they write the media root inside the
+# test tree), chatterd_pg and chatterd_media_root set, the endpoints at their paths. Its options
+# are start()'s, with these first:
+#   pg           chatterd_pg's conninfo (default TEST_NGINX_PG_CONNINFO)
+#   media_root   chatterd_media_root (default none)
+#   http_config  lines after those two
+#   config       default: the four endpoints of nginx.conf.example (Chatterd::ExampleConf)
+#
 # Options of start():
 #   main_config, http_config, config   conf fragments, as in Test::Nginx
 #                                      ($TEST_NGINX_* are expanded)
@@ -37,12 +49,14 @@ package Chatterd::Nginx;
 use strict;
 use warnings;
 
-use Cwd ();
+use Exporter 'import';
 use File::Basename ();
-use File::Spec;
-use Time::HiRes ();
 
+use Chatterd::ExampleConf;
 use Chatterd::NginxProcess;
+use Chatterd::Wait qw(wait_until);
+
+our @EXPORT_OK = qw(start_nginx);
 
 my %instances_of_servroot;    # base servroot -> instances started so far
 
@@ -82,6 +96,22 @@ sub start {
     }
 }
 
+sub start_nginx {
+    my (%opt) = @_;
+    my $pg    = delete $opt{pg} // $ENV{TEST_NGINX_PG_CONNINFO};
+    my $media = delete $opt{media_root};
+    return __PACKAGE__->start(
+        master      => 1,
+        log_level   => 'info',
+        main_config => $> == 0 ? "user root root;\n" : undef,
+        %opt,
+        http_config => qq{chatterd_pg "$pg";\n}
+                       . (defined $media ? "chatterd_media_root $media;\n" : '')
+                       . ($opt{http_config} // ''),
+        config      => $opt{config} // Chatterd::ExampleConf::endpoint_locations(),
+    );
+}
+
 # Accessors.
 sub port           { $_[0]{proc}->port }
 sub servroot       { $_[0]{proc}->servroot }
@@ -111,20 +141,13 @@ sub error_log_since_mark {
     return wantarray ? split(/\n/, $text) : $text;
 }
 
-# Poll the error log (since the last mark) until $pattern (a qr// or a
-# substring) shows up; returns the matching line, or undef after
-# `timeout` seconds (default 5).
+# Polls the error log (since the last mark) until $pattern (a qr// or a substring) shows up;
+# returns the first matching line, or undef after `timeout` seconds (default 5).
 sub wait_for_error_log {
     my ($self, $pattern, %opt) = @_;
-    my $deadline = Time::HiRes::time() + ($opt{timeout} // 5);
-    while (1) {
-        for my $line ($self->error_log_since_mark) {
-            return $line if ref $pattern ? $line =~ $pattern
-                                         : index($line, $pattern) >= 0;
-        }
-        return undef if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.02);
-    }
+    my $match = ref $pattern ? $pattern : qr/\Q$pattern\E/;
+    return wait_until(sub { (grep { $_ =~ $match } $self->error_log_since_mark)[0] },
+                      $opt{timeout} // 5) || undef;
 }
 
 # Stop nginx (graceful, then forceful); waits until it is gone.

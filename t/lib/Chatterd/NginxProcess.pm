@@ -31,6 +31,8 @@ use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes ();
 
+use Chatterd::Ports ();
+
 our $START_TIMEOUT = 10;    # seconds for nginx to start listening
 our $STOP_GRACE    = 5;     # seconds after SIGQUIT before SIGTERM
 our $POLL_INTERVAL = 0.02;  # seconds between polls
@@ -122,16 +124,8 @@ sub absolute_path {
     return File::Spec->rel2abs($path, Cwd::getcwd());
 }
 
-# A TCP port on 127.0.0.1 that is free right now (the kernel picks it).
-sub free_port {
-    my $sock = IO::Socket::INET->new(
-        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp',
-        Listen => 1, ReuseAddr => 1,
-    ) or die "cannot find a free port: $!\n";
-    my $port = $sock->sockport;
-    close $sock;
-    return $port;
-}
+# A port handed out by Chatterd::Ports (the name the suites know).
+sub free_port { Chatterd::Ports::free_port() }
 
 #---------------------------------------------------------------------------
 # Configuration

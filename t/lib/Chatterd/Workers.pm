@@ -23,9 +23,10 @@ use warnings;
 
 use Exporter 'import';
 use Test::More ();
-use Time::HiRes ();
 
-our @EXPORT_OK = qw(pid_fds pid_rss_kib worker_state settled_like check_workers RSS_SLACK_KIB);
+use Chatterd::Wait qw(wait_until);
+
+our @EXPORT_OK = qw(pid_fds pid_rss_kib worker_state settled_like check_workers open_in RSS_SLACK_KIB);
 
 use constant RSS_SLACK_KIB => 6 * 1024;
 # Under AddressSanitizer (make test-asan) freed memory waits in its quarantine: RSS says nothing
@@ -45,6 +46,20 @@ sub pid_rss_kib {
     return undef;
 }
 
+# What the workers of $ng hold open in the directory $dir: the directory itself, once for each
+# descriptor of it, and its files (an upload in progress holds an O_TMPFILE file there, shown as
+# "<dir>/#<inode> (deleted)", or a hidden temporary file).
+sub open_in {
+    my ($ng, $dir) = @_;
+    my @held;
+    for my $pid ($ng->worker_pids) {
+        opendir(my $dh, "/proc/$pid/fd") or next;
+        push @held, grep { $_ eq $dir || index($_, "$dir/") == 0 }
+                    map { readlink("/proc/$pid/fd/$_") // () } grep { /^\d+$/ } readdir $dh;
+    }
+    return @held;
+}
+
 # {pid => {fds, rss_kib}} for every worker of $ng (a Chatterd::Nginx).
 sub worker_state {
     my ($ng) = @_;
@@ -55,17 +70,16 @@ sub worker_state {
 # RSS within the slack; waits up to $seconds (default 10) for it. Returns the last state.
 sub settled_like {
     my ($ng, $before, $seconds) = @_;
-    my $deadline = Time::HiRes::time() + ($seconds // 10);
-    while (1) {
-        my $now = worker_state($ng);
-        my $ok = !grep {
+    my $now;
+    my $ok = wait_until(sub {
+        $now = worker_state($ng);
+        !grep {
             my $n = $now->{$_};
             !$n || !defined $n->{fds} || $n->{fds} > $before->{$_}{fds}
                 || (RSS_CHECKED && $n->{rss_kib} > $before->{$_}{rss_kib} + RSS_SLACK_KIB)
         } keys %$before;
-        return ($ok, $now) if $ok || Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
+    }, $seconds // 10);
+    return ($ok, $now);
 }
 
 # The ok()s every abuse scenario ends with.

@@ -46,7 +46,8 @@ our @EXPORT = qw(
 
 my $ServRoot = Chatterd::NginxProcess::absolute_path(
     $ENV{TEST_NGINX_SERVROOT} || File::Spec->catdir('t', 'servroot'));
-my $ServerPort = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+my $ServerPort = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT}
+              || Chatterd::NginxProcess::free_port();
 my $ClientPort = $ENV{TEST_NGINX_CLIENT_PORT} || $ServerPort;
 
 $ENV{TEST_NGINX_SERVER_ROOT} = $ServRoot;
@@ -761,7 +762,8 @@ may be arrayrefs (via eval) when a block sends several requests.
 =head2 Environment
 
 TEST_NGINX_BINARY (default: nginx in PATH, then /usr/sbin/nginx),
-TEST_NGINX_PORT / TEST_NGINX_SERVER_PORT (1984), TEST_NGINX_CLIENT_PORT,
+TEST_NGINX_PORT / TEST_NGINX_SERVER_PORT (default: a port handed out by
+Chatterd::Ports; the real runner's is 1984), TEST_NGINX_CLIENT_PORT,
 TEST_NGINX_SERVROOT (default t/servroot under the current directory; made
 absolute and exported as TEST_NGINX_SERVER_ROOT), TEST_NGINX_LOAD_MODULES
 (space-separated .so paths -> load_module lines), TEST_NGINX_LOG_LEVEL

@@ -26,13 +26,14 @@ use IO::Socket::INET;
 use Socket qw(SOL_SOCKET SO_LINGER);
 use Time::HiRes ();
 
-use Chatterd::Nginx;
+use Chatterd::Nginx qw(start_nginx);
+use Chatterd::Wait qw(wait_until);
 use Chatterd::Http qw(http_request http_get build_request multipart_body);
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency
                     pause_pg resume_pg);
 use Chatterd::ExampleConf;
 use Chatterd::Upload qw(media image_part);
-use Chatterd::Workers qw(worker_state check_workers);
+use Chatterd::Workers qw(worker_state check_workers open_in);
 
 plan skip_all => 'TEST_NGINX_PSQL is not set (run through make test)' unless $ENV{TEST_NGINX_PSQL};
 plan skip_all => 'TEST_NGINX_PG_DIR is not set (run through make test)' unless $ENV{TEST_NGINX_PG_DIR};
@@ -41,17 +42,9 @@ plan skip_all => 'TEST_NGINX_PG_DIR is not set (run through make test)' unless $
 my $Root = media_root();
 # Freed answer blocks go back to the kernel, so that RSS shows a leak (see the getimages scenario).
 local $ENV{GLIBC_TUNABLES} = 'glibc.malloc.mmap_threshold=32768';
-my $ng = Chatterd::Nginx->start(
-    master      => 1,
-    workers     => 1,
-    log_level   => 'info',
-    main_config => $> == 0 ? "user root root;\n" : undef,
-    http_config => <<CONF,
-chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";
-chatterd_pg_timeout 3s;
-chatterd_media_root $Root;
-client_body_timeout 2s;
-CONF
+my $ng = start_nginx(
+    media_root  => $Root,
+    http_config => "chatterd_pg_timeout 3s;\nclient_body_timeout 2s;\n",
     config => Chatterd::ExampleConf::endpoint_locations('client_max_body_size 21m;') . <<CONF,
 location = /postimages/bounded { chatterd postimages; client_max_body_size 21m; chatterd_body_time 3s; }
 location /media/ { alias $Root/; }
@@ -93,49 +86,13 @@ sub hang_up {
     setsockopt($sock, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0)) if $reset;
     close $sock;
 }
-sub wait_until {
-    my ($seconds, $cond) = @_;
-    my $deadline = Time::HiRes::time() + $seconds;
-    while (1) {
-        my $ok = $cond->();
-        return $ok if $ok || Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
-}
 # Files the worker holds in the media root (an upload in progress), the directory aside.
-sub upload_files_open {
-    my @files;
-    for my $pid ($ng->worker_pids) {
-        opendir my $dh, "/proc/$pid/fd" or next;
-        for my $fd (grep { /^\d+$/ } readdir $dh) {
-            my $target = readlink("/proc/$pid/fd/$fd") // next;
-            push @files, $target if index($target, "$Root/") == 0;
-        }
-    }
-    return @files;
-}
+sub upload_files_open { grep { $_ ne $Root } open_in($ng, $Root) }
 sub access_count {
     my ($pattern) = @_;
     open my $fh, '<', $ng->servroot . '/logs/access.log' or return 0;
     return scalar grep { $_ =~ $pattern } <$fh>;
 }
-# Files without a row are allowed only when their post's outcome was unknown (logged).
-sub check_media_allowing_unknown {
-    my ($label) = @_;
-    my $log = $ng->error_log_since_mark;
-    my %kept = map { $_ => 1 } $log =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
-    my %named;
-    for my $row (sql('SELECT imageurl, videourl FROM chatts')) {
-        $named{$_} = 1 for map { m{/media/([^/]+)\z} ? $1 : () } grep { defined } @$row;
-    }
-    my %files = map { $_ => 1 } media_files();
-    my @orphans = grep { !$named{$_} && !$kept{$_} } sort keys %files;
-    my @missing = grep { !$files{$_} } sort keys %named;
-    ok(!@orphans && !@missing, "$label: every file has its row (or its post's fate was unknown, "
-       . scalar(keys %kept) . ' logged), every row its files')
-        or diag("orphans: @orphans\nmissing: @missing");
-}
-
 # Warm-up: every endpoint once, a large getimages (the worker's answer blocks), an upload (its
 # descriptor of the media root).
 sub warm_up {
@@ -160,7 +117,7 @@ sub scenario {
         $ng->mark_error_log;
         $code->();
         check_workers($ng, $before, $label);
-        check_media_allowing_unknown($label);
+        check_media_consistency($label, scalar $ng->error_log_since_mark);
     };
 }
 
@@ -175,7 +132,7 @@ scenario('slowloris: a body trickling a byte every 0.5 s, then stalling' => sub 
     my $start = index($body, "\xFF\xD8") + 1000;    # 1000 bytes into the image
     my $sock = connect_raw();
     send_bytes($sock, post_head(length $body) . substr($body, 0, $start));
-    ok(wait_until(5, sub { upload_files_open() }), 'the upload is being received into a file');
+    ok(wait_until(sub { upload_files_open() }, 5), 'the upload is being received into a file');
     my $timeouts = access_count(qr{"POST /postimages HTTP/1\.1" 408 });
     my $t0 = Time::HiRes::time();
     my $at = $start;
@@ -186,17 +143,17 @@ scenario('slowloris: a body trickling a byte every 0.5 s, then stalling' => sub 
     ok(!IO::Select->new($sock)->can_read(0), 'after 5 s of trickle (10 bytes) the connection is still open: '
        . 'client_body_timeout bounds each wait, not the whole body');
     my $stalled = Time::HiRes::time();
-    my $closed = wait_until(6, sub {
+    my $closed = wait_until(sub {
         IO::Select->new($sock)->can_read(0) or return 0;
         return !sysread($sock, my $buf, 65536);
-    });
+    }, 6);
     my $after = Time::HiRes::time() - $stalled;
     ok($closed, sprintf('once it stalls, nginx closes the connection (after %.1f s)', $after));
     cmp_ok($after, '<', 2 + 1.5, 'within client_body_timeout 2s (and a timer tick)');
-    ok(wait_until(3, sub { access_count(qr{"POST /postimages HTTP/1\.1" 408 }) > $timeouts }), 'the access log says 408');
+    ok(wait_until(sub { access_count(qr{"POST /postimages HTTP/1\.1" 408 }) > $timeouts }, 3), 'the access log says 408');
     ok($ng->wait_for_error_log(qr/\[info\].*chatterd: postimages: no body data within client_body_timeout/),
        'the error log says why');
-    ok(wait_until(5, sub { !upload_files_open() }), 'the worker holds no file of the media root');
+    ok(wait_until(sub { !upload_files_open() }, 5), 'the worker holds no file of the media root');
     is(sql_value('SELECT count(*) FROM chatts'), 0, 'no row');
     is_deeply([media_files()], [], 'no file');
     close $sock;
@@ -209,7 +166,7 @@ scenario('a body trickling a byte every 0.5 s, bounded by chatterd_body_time 3s'
     my $timeouts = access_count(qr{"POST /postimages/bounded HTTP/1\.1" 408 });
     my $t0 = Time::HiRes::time();
     send_bytes($sock, post_head(length $body, path => '/postimages/bounded') . substr($body, 0, $start));
-    ok(wait_until(5, sub { upload_files_open() }), 'the upload is being received into a file');
+    ok(wait_until(sub { upload_files_open() }, 5), 'the upload is being received into a file');
     my ($at, $closed) = ($start, 0);
     while (Time::HiRes::time() - $t0 < 8) {
         if (IO::Select->new($sock)->can_read(0)) { $closed = !sysread($sock, my $buf, 65536); last }
@@ -221,11 +178,11 @@ scenario('a body trickling a byte every 0.5 s, bounded by chatterd_body_time 3s'
     ok($closed, sprintf('closed by nginx while it still trickled (after %.1f s)', $after));
     cmp_ok($after, '>=', 3, 'not before chatterd_body_time 3s');
     cmp_ok($after, '<', 3 + 2, 'within chatterd_body_time 3s (and a timer tick)');
-    ok(wait_until(3, sub { access_count(qr{"POST /postimages/bounded HTTP/1\.1" 408 }) > $timeouts }),
+    ok(wait_until(sub { access_count(qr{"POST /postimages/bounded HTTP/1\.1" 408 }) > $timeouts }, 3),
        'the access log says 408');
     ok($ng->wait_for_error_log(qr/\[info\].*chatterd: postimages: the body did not arrive within chatterd_body_time 3000ms \(\d+ bytes received\)/),
        'the error log says why');
-    ok(wait_until(5, sub { !upload_files_open() }), 'the worker holds no file of the media root');
+    ok(wait_until(sub { !upload_files_open() }, 5), 'the worker holds no file of the media root');
     is(sql_value('SELECT count(*) FROM chatts'), 0, 'no row');
     is_deeply([media_files()], [], 'no file');
     close $sock;
@@ -260,7 +217,7 @@ scenario('a client that disconnects at every stage of a post, FIN and RST' => su
             send_bytes($sock, substr($bytes, 0, $cut));
             Time::HiRes::sleep(0.15);    # the worker reads what came
             hang_up($sock, $reset);
-            ok(wait_until(5, sub { !upload_files_open() }),
+            ok(wait_until(sub { !upload_files_open() }, 5),
                ($reset ? 'RST' : 'FIN') . " $stage (byte $cut): no file held afterwards");
         }
     }
@@ -277,7 +234,7 @@ scenario('clients that leave right after sending the whole body' => sub {
         send_bytes($sock, post_head(length $body) . $body);
         hang_up($sock, $i % 2);
     }
-    ok(wait_until(10, sub { !upload_files_open() }), 'no file held afterwards');
+    ok(wait_until(sub { !upload_files_open() }, 10), 'no file held afterwards');
     Time::HiRes::sleep(0.5);
     my $rows = sql_value('SELECT count(*) FROM chatts');
     my $files = () = media_files();
@@ -312,7 +269,7 @@ scenario('clients that leave while their request waits for a paused database' =>
     hang_up($_->[2], 1) for @socks[8 .. $#socks];
     Time::HiRes::sleep(1);
     resume_pg();
-    ok(wait_until(10, sub { !upload_files_open() }), 'no file held once the requests ended');
+    ok(wait_until(sub { !upload_files_open() }, 10), 'no file held once the requests ended');
     Time::HiRes::sleep(3.5);    # past chatterd_pg_timeout: every one of them has ended
     is(http_get($port, '/getchatts')->{status}, 200, 'the database answers after the pause');
     my $rows = sql_value('SELECT count(*) FROM chatts');
@@ -413,7 +370,7 @@ scenario('pipelined requests after an upload on one keep-alive connection' => su
         like($got, qr{\AHTTP/1\.1 200 }, 'the first answer came');
         hang_up($sock, $reset);
     }
-    ok(wait_until(5, sub { !upload_files_open() }), 'no file held');
+    ok(wait_until(sub { !upload_files_open() }, 5), 'no file held');
 });
 
 $ng->stop;

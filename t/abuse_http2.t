@@ -11,14 +11,14 @@ use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
 use File::Temp qw(tempdir);
-use Time::HiRes ();
 
-use Chatterd::Nginx;
-use Chatterd::NginxProcess ();
+use Chatterd::Nginx qw(start_nginx);
+use Chatterd::Ports qw(free_port);
 use Chatterd::Http qw(multipart_body);
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency);
 use Chatterd::Upload qw(media image_part);
-use Chatterd::Workers qw(worker_state check_workers);
+use Chatterd::Wait qw(wait_until);
+use Chatterd::Workers qw(worker_state check_workers open_in);
 
 plan skip_all => 'TEST_NGINX_PSQL is not set (run through make test)' unless $ENV{TEST_NGINX_PSQL};
 plan skip_all => 'python3-h2 is not installed' if system('/usr/bin/python3', '-c', 'import h2') != 0;
@@ -27,14 +27,10 @@ my $Root = media_root();
 my $certs = tempdir(CLEANUP => 1);
 system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
        . " -keyout $certs/server.key -out $certs/server.crt >/dev/null 2>&1") == 0 or die "openssl failed\n";
-my $tls = Chatterd::NginxProcess::free_port();
+my $tls = free_port();
 local $ENV{GLIBC_TUNABLES} = 'glibc.malloc.mmap_threshold=32768';    # see t/abuse_clients.t
-my $ng = Chatterd::Nginx->start(
-    master      => 1,
-    workers     => 1,
-    log_level   => 'info',
-    main_config => $> == 0 ? "user root root;\n" : undef,
-    http_config => qq{chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";\nchatterd_media_root $Root;\n},
+my $ng = start_nginx(
+    media_root  => $Root,
     config      => <<CONF,
 listen 127.0.0.1:$tls ssl http2;
 ssl_certificate     $certs/server.crt;
@@ -51,6 +47,9 @@ open my $fh, '>:raw', "$work/body" or die;
 print {$fh} $body;
 close $fh;
 my $image_at = index($body, "\xFF\xD8");
+
+# Files the worker holds in the media root (an upload in progress), the directory aside.
+sub upload_files_open { grep { $_ ne $Root } open_in($ng, $Root) }
 
 sub h2_uploads {
     my ($plan) = @_;
@@ -86,7 +85,7 @@ scenario('a connection closed with three uploads in flight' => sub {
     my %status = h2_uploads(join ',', 'reset:' . ($image_at + 100_000), 'reset:' . ($image_at + 400_000),
                                       'close:' . ($image_at + 200_000));
     is($status{2}, 'closed', 'the client closed the connection');
-    Time::HiRes::sleep(0.5);
+    ok(wait_until(sub { !upload_files_open() }), 'no file held once the connection is closed');
     is(sql_value('SELECT count(*) FROM chatts'), 0, 'no row');
     is_deeply([media_files()], [], 'no file');
 });
@@ -95,18 +94,10 @@ scenario('curl --http2 killed in the middle of an upload' => sub {
     my $pid = open(my $curl, '-|', 'curl', '-sS', '--http2', '-k', '--limit-rate', '100k', '-o', '/dev/null',
                    '-w', '%{http_code}', '-H', 'Content-Type: multipart/form-data; boundary=XyZ',
                    '--data-binary', "\@$work/body", "https://127.0.0.1:$tls/postimages") or die "curl: $!";
-    my $held = 0;
-    for (1 .. 100) {
-        my ($w) = $ng->worker_pids;
-        opendir my $dh, "/proc/$w/fd" or last;
-        $held = grep { (readlink("/proc/$w/fd/$_") // '') =~ m{^\Q$Root\E/} } grep { /^\d+$/ } readdir $dh;
-        last if $held;
-        Time::HiRes::sleep(0.05);
-    }
-    ok($held, 'the upload is being received into a file');
+    ok(wait_until(\&upload_files_open), 'the upload is being received into a file');
     kill 'KILL', $pid;
     close $curl;
-    Time::HiRes::sleep(0.5);
+    ok(wait_until(sub { !upload_files_open() }), 'no file held once curl is gone');
     is(sql_value('SELECT count(*) FROM chatts'), 0, 'no row');
     is_deeply([media_files()], [], 'no file');
 });

@@ -22,10 +22,11 @@ use IO::Select;
 use IO::Socket::INET;
 use Time::HiRes ();
 
-use Chatterd::Nginx;
+use Chatterd::Nginx qw(start_nginx);
 use Chatterd::Http qw(http_request build_request multipart_body);
 use Chatterd::Db qw(sql sql_value truncate_chatts media_files check_media_consistency);
 use Chatterd::Upload qw(media image_part);
+use Chatterd::Wait qw(wait_until);
 use Chatterd::Workers qw(worker_state check_workers);
 
 plan skip_all => 'TEST_NGINX_PSQL is not set (run through make test)' unless $ENV{TEST_NGINX_PSQL};
@@ -54,25 +55,6 @@ sub post_request {
                          headers => ['Content-Type' => 'multipart/form-data; boundary=XyZ']);
 }
 
-sub start_nginx {
-    my ($root, %opt) = @_;
-    return Chatterd::Nginx->start(
-        master      => 1,
-        workers     => 1,
-        log_level   => 'info',
-        main_config => $opt{as_nobody} ? "user nobody nogroup;\n" : "user root root;\n",
-        http_config => qq{chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";\n},
-        config      => <<CONF,
-location ~ ^/postimages/?\$ {
-    chatterd postimages;
-    chatterd_media_root $root;
-    client_max_body_size 21m;
-}
-location /media/ { alias $root/; }
-CONF
-    );
-}
-
 sub statvfs_used_kib {
     my ($dir) = @_;
     my ($line) = grep { /\S/ } (split /\n/, `df -k --output=used $dir`)[1];
@@ -86,7 +68,17 @@ sub scenario {
     subtest $label => sub {
         local $ENV{TEST_NGINX_MEDIA_ROOT} = $root;
         truncate_chatts();
-        my $ng = start_nginx($root, %opt);
+        my $ng = start_nginx(
+            $opt{as_nobody} ? (main_config => "user nobody nogroup;\n") : (),
+            config      => <<CONF,
+location ~ ^/postimages/?\$ {
+    chatterd postimages;
+    chatterd_media_root $root;
+    client_max_body_size 21m;
+}
+location /media/ { alias $root/; }
+CONF
+        );
         # (Where no file can be written, a post without media: the pool's connection.)
         my @media = $opt{text_warmup} ? () : image_part(media(jpeg => 50_000, 1));
         my $warm = http_request($ng->port, post_request('warm', 'up', @media));
@@ -172,9 +164,8 @@ scenario('a 2 MiB media root that fills up mid-upload' => $small, sub {
          qr/\[error\] .*chatterd: writing media file "\(unnamed\)" failed \(28: No space left on device\)/,
          'the error log says ENOSPC');
     is(sql_value('SELECT count(*) FROM chatts'), 1, 'no row stored (only the warm-up)');
-    my $freed = 0;
-    for (1 .. 50) { last if ($freed = statvfs_used_kib($small) <= $used_before + 4); Time::HiRes::sleep(0.1) }
-    ok($freed, 'the space of the unfinished file came back (' . statvfs_used_kib($small) . " KiB used, $used_before before)");
+    ok(wait_until(sub { statvfs_used_kib($small) <= $used_before + 4 }),
+       'the space of the unfinished file came back (' . statvfs_used_kib($small) . " KiB used, $used_before before)");
     is(http_request($ng->port, post_request('full', 'fits', image_part(media(jpeg => 500_000, 6))))->{status}, 200,
        'a 500 KB upload then fits: 200');
 

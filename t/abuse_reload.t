@@ -15,12 +15,13 @@ use IO::Select;
 use IO::Socket::INET;
 use Time::HiRes ();
 
-use Chatterd::Nginx;
+use Chatterd::Nginx qw(start_nginx);
 use Chatterd::NginxProcess ();
 use Chatterd::Http qw(http_get build_request multipart_body parse_http_response);
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency
                     pause_pg resume_pg);
 use Chatterd::Upload qw(media image_part);
+use Chatterd::Wait qw(wait_until);
 
 plan skip_all => 'TEST_NGINX_PSQL is not set (run through make test)' unless $ENV{TEST_NGINX_PSQL};
 plan skip_all => 'TEST_NGINX_PG_DIR is not set (run through make test)' unless $ENV{TEST_NGINX_PG_DIR};
@@ -28,25 +29,17 @@ plan skip_all => 'TEST_NGINX_PG_DIR is not set (run through make test)' unless $
 
 my $Root = media_root();
 
-sub start_nginx {
-    return Chatterd::Nginx->start(
-        master      => 1,
-        workers     => 2,
-        log_level   => 'info',
-        main_config => $> == 0 ? "user root root;\n" : undef,
-        http_config => <<CONF,
-chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";
-chatterd_pg_timeout 5s;
-chatterd_media_root $Root;
-client_body_timeout 2s;
-CONF
-        config => <<CONF,
+# No getchatts: a 404 for it tells the new workers' answers apart.
+my %Nginx = (
+    workers     => 2,
+    media_root  => $Root,
+    http_config => "chatterd_pg_timeout 5s;\nclient_body_timeout 2s;\n",
+    config      => <<CONF,
 location ~ ^/getimages/?\$  { chatterd getimages; }
 location ~ ^/postchatt/?\$  { chatterd postchatt; }
 location ~ ^/postimages/?\$ { chatterd postimages; client_max_body_size 21m; }
 CONF
-    );
-}
+);
 
 sub connect_raw {
     my ($port) = @_;
@@ -129,31 +122,27 @@ sub finish_in_flight {
 
 subtest 'nginx -s reload with uploads and queries in flight' => sub {
     truncate_chatts();
-    my $ng = start_nginx();
+    my $ng = start_nginx(%Nginx);
     is(http_get($ng->port, '/getimages')->{status}, 200, 'warm-up');
     my @old = $ng->worker_pids;
     $ng->mark_error_log;
     my @requests = in_flight($ng->port);
     signal_nginx($ng, 'reload');
     my $reloaded = Time::HiRes::time();
+    my %old = map { $_ => 1 } @old;
     my @new;
-    for (1 .. 100) {
-        my %old = map { $_ => 1 } @old;
-        @new = grep { !$old{$_} && (do { open my $f, '<', "/proc/$_/cmdline"; <$f> // '' }) !~ /shutting down/ } $ng->worker_pids;
-        last if @new == 2;
-        Time::HiRes::sleep(0.05);
-    }
+    wait_until(sub {
+        @new = grep { !$old{$_} && (do { open my $f, '<', "/proc/$_/cmdline"; <$f> // '' }) !~ /shutting down/ }
+                    $ng->worker_pids;
+        @new == 2;
+    });
     is(scalar @new, 2, 'two new workers');
     is(http_get($ng->port, '/getchatts')->{status}, 404, 'the new workers answer (no getchatts location: 404)');
     my $got = finish_in_flight(@requests);
     is("@{$got->{upload}}", '200 200 200 200', 'the half-sent uploads complete on the old workers: 200');
     is("@{$got->{getimages}}", '200 200 200', 'the waiting getimages: 200');
     is("@{$got->{postchatt}}", '200 200 200', 'the waiting postchatts: 200');
-    my $gone_at;
-    for (1 .. 200) {
-        if (!grep { alive($_) } @old) { $gone_at = Time::HiRes::time(); last }
-        Time::HiRes::sleep(0.05);
-    }
+    my $gone_at = wait_until(sub { !grep { alive($_) } @old }, 10) && Time::HiRes::time();
     ok($gone_at, 'the old workers exited' . ($gone_at ? sprintf(' %.1f s after the reload', $gone_at - $reloaded) : ''));
     like($got->{stalled}[0], qr/\A(?:408|none)\z/, "the stalled upload was cut ($got->{stalled}[0])");
     is(sql_value(q{SELECT count(*) FROM chatts WHERE username = 'inflight'}), 7, 'seven rows');
@@ -167,22 +156,20 @@ subtest 'nginx -s reload with uploads and queries in flight' => sub {
 
 subtest 'nginx -s quit with uploads and queries in flight' => sub {
     truncate_chatts();
-    my $ng = start_nginx();
+    my $ng = start_nginx(%Nginx);
     is(http_get($ng->port, '/getimages')->{status}, 200, 'warm-up');
     my $master = $ng->pid;
     my @workers = $ng->worker_pids;
     $ng->mark_error_log;
     my @requests = in_flight($ng->port);
     signal_nginx($ng, 'quit');
-    Time::HiRes::sleep(0.3);
-    ok(!IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port), 'no new connection is accepted');
+    ok(wait_until(sub { !IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port) }),
+       'no new connection is accepted');
     my $got = finish_in_flight(@requests);
     is("@{$got->{upload}}", '200 200 200 200', 'the half-sent uploads complete: 200');
     is("@{$got->{getimages}}", '200 200 200', 'the waiting getimages: 200');
     is("@{$got->{postchatt}}", '200 200 200', 'the waiting postchatts: 200');
-    my $gone;
-    for (1 .. 200) { last if ($gone = !grep { alive($_) } $master, @workers); Time::HiRes::sleep(0.05) }
-    ok($gone, 'nginx exited');
+    ok(wait_until(sub { !grep { alive($_) } $master, @workers }, 10), 'nginx exited');
     is(sql_value(q{SELECT count(*) FROM chatts WHERE username = 'inflight'}), 7, 'seven rows');
     my @bad = grep { /exited on signal|\[alert\]|\[crit\]|\[emerg\]/ } $ng->error_log_since_mark;
     ok(!@bad, 'no worker exited on a signal, no alert') or diag(join "\n", @bad);

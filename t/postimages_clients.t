@@ -29,8 +29,10 @@
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
-use Chatterd::Nginx;
+use Chatterd::Nginx qw(start_nginx);
 use Chatterd::NginxProcess ();
+use Chatterd::Wait qw(wait_until);
+use Chatterd::Workers qw(pid_fds open_in);
 use Chatterd::Http qw(http_request multipart_body parse_http_response);
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root check_media_consistency);
 use Chatterd::Upload qw(media image_part video_part same_bytes check_stored check_nothing_stored);
@@ -86,10 +88,10 @@ location /media/ {
 }
 EOF
 
-my $ng = Chatterd::Nginx->start(
+my $ng = start_nginx(
     servroot      => $servroot,
     root_location => 0,    # html/ holds the private key
-    http_config   => qq{chatterd_pg "\$TEST_NGINX_PG_CONNINFO";\nchatterd_media_root \$TEST_NGINX_MEDIA_ROOT;\n},
+    media_root    => $Root,
     config        => $Config,
     user_files    => { 'server.crt' => slurp("$certs/server.crt"), 'server.key' => slurp("$certs/server.key") },
 );
@@ -149,20 +151,8 @@ sub check_row {
 
 sub sql_count { return sql_value('SELECT count(*) FROM chatts') }
 
-# Descriptors the nginx worker has open on the media root or on files in it (an upload in
-# progress holds an O_TMPFILE file there, shown as "<root>/#<inode> (deleted)", or a
-# hidden temporary file where O_TMPFILE is not supported).
-sub media_fds {
-    my @fds;
-    for my $pid ($ng->worker_pids) {
-        opendir my $dh, "/proc/$pid/fd" or next;
-        for my $fd (grep { /^\d+$/ } readdir $dh) {
-            my $target = readlink "/proc/$pid/fd/$fd" // next;
-            push @fds, $target if $target eq $Root || index($target, "$Root/") == 0;
-        }
-    }
-    return @fds;
-}
+# Descriptors the nginx worker has open on the media root or on files in it (Chatterd::Workers).
+sub media_fds { open_in($ng, $Root) }
 
 # The files (not the directory) the worker has open in the media root: an upload in progress.
 sub upload_files_open { return grep { $_ ne $Root } media_fds() }
@@ -175,22 +165,7 @@ sub media_root_settled {
 }
 
 # The descriptors the worker holds, all kinds.
-sub worker_fd_count {
-    my ($pid) = $ng->worker_pids;
-    opendir my $dh, "/proc/$pid/fd" or return 0;
-    return scalar grep { /^\d+$/ } readdir $dh;
-}
-
-# Polls $condition until it is true or $seconds have passed; returns its last value.
-sub wait_until {
-    my ($seconds, $condition) = @_;
-    my $deadline = Time::HiRes::time() + $seconds;
-    while (1) {
-        my $ok = $condition->();
-        return $ok if $ok || Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.02);
-    }
-}
+sub worker_fd_count { pid_fds(($ng->worker_pids)[0]) // 0 }
 
 # A raw connection for scenarios that need to stop half-way.
 sub connect_raw {
@@ -402,7 +377,7 @@ subtest 'a media part crossing 10 MiB is answered 413 before the client has sent
     is($res && $res->{body}, '"Payload too large"', 'body "Payload too large"');
     close $sock;
     ok($ng->wait_for_error_log('media part "image" exceeds chatterd_media_max_size 10485760'), 'logged');
-    ok(wait_until(5, \&media_root_settled), 'the worker holds no file of the media root, only the directory')
+    ok(wait_until(\&media_root_settled, 5), 'the worker holds no file of the media root, only the directory')
         or diag(join "\n", media_fds());
     check_nothing_stored('early 413');
     check_media_consistency('early 413');
@@ -419,14 +394,14 @@ sub disconnect_half_way {
         my $pid_before = join ',', $ng->worker_pids;
         my $sock = connect_raw();
         ok(send_all($sock, $o{head} . substr($o{body}, 0, $o{cut})), "head and $o{cut} body bytes sent");
-        ok(wait_until(5, sub { upload_files_open() }),
+        ok(wait_until(sub { upload_files_open() }, 5),
            'the upload is being received into a file in the media root');
         if ($o{reset}) {
             setsockopt($sock, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0)) or die "SO_LINGER: $!";
         }
         close $sock;
         ok($ng->wait_for_error_log($o{log}, timeout => 10), "nginx noticed: $o{log}");
-        ok(wait_until(5, \&media_root_settled), 'the worker holds no file of the media root, only the directory')
+        ok(wait_until(\&media_root_settled, 5), 'the worker holds no file of the media root, only the directory')
             or diag(join "\n", media_fds());
         check_nothing_stored($label);
         is(join(',', $ng->worker_pids), $pid_before, 'the worker is still the same process');
@@ -473,18 +448,18 @@ sub stall_half_way {
         ok(send_all($sock, ($o{head} =~ s{/postimages}{/slow/postimages}r) . substr($o{body}, 0, $o{cut})),
            "head and $o{cut} body bytes sent, then nothing");
         if ($o{cut}) {
-            ok(wait_until(5, sub { upload_files_open() }), 'the upload is being received');
+            ok(wait_until(sub { upload_files_open() }, 5), 'the upload is being received');
         }
-        my $closed = wait_until(10, sub {
+        my $closed = wait_until(sub {
             IO::Select->new($sock)->can_read(0) or return 0;
             return !sysread($sock, my $buf, 65536);
-        });
+        }, 10);
         ok($closed, 'nginx closed the connection after client_body_timeout 1s');
-        ok(wait_until(5, sub { $access_408->() > $timeouts_before }), 'the access log says 408');
+        ok(wait_until(sub { $access_408->() > $timeouts_before }, 5), 'the access log says 408');
         like($ng->wait_for_error_log('no body data within client_body_timeout', timeout => 5) // '',
              qr/\[info\] .*chatterd: postimages: no body data within client_body_timeout/,
              'the error log says why, at info level');
-        ok(wait_until(5, \&media_root_settled), 'the worker holds no file of the media root, only the directory')
+        ok(wait_until(\&media_root_settled, 5), 'the worker holds no file of the media root, only the directory')
             or diag(join "\n", media_fds());
         check_nothing_stored($label);
         unlike(scalar $ng->error_log_since_mark, qr/\[(?:alert|crit|emerg)\]/, 'no alert in the error log');
@@ -521,7 +496,7 @@ subtest '40 slow uploads at once: a file each, one descriptor of the media root 
     for my $c (@conns) {
         ok(send_all($c->{sock}, substr($c->{out}, 0, $c->{cut}), 10), 'head, image and half the video sent') or last;
     }
-    ok(wait_until(10, sub { upload_files_open() == 2 * SLOW }), 'the worker holds an image and a video file for each')
+    ok(wait_until(sub { upload_files_open() == 2 * SLOW }, 10), 'the worker holds an image and a video file for each')
         or diag(scalar upload_files_open());
     my $held = worker_fd_count() - $base;
     my $root_fds = grep { $_ eq $Root } media_fds();
@@ -535,7 +510,7 @@ subtest '40 slow uploads at once: a file each, one descriptor of the media root 
     my @statuses = map { my $res = read_response($_->{sock}, 30); close $_->{sock}; $res ? $res->{status} : 'none' } @conns;
     is("@statuses", join(' ', (200) x SLOW), 'every upload answered 200');
     is(sql_count(), SLOW + 1, 'one row each');
-    ok(wait_until(5, sub { worker_fd_count() <= $base }), 'the descriptors are back where they were')
+    ok(wait_until(sub { worker_fd_count() <= $base }, 5), 'the descriptors are back where they were')
         or diag(worker_fd_count() . " held, $base before");
     ok(media_root_settled(), 'no media file held');
     unlike(scalar $ng->error_log_since_mark, qr/\[(?:error|alert|crit|emerg)\]/, 'nothing went wrong in the error log');
@@ -604,7 +579,7 @@ subtest 'a form refused before its body ended is answered with Connection: close
             or diag($res ? $res->{head} : 'no answer');
         close $sock;
     }
-    ok(wait_until(5, \&media_root_settled), 'the worker holds no file of the media root, only the directory')
+    ok(wait_until(\&media_root_settled, 5), 'the worker holds no file of the media root, only the directory')
         or diag(join "\n", media_fds());
     check_nothing_stored('refused early');
     check_media_consistency('refused early');

@@ -19,9 +19,10 @@ use Time::HiRes ();
 
 use Chatterd::Db qw(sql truncate_chatts media_root media_files check_media_consistency);
 use Chatterd::Http qw(http_request http_get build_request multipart_body);
-use Chatterd::Nginx;
+use Chatterd::Nginx qw(start_nginx);
 use Chatterd::Upload qw(media image_part video_part same_bytes);
 use Chatterd::ExampleConf;
+use Chatterd::Wait qw(wait_until);
 
 for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PSQL)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
@@ -32,32 +33,14 @@ my $JSON  = JSON::PP->new->utf8;
 my $NAME  = qr/[0-9a-f]{32}/;
 my $LB    = 'https://chatter.example.test/media/';   # the absolute base of (b)
 
-sub wait_until {
-    my ($cond, $seconds) = @_;
-    my $deadline = Time::HiRes::time() + ($seconds // 15);
-    until ($cond->()) {
-        return 0 if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
-    return 1;
-}
-
 # One node. Both nodes get the same configuration but for the port (a free one each).
 sub start_node {
     my (%opt) = @_;
     my $media_url = $opt{media_url} // '/media/';
-    my $ng = Chatterd::Nginx->start(
+    my $ng = start_nginx(
         workers     => 2,
-        master      => 1,
-        log_level   => 'info',
-        # The workers write the media root inside the test tree and reach the socket.
-        main_config => $> == 0 ? "user root root;\n" : undef,
-        http_config => <<CONF . ($opt{http_config} // ''),
-chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";
-chatterd_media_root $MEDIA;
-chatterd_media_url $media_url;
-client_max_body_size 1m;
-CONF
+        media_root  => $MEDIA,
+        http_config => "chatterd_media_url $media_url;\nclient_max_body_size 1m;\n" . ($opt{http_config} // ''),
         config      => Chatterd::ExampleConf::endpoint_locations() . <<CONF,
 location /media/ {
     alias $MEDIA/;

@@ -22,6 +22,7 @@ use Chatterd::Nginx;
 use Chatterd::NginxProcess;
 use Chatterd::Upload qw(media image_part);
 use Chatterd::ExampleConf;
+use Chatterd::Wait qw(wait_until);
 
 for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PSQL)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
@@ -38,30 +39,12 @@ sub program {
     return (grep { -x } map { "$_/$name" } split /:/, $ENV{PATH} // '')[0];
 }
 
-sub wait_until {
-    my ($condition, $seconds) = @_;
-    my $deadline = Time::HiRes::time() + ($seconds // 15);
-    until ($condition->()) {
-        return 0 if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
-    return 1;
-}
-
 sub start_nginx {
     my (%opt) = @_;
-    my $extra = $opt{http_config} // '';
-    return Chatterd::Nginx->start(
+    return Chatterd::Nginx::start_nginx(
         workers     => 2,
-        master      => 1,
-        log_level   => 'info',
-        main_config => $> == 0 ? "user root root;\n" : undef,
-        http_config => <<CONF,
-chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";
-chatterd_pg_pool $POOL_SIZE;
-chatterd_media_root $MEDIA;
-$extra
-CONF
+        media_root  => $MEDIA,
+        http_config => "chatterd_pg_pool $POOL_SIZE;\n" . ($opt{http_config} // ''),
         config      => Chatterd::ExampleConf::endpoint_locations() . <<CONF,
 location /down/ {
     chatterd_pg "host=127.0.0.1 port=$DEAD_PORT dbname=chatterdb user=chatter password=secretword";

@@ -21,6 +21,7 @@ use Chatterd::NginxProcess;
 use Chatterd::Http qw(http_get parse_http_response multipart_body);
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency);
 use Chatterd::Upload qw(media text_part image_part);
+use Chatterd::Wait qw(wait_until);
 use File::Temp ();
 use IO::Handle;
 use IO::Select;
@@ -62,17 +63,6 @@ CONF
             . "location = /getimages { chatterd getimages; }\nlocation = /getchatts { chatterd getchatts; }\n"
             . "location = /postimages { chatterd postimages; chatterd_media_root \$TEST_NGINX_MEDIA_ROOT; }\n");
 my $json = JSON::PP->new->utf8->canonical;
-
-# Polls $condition (a sub) until it is true; false after $seconds.
-sub wait_until {
-    my ($condition, $seconds) = @_;
-    my $deadline = Time::HiRes::time() + ($seconds // 10);
-    until ($condition->()) {
-        return 0 if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.02);
-    }
-    return 1;
-}
 
 # Requests nginx is processing (stub_status "Writing", both servers), the status request
 # itself included.

@@ -19,6 +19,7 @@ use Chatterd::Db qw(sql truncate_chatts media_root media_files check_media_consi
 use Chatterd::Http qw(http_get build_request multipart_body);
 use Chatterd::Nginx;
 use Chatterd::Upload qw(media image_part);
+use Chatterd::Wait qw(wait_until);
 
 for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PG_DIR TEST_NGINX_PSQL)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
@@ -46,29 +47,11 @@ sub touch_in_one_second {
     } while (keys %seconds > 1);
 }
 
-sub wait_until {
-    my ($what, $cond, $seconds) = @_;
-    my $deadline = Time::HiRes::time() + ($seconds // 15);
-    until ($cond->()) {
-        return 0 if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
-    return 1;
-}
-
 sub start_nginx {
     my (%opt) = @_;
-    return Chatterd::Nginx->start(
-        workers     => 1,
-        master      => 1,
-        log_level   => 'info',
-        main_config => $> == 0 ? "user root root;\n" : undef,
-        http_config => <<CONF,
-chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";
-chatterd_pg_timeout 1s;
-chatterd_media_root $MEDIA;
-chatterd_media_sweep 2s;
-CONF
+    return Chatterd::Nginx::start_nginx(
+        media_root  => $MEDIA,
+        http_config => "chatterd_pg_timeout 1s;\nchatterd_media_sweep 2s;\n",
         config      => <<'CONF',
 location ~ ^/postimages/?$ { chatterd postimages; }
 location ~ ^/getimages/?$  { chatterd getimages; }
@@ -87,7 +70,7 @@ subtest '(a) what goes and what stays' => sub {
     ok($ng->wait_for_error_log(qr/media sweep of \Q$MEDIA\E: removed 0 media files/),
        'the first round, at the start, finds every file too young');
     ok(-e "$MEDIA/bob-$HEX.jpeg", 'a young orphan stays');
-    ok(wait_until('the orphans to go', sub { !-e "$MEDIA/bob-$HEX.jpeg" && !-e "$MEDIA/.$HEX.upload" }),
+    ok(wait_until(sub { !-e "$MEDIA/bob-$HEX.jpeg" && !-e "$MEDIA/.$HEX.upload" }),
        'the orphan and the stale temporary file go once older than 2 s');
     ok($ng->wait_for_error_log(qr/\[warn\].*media sweep of \Q$MEDIA\E: removed 2 media files that no row names/),
        'one line says how many');
@@ -105,7 +88,7 @@ subtest "(a') more files than one query checks" => sub {
     touch(sprintf('n-%032x.jpeg', $_)) for 1 .. $named;
     touch_in_one_second(map { sprintf('o-%032x.jpeg', $_) } 1 .. $orphans);
     my $ng = start_nginx();
-    ok(wait_until('the orphans to go', sub { !grep { /^o-/ } media_files() }, 30),
+    ok(wait_until(sub { !grep { /^o-/ } media_files() }, 30),
        "all $orphans orphans go, among $named named files");
     ok($ng->wait_for_error_log(qr/media sweep of \Q$MEDIA\E: removed $orphans media files/, timeout => 10),
        'in one round');
@@ -128,16 +111,16 @@ subtest '(b) a worker killed between its file and its row' => sub {
     print {$sock} build_request(POST => '/postimages', body => $body,
         headers => ['Content-Type' => 'multipart/form-data; boundary=sweepBoundary']);
     my $sent = Time::HiRes::time();
-    ok(wait_until('the file to be published', sub { grep { /^dave-/ } media_files() }),
+    ok(wait_until(sub { grep { /^dave-/ } media_files() }),
        'the file is published, its INSERT waits on the paused database');
     kill 'KILL', $worker;
-    ok(wait_until('a new worker', sub { my @w = $ng->worker_pids; @w && $w[0] != $worker }),
+    ok(wait_until(sub { my @w = $ng->worker_pids; @w && $w[0] != $worker }),
        'the master starts a new worker');
     # The INSERT carries its deadline: resumed after it, PostgreSQL stores nothing.
-    wait_until('the post\'s deadline to pass', sub { Time::HiRes::time() > $sent + 1.5 });
+    wait_until(sub { Time::HiRes::time() > $sent + 1.5 });
     resume_pg();
     close $sock;
-    ok(wait_until('the file to go', sub { !grep { /^dave-/ } media_files() }),
+    ok(wait_until(sub { !grep { /^dave-/ } media_files() }),
        'the new worker 0 sweeps the file away');
     is(scalar(sql('SELECT 1 FROM chatts')), 0, 'no row');
     check_media_consistency('after the sweep');

@@ -31,6 +31,7 @@ use Chatterd::Db qw(sql sql_value truncate_chatts pause_pg resume_pg);
 use Chatterd::Http qw(http_request http_get build_request parse_http_response);
 use Chatterd::Nginx;
 use Chatterd::NginxProcess ();
+use Chatterd::Wait qw(wait_until);
 
 for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PG_DIR TEST_NGINX_PG_PORT TEST_NGINX_PSQL)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
@@ -138,12 +139,9 @@ sub wait_handled {
 # Waits (5 s at most) until $count error-log lines since the mark match; returns how many do.
 sub wait_lines {
     my ($ng, $pattern, $count) = @_;
-    my $deadline = Time::HiRes::time() + 5;
-    while (1) {
-        my $n = grep { $_ =~ $pattern } $ng->error_log_since_mark;
-        return $n if $n >= $count || Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.02);
-    }
+    my $n;
+    wait_until(sub { ($n = grep { $_ =~ $pattern } $ng->error_log_since_mark) >= $count }, 5);
+    return $n;
 }
 
 sub worst_log_lines {
@@ -483,15 +481,6 @@ subtest '(h) a query error (table renamed): 500, and the connection stays in the
 
 # ---- (i) ----------------------------------------------------------------------------------
 
-sub wait_until {
-    my ($what, $cond) = @_;
-    my $deadline = Time::HiRes::time() + 10;
-    until ($cond->()) {
-        die "$what: not within 10 s\n" if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.02);
-    }
-}
-
 subtest '(i) stuck behind a lock: 503 after the timeout, and the late INSERT stores nothing' => sub {
     truncate_chatts();
     my $app = "chatterd_locked_$$";
@@ -503,10 +492,10 @@ subtest '(i) stuck behind a lock: 503 after the timeout, and the late INSERT sto
         or die "psql: $!";
     select((select($lock_holder), $| = 1)[0]);
     print {$lock_holder} "BEGIN;\nLOCK TABLE chatts IN ACCESS EXCLUSIVE MODE;\n";
-    wait_until('lock taken', sub {
+    wait_until(sub {
         sql_value(q{SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
                     WHERE c.relname = 'chatts' AND l.mode = 'AccessExclusiveLock' AND l.granted}) == 1
-    });
+    }, 10) or die "lock taken: not within 10 s\n";
 
     my $post = send_request($ng->port, post_chatt_request('late', 'insert'));
     my $get = send_request($ng->port, build_request(GET => '/getchatts?locked'));
@@ -522,10 +511,10 @@ subtest '(i) stuck behind a lock: 503 after the timeout, and the late INSERT sto
     # Let the abandoned INSERT run (its backend still waits for the lock), and wait until
     # no statement of ours is left in PostgreSQL.
     release_lock();
-    wait_until('abandoned statements finished', sub {
+    wait_until(sub {
         sql_value(qq{SELECT count(*) FROM pg_stat_activity
                      WHERE application_name = '$app' AND state = 'active'}) == 0
-    });
+    }, 10) or die "abandoned statements finished: not within 10 s\n";
     is_deeply([map { $_->[0] } sql('SELECT username FROM chatts ORDER BY time')], ['before'],
               'the post answered 503 left no row');
     is(http_request($ng->port, post_chatt_request('after', 'lock'))->{status}, 200,

@@ -19,17 +19,19 @@ use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql truncate_chatts pause_pg resume_pg);
+use Chatterd::Db qw(sql truncate_chatts pause_pg resume_pg check_media_consistency);
 use Chatterd::Http qw(http_request http_get);
-use Chatterd::MixedLoad qw(start_nginx new_load run_load worker_fds wait_fds_back check_media percentile);
+use Chatterd::MixedLoad qw(load_nginx new_load run_load worker_fds wait_fds_back percentile);
+use Chatterd::Ports qw(free_port);
+use Chatterd::Wait qw(wait_until);
 
-for my $var (qw(TEST_NGINX_PG_DIR TEST_NGINX_PG_PORT)) {
+for my $var (qw(TEST_NGINX_PG_DIR)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
 }
 
 my $PG_SH   = "$FindBin::Bin/../scripts/pg.sh";
 my $DIR     = "$ENV{TEST_NGINX_PG_DIR}-outage";
-my $PORT    = $ENV{TEST_NGINX_PG_PORT} + 1;
+my $PORT    = free_port();
 my $CLIENTS = $ENV{OUTAGE_CLIENTS} // 200;
 my $TIMEOUT = 2;           # chatterd_pg_timeout, seconds
 
@@ -68,15 +70,6 @@ my %conninfo = (
 
 # ---- faults -------------------------------------------------------------------------------
 
-sub wait_until {
-    my ($what, $cond, $seconds) = @_;
-    my $deadline = Time::HiRes::time() + ($seconds // 30);
-    until ($cond->()) {
-        die "timed out waiting for $what\n" if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.02);
-    }
-}
-
 sub postmaster_pid {
     open(my $fh, '<', "$DIR/postmaster.pid") or return;
     chomp(my $pid = <$fh>);
@@ -95,7 +88,7 @@ my %faults = (
         },
         # A new postmaster needs the old backends gone.
         repair => sub {
-            wait_until('the killed server to be gone', sub { !kill(0, @killed) });
+            wait_until(sub { !kill(0, @killed) }, 30) or die "timed out waiting for the killed server to be gone\n";
             pg_sh('start', $DIR, $PORT);
         },
     },
@@ -137,7 +130,7 @@ for my $via (qw(unix tcp)) {
     for my $fault (qw(killed paused restarted refusing)) {
         subtest "$fault, over $via, under the load of $CLIENTS clients" => sub {
             truncate_chatts();
-            my $ng = start_nginx($conninfo{$via}, $TIMEOUT);
+            my $ng = load_nginx($conninfo{$via}, $TIMEOUT);
             my @workers = sort $ng->worker_pids;
             my $warm = http_get($ng->port, '/getimages');
             is($warm->{status}, 200, 'warm-up: 200');
@@ -200,7 +193,7 @@ for my $via (qw(unix tcp)) {
             ok(!grep({ ($fds_after->{$_} // 1e9) > $fds_before->{$_} } keys %$fds_before),
                'worker descriptors are back where they started')
                 or diag(explain({before => $fds_before, after => $fds_after}));
-            check_media("$fault over $via", $log);
+            check_media_consistency("$fault over $via", $log);
             $ng->stop;
         };
     }

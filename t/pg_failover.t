@@ -15,7 +15,7 @@
 # - on the promoted server: new posts stored there, every post answered 200 is there
 #   (replication is synchronous: an acknowledged commit was flushed on the standby), every row's
 #   files exist and every file has its row but for posts whose outcome was unknown (logged).
-# Clusters: "$TEST_NGINX_PG_DIR-primary" on TEST_NGINX_PG_PORT + 2 and "-standby" on + 3, made
+# Clusters: "$TEST_NGINX_PG_DIR-primary" and "-standby", on ports Chatterd::Ports hands out, made
 # from scratch for each variant and removed at the end. FAILOVER_CLIENTS (default 50) sets the
 # number of concurrent clients.
 use strict; use warnings;
@@ -25,11 +25,13 @@ use File::Path ();
 use POSIX ();
 use Time::HiRes ();
 
-use Chatterd::Db qw(sql_value truncate_chatts);
+use Chatterd::Db qw(sql_value truncate_chatts check_media_consistency);
 use Chatterd::Http qw(http_request http_get build_request);
-use Chatterd::MixedLoad qw(start_nginx new_load run_load worker_fds wait_fds_back check_media percentile is_post);
+use Chatterd::MixedLoad qw(load_nginx new_load run_load worker_fds wait_fds_back percentile is_post);
+use Chatterd::Ports qw(free_port);
+use Chatterd::Wait qw(wait_until);
 
-for my $var (qw(TEST_NGINX_PG_DIR TEST_NGINX_PG_PORT)) {
+for my $var (qw(TEST_NGINX_PG_DIR)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
 }
 my $PGBIN = $ENV{PGBIN} // (sort { _version($a) <=> _version($b) }
@@ -41,8 +43,8 @@ plan skip_all => "pg_basebackup is missing (no $PGBIN/pg_basebackup)"
 my $PG_SH   = "$FindBin::Bin/../scripts/pg.sh";
 my $PRIMARY = "$ENV{TEST_NGINX_PG_DIR}-primary";
 my $STANDBY = "$ENV{TEST_NGINX_PG_DIR}-standby";
-my $PRIMARY_PORT = $ENV{TEST_NGINX_PG_PORT} + 2;
-my $STANDBY_PORT = $ENV{TEST_NGINX_PG_PORT} + 3;
+my $PRIMARY_PORT = free_port();
+my $STANDBY_PORT = free_port();
 # pg.sh puts a cluster's socket in "<dir>.socket"; the standby's follows the same rule, so
 # "pg.sh psql" works on both.
 my %SOCKET = ($PRIMARY => "$PRIMARY.socket", $STANDBY => "$STANDBY.socket");
@@ -86,15 +88,6 @@ sub admin_value {
     close $fh or die "psql failed on $dir for: $statement\n";
     chomp $out;
     return (split /\n/, $out)[0];
-}
-
-sub wait_until {
-    my ($what, $cond, $seconds) = @_;
-    my $deadline = Time::HiRes::time() + ($seconds // 30);
-    until ($cond->()) {
-        die "timed out waiting for $what\n" if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
 }
 
 sub postmaster_pid {
@@ -149,10 +142,10 @@ sub make_clusters {
     run(as_owner("$PGBIN/pg_ctl", '-D', $PRIMARY, '-s', 'reload'));
     run(as_owner("$PGBIN/pg_ctl", '-D', $STANDBY, '-l', "$STANDBY/server.log", '-s', '-w', '-t', '60',
                  '-o', "-p $STANDBY_PORT -k $SOCKET{$STANDBY}", 'start'));
-    wait_until('the standby to stream synchronously', sub {
+    wait_until(sub {
         (admin_value($PRIMARY, q{SELECT string_agg(state || '/' || sync_state, ',')
                                  FROM pg_stat_replication}) // '') eq 'streaming/sync'
-    });
+    }, 30) or die "timed out waiting for the standby to stream synchronously\n";
 }
 
 sub append_conf {
@@ -184,16 +177,6 @@ sub post_chatt {
         headers => ['Content-Type' => 'application/json']));
 }
 
-sub eventually {
-    my ($cond, $seconds) = @_;
-    my $deadline = Time::HiRes::time() + $seconds;
-    until ($cond->()) {
-        return 0 if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
-    return 1;
-}
-
 # ---- the scenario -------------------------------------------------------------------------
 
 my %conninfo = (
@@ -209,7 +192,7 @@ for my $via (qw(tcp unix)) {
         make_clusters();
         use_cluster($PRIMARY);
         truncate_chatts();
-        my $ng = start_nginx($conninfo{$via}, $TIMEOUT);
+        my $ng = load_nginx($conninfo{$via}, $TIMEOUT);
         my $master = $ng->pid;
         my @workers = sort $ng->worker_pids;
         diag(sprintf('%s: clusters made and nginx started in %.1f s', $via,
@@ -224,10 +207,10 @@ for my $via (qw(tcp unix)) {
         is($listed->{status}, 200, 'before: getchatts 200');
         is(scalar(() = $listed->{body} =~ /"before \Q$via\E \d"/g), 4, 'before: getchatts lists them');
         cmp_ok(chatterd_connections($PRIMARY), '>', 0, 'before: the pools are connected to the primary');
-        ok(eventually(sub { chatterd_connections($STANDBY) == 0 }, 5),
+        ok(wait_until(sub { chatterd_connections($STANDBY) == 0 }, 5),
            'before: no connection of the pools stays on the (read-only) standby');
         # Sessions the standby saw end: libpq tried it first, then moved on.
-        ok(eventually(sub { admin_value($STANDBY, q{SELECT sessions FROM pg_stat_database
+        ok(wait_until(sub { admin_value($STANDBY, q{SELECT sessions FROM pg_stat_database
                                                     WHERE datname = 'chatterdb'}) > 0 }, 5),
            'before: the connections went through the standby first');
         is(admin_value($STANDBY, 'SELECT pg_is_in_recovery()'), 't', 'before: the standby is a standby');
@@ -275,7 +258,7 @@ for my $via (qw(tcp unix)) {
             ($promote_status, $promoted_at) = ($?, Time::HiRes::time());
         }
         is($promote_status, 0, 'pg_ctl promote succeeded');
-        wait_until('the old primary to be gone', sub { !kill(0, $primary_pid) }, 10);
+        wait_until(sub { !kill(0, $primary_pid) }, 10) or die "timed out waiting for the old primary to be gone\n";
 
         # ---- the answers
         my @answers = grep { $_->[3] + $_->[2] >= $killed_at - 1 } @{$load->{answers}};
@@ -346,7 +329,7 @@ for my $via (qw(tcp unix)) {
         ok(!grep({ ($fds_after->{$_} // 1e9) > $fds_before->{$_} } keys %$fds_before),
            'worker descriptors are back where they started')
             or diag(explain({before => $fds_before, after => $fds_after}));
-        my $kept = check_media("failover over $via", scalar $ng->error_log_since_mark);
+        my $kept = check_media_consistency("failover over $via", scalar $ng->error_log_since_mark);
 
         my @posts = grep { is_post($_->[0]) } @answers;
         diag(sprintf('%s: %d requests from the death of the primary on, %d answered 503 (p99 '

@@ -28,8 +28,7 @@ sub run_inner {
                 $script_body;
     close $fh;
     local $ENV{TEST_NGINX_SERVROOT} = "$tmp/servroot-$name";
-    local $ENV{TEST_NGINX_PORT} = Chatterd::NginxProcess::free_port();
-    local $ENV{TEST_NGINX_SERVER_PORT};
+    local @ENV{qw(TEST_NGINX_PORT TEST_NGINX_SERVER_PORT)};    # the runner hands one out
     local @ENV{ keys %env } = values %env;
     my $output = `$^X $file 2>&1`;
     return ($? >> 8, $output);
@@ -111,7 +110,7 @@ this text is never logged
 --- no_error_log
 [error]
 
-=== TEST 8: client timeout without abort
+=== TEST 8: client timeout
 --- config
 location = /t { proxy_pass http://127.0.0.1:$TEST_NGINX_SILENT_PORT; }
 --- request
@@ -149,6 +148,10 @@ location = /t { return 200 "x"; }
 ["GET /t", "GET /t"]
 --- no_error_log
 using the "epoll" event method
+
+=== TEST 13: a request in packets is refused, not sent whole
+--- raw_request eval
+["GET /t HT", "TP/1.0\r\n\r\n"]
 EOF
     stop_servroot('wrong');
     isnt($status, 0, 'non-zero exit status');
@@ -163,10 +166,11 @@ EOF
         'TEST 6: wrong like / unlike - response_body_unlike - response is expected',
         'TEST 7: wrong error_log / no_error_log - pattern "this text is never logged" matches a line in error.log',
         'TEST 7: wrong error_log / no_error_log - pattern "[error]" does not match a line in error.log',
-        'TEST 8: client timeout without abort - client socket timed out',
+        'TEST 8: client timeout - client socket timed out',
         'TEST 9: nginx does not start - nginx started',
         'TEST 11: error_log is checked after each request, on its lines only - pattern "open()" matches a line in error.log (req 1)',
         'TEST 12: the first request\'s lines include nginx\'s startup - pattern "using the \\"epoll\\" event method" does not match a line in error.log (req 0)',
+        'TEST 13: a request in packets is refused, not sent whole - request is valid',
     );
     for my $name (@expect_fail) {
         like($out, qr/^not ok \d+ - \Q$name\E$/m, "fails: $name");

@@ -153,11 +153,6 @@ is($res->{status}, 201, 'PUT created');
 $res = http_get($ng->port, '/up/m.bin');
 ok($res->{body} eq $multipart, 'body sent and returned exactly') or diag(length $res->{body});
 
-# Packets with delays.
-$res = http_request($ng->port, ["GET /t HTTP/1.1\r\nHo",
-    { value => "st: localhost\r\nConnection: close\r\n\r\n", delay_before => 0.1 }]);
-is($res->{status}, 200, 'request sent in packets');
-
 # Timeouts between I/O events.
 my $t0 = Time::HiRes::time();
 $res = http_get($ng->port, '/slow', timeout => 0.3);

@@ -7,18 +7,9 @@ BEGIN { require "$FindBin::Bin/fallback_only.pl" }
 # Stock nginx only: never load the modules a suite run (scripts/test.sh) asks for.
 BEGIN { delete $ENV{TEST_NGINX_LOAD_MODULES} }
 use Test::Nginx::Socket 'no_plan';
-use IO::Socket::INET;
-use Time::HiRes ();
 
 # Used through $TEST_NGINX_GREETING in a config section.
 $ENV{TEST_NGINX_GREETING} = 'hi-from-env';
-
-# A TCP server that never answers: the kernel completes the handshake
-# (listen backlog), nobody reads.  Target of the timeout/abort block.
-our $silent = IO::Socket::INET->new(
-    LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 5, ReuseAddr => 1,
-) or die "cannot listen: $!";
-$ENV{TEST_NGINX_SILENT_PORT} = $silent->sockport;
 
 # For "--- http_config eval: $::http_config".
 our $http_config = 'map $uri $mapped { default mapped-ok; }';
@@ -32,11 +23,9 @@ add_block_preprocessor(sub {
 
 # Record the calls of the response body hook; check main_config placement.
 our @body_checks;
-our %waited;    # TEST 21's response time -> TEST 22's init time
 add_response_body_check(sub {
     my ($block, $body, $req_idx, $repeated_req_idx, $dry_run) = @_;
     push @body_checks, [$block->name, $req_idx, $repeated_req_idx, $body];
-    $waited{before} = Time::HiRes::time() if $block->name =~ /^TEST 21:/;
     return unless $block->name =~ /main_config/;
     open my $fh, '<', "$ENV{TEST_NGINX_SERVER_ROOT}/conf/nginx.conf" or die $!;
     my $conf = do { local $/; <$fh> };
@@ -56,8 +45,6 @@ ok((grep { $_->[0] =~ /^TEST 1:/ && $_->[1] == 0 && $_->[2] == 0 && $_->[3] eq '
     @body_checks), 'response body check got (block, body, req_idx, repeated_req_idx)');
 ok((grep { $_->[0] =~ /request eval with several/ && $_->[1] == 1 } @body_checks),
    'response body check sees the request index');
-ok($waited{after} - $waited{before} >= 0.3, '--- wait sleeps after the response')
-    or diag("waited " . ($waited{after} - $waited{before}));
 my $root = $ENV{TEST_NGINX_SERVER_ROOT};
 like($root, qr{^/.*servroot}, 'TEST_NGINX_SERVER_ROOT exported, absolute');
 like(server_port(), qr/^\d+$/, 'server_port()');
@@ -210,33 +197,6 @@ GET yes
 
 
 
-=== TEST 11: raw_request as packets with raw_request_middle_delay
---- config
-location = /t { return 200 "split ok"; }
---- raw_request eval
-["GET /t HT", "TP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"]
---- raw_request_middle_delay: 0.1
---- response_body chomp
-split ok
-
-
-
-=== TEST 12: request as packets (body sent in two parts with a delay)
---- config
-location /up/ {
-    root html;
-    dav_methods PUT;
-    create_full_put_path on;
-}
---- request eval
-[["PUT /up/d.txt\nab", {value => "cd", delay_before => 0.1}], "GET /up/d.txt"]
---- error_code eval
-[201, 200]
---- response_body eval
-["", "abcd"]
-
-
-
 === TEST 13: user_files served by the default "location /" (nested dirs)
 --- user_files
 >>> index.html
@@ -351,32 +311,6 @@ after init
 
 
 
-=== TEST 21: wait sleeps after the response, before the error log is read
---- request
-GET /t
---- wait: 0.3
---- response_body
-default config
---- no_error_log
-[alert]
-
-
-
-=== TEST 22: timeout with abort is not a failure
---- init
-$::waited{after} = Time::HiRes::time();
---- config
-location = /t {
-    proxy_pass http://127.0.0.1:$TEST_NGINX_SILENT_PORT;
-    proxy_read_timeout 30s;
-}
---- request
-GET /t
---- timeout: 300ms
---- abort
-
-
-
 === TEST 23: timeout in seconds, a request that completes in time
 --- config
 location = /t { return 200 "in time"; }
@@ -388,12 +322,11 @@ in time
 
 
 
-=== TEST 24: HEAD response without body, error_code_like
+=== TEST 24: HEAD response without body
 --- config
 location = /t { return 200 "some body"; }
 --- request
 HEAD /t
---- error_code_like: ^2\d\d$
 --- response_headers
 Content-Length: 9
 --- response_body eval
@@ -434,16 +367,6 @@ GET /big.txt
 Content-Length: 1000001
 --- response_body eval
 ("0123456789" x 100_000) . "\n"
-
-
-
-=== TEST 28: raw_response_headers_like sees the raw head
---- config
-location = /t { add_header X-Case MiXeD; return 204; }
---- request
-GET /t
---- error_code: 204
---- raw_response_headers_like: ^HTTP/1\.1 204 No Content\r\n.*X-Case: MiXeD\r\n
 
 
 

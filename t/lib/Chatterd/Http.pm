@@ -38,11 +38,9 @@ our @EXPORT_OK = qw(build_request parse_http_response decode_chunked);
 
 # http_request($port, $request, %options) -> response hashref
 #
-# $request is the raw request bytes, or an arrayref of packets sent one
-# after the other, each a string or {value => $bytes, delay_before => $s,
-# delay_after => $s}.
+# $request is the raw request bytes.
 # Options: timeout (seconds between I/O events, default 5), host (default
-# 127.0.0.1), delay (seconds between packets, default 0).
+# 127.0.0.1).
 #
 # Besides the parsed fields (see parse_http_response) the result has
 #   timed_out    true when the timeout expired (the response may be partial)
@@ -70,7 +68,7 @@ sub http_request {
     local $SIG{PIPE} = 'IGNORE';
 
     my $conn = { sock => $sock, timeout => $timeout, res => \%res, eof => 0 };
-    _send_packets($conn, _packets($request, $opt{delay}));
+    _send($conn, $request);
     _read_to_eof($conn) unless $res{timed_out} || $conn->{eof};
     close $sock;
     return _finish(\%res);
@@ -105,53 +103,33 @@ sub build_request {
     return "$text\r\n$body";
 }
 
-# Normalise the request argument into [{value, delay_before, delay_after}].
-sub _packets {
-    my ($request, $delay) = @_;
-    my @packets = ref $request eq 'ARRAY' ? @$request : ($request);
-    my @out;
-    for my $i (0 .. $#packets) {
-        my $p = $packets[$i];
-        my %packet = ref $p eq 'HASH' ? %$p : (value => $p);
-        $packet{value} //= '';
-        $packet{delay_before} //= $i > 0 ? ($delay // 0) : 0;
-        push @out, \%packet;
-    }
-    return \@out;
-}
-
-# Write every packet, reading whatever the server sends meanwhile (it may
+# Write the request, reading whatever the server sends meanwhile (it may
 # answer early, e.g. 413, and close).  Stops on timeout, EOF or error.
-sub _send_packets {
-    my ($conn, $packets) = @_;
+sub _send {
+    my ($conn, $data) = @_;
     my $res = $conn->{res};
-    for my $packet (@$packets) {
-        Time::HiRes::sleep($packet->{delay_before}) if $packet->{delay_before};
-        my $data = $packet->{value};
-        my $offset = 0;
-        while ($offset < length $data) {
-            my ($readable, $writable) = IO::Select->select(
-                IO::Select->new($conn->{sock}), IO::Select->new($conn->{sock}),
-                undef, $conn->{timeout});
-            if (!$readable && !$writable) {
-                $res->{timed_out} = 1;
-                return;
-            }
-            if ($readable && @$readable) {
-                _read_some($conn);
-                return if $conn->{eof};
-            }
-            next unless $writable && @$writable;
-            my $n = syswrite $conn->{sock}, $data, 65536, $offset;
-            if (defined $n) {
-                $offset += $n;
-            }
-            elsif (!$!{EAGAIN} && !$!{EWOULDBLOCK} && !$!{EINTR}) {
-                $res->{write_error} = "$!";
-                return;    # the server stopped reading; go read its answer
-            }
+    my $offset = 0;
+    while ($offset < length $data) {
+        my ($readable, $writable) = IO::Select->select(
+            IO::Select->new($conn->{sock}), IO::Select->new($conn->{sock}),
+            undef, $conn->{timeout});
+        if (!$readable && !$writable) {
+            $res->{timed_out} = 1;
+            return;
         }
-        Time::HiRes::sleep($packet->{delay_after}) if $packet->{delay_after};
+        if ($readable && @$readable) {
+            _read_some($conn);
+            return if $conn->{eof};
+        }
+        next unless $writable && @$writable;
+        my $n = syswrite $conn->{sock}, $data, 65536, $offset;
+        if (defined $n) {
+            $offset += $n;
+        }
+        elsif (!$!{EAGAIN} && !$!{EWOULDBLOCK} && !$!{EINTR}) {
+            $res->{write_error} = "$!";
+            return;    # the server stopped reading; go read its answer
+        }
     }
 }
 

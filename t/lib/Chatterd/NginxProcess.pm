@@ -83,7 +83,6 @@ sub binary        { $_[0]{binary} }
 sub port          { $_[0]{port} }
 sub servroot      { $_[0]{servroot} }
 sub html_dir      { File::Spec->catdir($_[0]{servroot}, 'html') }
-sub conf_file     { File::Spec->catfile($_[0]{servroot}, 'conf', 'nginx.conf') }
 sub error_log_path { File::Spec->catfile($_[0]{servroot}, 'logs', 'error.log') }
 sub pid_file      { File::Spec->catfile($_[0]{servroot}, 'logs', 'nginx.pid') }
 sub stderr_file   { File::Spec->catfile($_[0]{servroot}, 'logs', 'nginx-start.stderr') }
@@ -541,23 +540,3 @@ sub _indent {
 
 1;
 
-__END__
-
-=head1 NAME
-
-Chatterd::NginxProcess - start, stop and inspect an nginx for chatterd tests
-
-=head1 SYNOPSIS
-
-    my $ng = Chatterd::NginxProcess->new(port => 1984, servroot => 't/servroot',
-        load_modules => Chatterd::NginxProcess::load_modules_from_env());
-    $ng->stop;    # a leftover instance in the same server root
-    $ng->prepare(config => 'location = /t { return 200 "hi"; }',
-                 user_files => [['a.txt', "x\n"]]);
-    $ng->start;   # dies on failure
-    my $offset = $ng->error_log_size;
-    ...
-    my $new_log = $ng->read_error_log($offset);
-    $ng->stop;
-
-=cut

@@ -34,7 +34,7 @@ package Chatterd::Nginx;
 #   user_files   {name => content} or [[name, content], ...] put in html/
 #   workers      worker_processes (default 1)
 #   master       true: master_process on (default off: one process)
-#   port         default: a free port picked by the kernel
+#   port         default: one Chatterd::Ports hands out
 #   servroot     default: <TEST_NGINX_SERVROOT or t/servroot>_<script name>
 #   log_level    default: TEST_NGINX_LOG_LEVEL or debug
 #   load_modules arrayref of .so paths (default: TEST_NGINX_LOAD_MODULES)
@@ -62,38 +62,26 @@ my %instances_of_servroot;    # base servroot -> instances started so far
 
 sub start {
     my ($class, %opt) = @_;
-    my $auto_port = !defined $opt{port};
-    my $servroot  = $opt{servroot} // _default_servroot();
-    my %sections  = (
+    my %sections = (
         map({ $_ => Chatterd::NginxProcess::expand_env($opt{$_}, $_) }
             grep { defined $opt{$_} } qw(main_config http_config config)),
         user_files => _user_files($opt{user_files}),
     );
-
-    # With a kernel-picked port another process may grab it between the
-    # pick and nginx's bind(): retry a few times on "Address already in use".
-    my $attempts = $auto_port ? 5 : 1;
-    for my $attempt (1 .. $attempts) {
-        my $proc = Chatterd::NginxProcess->new(
-            binary        => $opt{binary},
-            port          => $opt{port} // Chatterd::NginxProcess::free_port(),
-            servroot      => $servroot,
-            log_level     => $opt{log_level} // $ENV{TEST_NGINX_LOG_LEVEL} // 'debug',
-            load_modules  => $opt{load_modules}
-                             // Chatterd::NginxProcess::load_modules_from_env(),
-            master        => $opt{master},
-            workers       => $opt{workers} // 1,
-            env           => $opt{env} // [],
-            root_location => $opt{root_location} // 1,
-        );
-        $proc->stop;    # a leftover from an earlier run in this servroot
-        $proc->prepare(%sections);
-        my $ok = eval { $proc->start; 1 };
-        return bless { proc => $proc, owner => $$, mark => 0 }, $class if $ok;
-        my $err = $@;
-        $proc->stop;
-        die $err unless $attempt < $attempts && $err =~ /Address already in use/;
-    }
+    my $proc = Chatterd::NginxProcess->new(
+        binary        => $opt{binary},
+        port          => $opt{port} // Chatterd::NginxProcess::free_port(),
+        servroot      => $opt{servroot} // _default_servroot(),
+        log_level     => $opt{log_level} // $ENV{TEST_NGINX_LOG_LEVEL} // 'debug',
+        load_modules  => $opt{load_modules} // Chatterd::NginxProcess::load_modules_from_env(),
+        master        => $opt{master},
+        workers       => $opt{workers} // 1,
+        env           => $opt{env} // [],
+        root_location => $opt{root_location} // 1,
+    );
+    $proc->stop;    # a leftover from an earlier run in this servroot
+    $proc->prepare(%sections);
+    eval { $proc->start; 1 } or do { my $err = $@; $proc->stop; die $err };
+    return bless { proc => $proc, owner => $$, mark => 0 }, $class;
 }
 
 sub start_nginx {

@@ -27,7 +27,6 @@ use Cwd ();
 use Errno ();
 use File::Path ();
 use File::Spec;
-use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes ();
 
@@ -376,22 +375,16 @@ sub _workers_up {
 
 # True when a socket listens on our port.  Reads /proc/net/tcp rather than
 # connecting, so that no probe connection shows up in the error log of the
-# first request; falls back to connecting where /proc is not available.
+# first request.
 sub _port_listening {
     my ($self) = @_;
     my $port_hex = sprintf '%04X', $self->{port};
-    if (open my $fh, '<', '/proc/net/tcp') {
-        while (my $line = <$fh>) {
-            # "  0: 0100007F:07C0 00000000:0000 0A ..."; state 0A = LISTEN
-            return 1 if $line =~ /^\s*\d+:\s+[0-9A-F]{8}:$port_hex\s+\S+\s+0A\s/i;
-        }
-        return 0;
+    open my $fh, '<', '/proc/net/tcp' or die "/proc/net/tcp: $!\n";
+    while (my $line = <$fh>) {
+        # "  0: 0100007F:07C0 00000000:0000 0A ..."; state 0A = LISTEN
+        return 1 if $line =~ /^\s*\d+:\s+[0-9A-F]{8}:$port_hex\s+\S+\s+0A\s/i;
     }
-    my $sock = IO::Socket::INET->new(
-        PeerAddr => '127.0.0.1', PeerPort => $self->{port},
-        Proto => 'tcp', Timeout => 1,
-    );
-    return $sock ? 1 : 0;
+    return 0;
 }
 
 #---------------------------------------------------------------------------
@@ -410,8 +403,7 @@ sub pid {
 sub process_alive {
     my ($pid) = @_;
     return 0 unless $pid && (kill(0, $pid) || $! == Errno::EPERM);
-    my $stat = _slurp("/proc/$pid/stat");
-    return 1 unless defined $stat;                   # no /proc: trust kill 0
+    my $stat = _slurp("/proc/$pid/stat") // return 0;
     return $stat =~ /^\d+ \(.*\) (\S)/s && $1 ne 'Z' && $1 ne 'X' ? 1 : 0;
 }
 
@@ -476,9 +468,7 @@ sub stop {
 sub _is_our_nginx {
     my ($self, $pid) = @_;
     return 1 if defined $self->{started_pid} && $self->{started_pid} == $pid;
-    my $cmd = _slurp("/proc/$pid/cmdline");
-    return 1 unless defined $cmd;    # no /proc: trust the pid file
-    return $cmd =~ /nginx/ ? 1 : 0;
+    return (_slurp("/proc/$pid/cmdline") // '') =~ /nginx/ ? 1 : 0;
 }
 
 sub _wait_gone {

@@ -22,59 +22,33 @@ use Time::HiRes ();
 use Chatterd::Db qw(sql truncate_chatts pause_pg resume_pg check_media_consistency);
 use Chatterd::Http qw(http_request http_get);
 use Chatterd::MixedLoad qw(load_nginx new_load run_load worker_fds wait_fds_back percentile);
-use Chatterd::Ports qw(free_port);
+use Chatterd::Pg;
 use Chatterd::Wait qw(wait_until);
 
 for my $var (qw(TEST_NGINX_PG_DIR)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
 }
 
-my $PG_SH   = "$FindBin::Bin/../scripts/pg.sh";
-my $DIR     = "$ENV{TEST_NGINX_PG_DIR}-outage";
-my $PORT    = free_port();
+my $PG      = Chatterd::Pg->new("$ENV{TEST_NGINX_PG_DIR}-outage");
 my $CLIENTS = $ENV{OUTAGE_CLIENTS} // 200;
 my $TIMEOUT = 2;           # chatterd_pg_timeout, seconds
 
-# Chatterd::Db works on this suite's cluster.
-$ENV{TEST_NGINX_PG_DIR} = $DIR;
-$ENV{TEST_NGINX_PSQL}   = "$PG_SH psql $DIR $PORT";
+$PG->use_for_db;
 
-sub pg_sh {
-    my @args = @_;
-    system($PG_SH, @args) == 0 or die "pg.sh @args failed\n";
-}
+# As the superuser, whom a database's connection limit does not stop.
+sub admin_sql { $PG->admin_value($_[0], 'chatterdb') }
 
 END {
     local ($?, $@);
     resume_pg();
     eval { admin_sql('ALTER DATABASE chatterdb CONNECTION LIMIT -1') };
-    system($PG_SH, 'stop', $DIR);
+    eval { $PG->stop };
 }
 
-pg_sh('start', $DIR, $PORT);
-my $unix_conninfo = `$PG_SH conninfo $DIR $PORT`;
-chomp $unix_conninfo;
-my ($SOCKET_DIR) = $unix_conninfo =~ /host=(\S+)/;
-
-# As the superuser, whom a database's connection limit does not stop.
-sub admin_sql {
-    my ($statement) = @_;
-    system('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', $SOCKET_DIR, '-p', $PORT,
-           '-U', 'postgres', '-d', 'chatterdb', '-o', '/dev/null', '-c', $statement) == 0
-        or die "psql failed for: $statement\n";
-}
-my %conninfo = (
-    tcp  => "host=127.0.0.1 port=$PORT dbname=chatterdb user=chatter password=chattchatt",
-    unix => $unix_conninfo,
-);
+$PG->start;
+my %conninfo = (tcp => $PG->tcp_conninfo, unix => $PG->conninfo);
 
 # ---- faults -------------------------------------------------------------------------------
-
-sub postmaster_pid {
-    open(my $fh, '<', "$DIR/postmaster.pid") or return;
-    chomp(my $pid = <$fh>);
-    return $pid;
-}
 
 my @killed;
 my %faults = (
@@ -82,14 +56,14 @@ my %faults = (
         # The load goes on while the orphaned backends notice and leave: their connections
         # break while requests wait, the moment the pool used to recurse in.
         break => sub {
-            my $master = postmaster_pid();
+            my $master = $PG->postmaster_pid;
             @killed = ($master, split ' ', `pgrep -P $master`);
             kill 'KILL', $master;
         },
         # A new postmaster needs the old backends gone.
         repair => sub {
             wait_until(sub { !kill(0, @killed) }, 30) or die "timed out waiting for the killed server to be gone\n";
-            pg_sh('start', $DIR, $PORT);
+            $PG->start;
         },
     },
     paused => {
@@ -97,8 +71,8 @@ my %faults = (
         repair => \&resume_pg,
     },
     restarted => {
-        break  => sub { pg_sh('stop', $DIR) },
-        repair => sub { pg_sh('start', $DIR, $PORT) },
+        break  => sub { $PG->stop },
+        repair => sub { $PG->start },
     },
     refusing => {
         break => sub {

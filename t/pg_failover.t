@@ -28,7 +28,7 @@ use Time::HiRes ();
 use Chatterd::Db qw(sql_value truncate_chatts check_media_consistency);
 use Chatterd::Http qw(http_request http_get build_request);
 use Chatterd::MixedLoad qw(load_nginx new_load run_load worker_fds wait_fds_back percentile is_post);
-use Chatterd::Ports qw(free_port);
+use Chatterd::Pg;
 use Chatterd::Wait qw(wait_until);
 
 for my $var (qw(TEST_NGINX_PG_DIR)) {
@@ -40,15 +40,13 @@ sub _version { ($_[0] =~ m{/(\d+)/bin\z})[0] // 0 }
 plan skip_all => "pg_basebackup is missing (no $PGBIN/pg_basebackup)"
     unless -x "$PGBIN/pg_basebackup" && -x "$PGBIN/pg_ctl";
 
-my $PG_SH   = "$FindBin::Bin/../scripts/pg.sh";
 my $PRIMARY = "$ENV{TEST_NGINX_PG_DIR}-primary";
 my $STANDBY = "$ENV{TEST_NGINX_PG_DIR}-standby";
-my $PRIMARY_PORT = free_port();
-my $STANDBY_PORT = free_port();
 # pg.sh puts a cluster's socket in "<dir>.socket"; the standby's follows the same rule, so
-# "pg.sh psql" works on both.
-my %SOCKET = ($PRIMARY => "$PRIMARY.socket", $STANDBY => "$STANDBY.socket");
-my %PORT   = ($PRIMARY => $PRIMARY_PORT, $STANDBY => $STANDBY_PORT);
+# "pg.sh psql" (Chatterd::Db) works on both.
+my %PG     = map { $_ => Chatterd::Pg->new($_) } $PRIMARY, $STANDBY;
+my %SOCKET = map { $_ => $PG{$_}->socket_dir } $PRIMARY, $STANDBY;
+my ($PRIMARY_PORT, $STANDBY_PORT) = map { $PG{$_}->port } $PRIMARY, $STANDBY;
 my $CLIENTS = $ENV{FAILOVER_CLIENTS} // 50;
 my $TIMEOUT = 2;           # chatterd_pg_timeout, seconds
 my $RECOVERY_BOUND = 10;   # seconds from the promotion to the first post answered 200
@@ -76,27 +74,6 @@ sub quiet_run {
     return $? == 0;
 }
 
-# One SQL statement as the superuser on a cluster (its socket, local trust); the first column
-# of the first row.
-sub admin_value {
-    my ($dir, $statement, $db) = @_;
-    open(my $fh, '-|', 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', $SOCKET{$dir},
-         '-p', $PORT{$dir}, '-U', 'postgres', '-d', $db // 'postgres', '-c', $statement)
-        or die "psql: $!";
-    local $/;
-    my $out = <$fh> // '';
-    close $fh or die "psql failed on $dir for: $statement\n";
-    chomp $out;
-    return (split /\n/, $out)[0];
-}
-
-sub postmaster_pid {
-    my ($dir) = @_;
-    open(my $fh, '<', "$dir/postmaster.pid") or return;
-    chomp(my $pid = <$fh> // '');
-    return $pid =~ /^\d+$/ ? $pid : undef;
-}
-
 sub stop_cluster {
     my ($dir) = @_;
     return unless -f "$dir/postmaster.pid";
@@ -121,7 +98,7 @@ END {
 # the primary's unix socket as postgres, nothing to add.
 sub make_clusters {
     remove_clusters();
-    run($PG_SH, 'start', $PRIMARY, $PRIMARY_PORT);
+    $PG{$PRIMARY}->start;
     File::Path::make_path($STANDBY, $SOCKET{$STANDBY});
     chmod 0700, $STANDBY;
     chmod 0755, $SOCKET{$STANDBY};
@@ -143,8 +120,8 @@ sub make_clusters {
     run(as_owner("$PGBIN/pg_ctl", '-D', $STANDBY, '-l', "$STANDBY/server.log", '-s', '-w', '-t', '60',
                  '-o', "-p $STANDBY_PORT -k $SOCKET{$STANDBY}", 'start'));
     wait_until(sub {
-        (admin_value($PRIMARY, q{SELECT string_agg(state || '/' || sync_state, ',')
-                                 FROM pg_stat_replication}) // '') eq 'streaming/sync'
+        ($PG{$PRIMARY}->admin_value(q{SELECT string_agg(state || '/' || sync_state, ',')
+                                      FROM pg_stat_replication}) // '') eq 'streaming/sync'
     }, 30) or die "timed out waiting for the standby to stream synchronously\n";
 }
 
@@ -155,17 +132,10 @@ sub append_conf {
     close $fh or die "$dir/postgresql.conf: $!\n";
 }
 
-# Chatterd::Db (sql, truncate_chatts) works on this cluster.
-sub use_cluster {
-    my ($dir) = @_;
-    $ENV{TEST_NGINX_PG_DIR} = $dir;
-    $ENV{TEST_NGINX_PSQL}   = "$PG_SH psql $dir $PORT{$dir}";
-}
-
 sub chatterd_connections {
     my ($dir) = @_;
-    return admin_value($dir, q{SELECT count(*) FROM pg_stat_activity
-                               WHERE application_name = 'chatterd'});
+    return $PG{$dir}->admin_value(q{SELECT count(*) FROM pg_stat_activity
+                                    WHERE application_name = 'chatterd'});
 }
 
 # ---- helpers (the load and its checks: Chatterd::MixedLoad) -------------------------------
@@ -190,7 +160,7 @@ for my $via (qw(tcp unix)) {
     subtest "failover to the promoted standby, over $via, under the load of $CLIENTS clients" => sub {
         my $setup_started = Time::HiRes::time();
         make_clusters();
-        use_cluster($PRIMARY);
+        $PG{$PRIMARY}->use_for_db;
         truncate_chatts();
         my $ng = load_nginx($conninfo{$via}, $TIMEOUT);
         my $master = $ng->pid;
@@ -210,10 +180,10 @@ for my $via (qw(tcp unix)) {
         ok(wait_until(sub { chatterd_connections($STANDBY) == 0 }, 5),
            'before: no connection of the pools stays on the (read-only) standby');
         # Sessions the standby saw end: libpq tried it first, then moved on.
-        ok(wait_until(sub { admin_value($STANDBY, q{SELECT sessions FROM pg_stat_database
-                                                    WHERE datname = 'chatterdb'}) > 0 }, 5),
+        ok(wait_until(sub { $PG{$STANDBY}->admin_value(q{SELECT sessions FROM pg_stat_database
+                                                         WHERE datname = 'chatterdb'}) > 0 }, 5),
            'before: the connections went through the standby first');
-        is(admin_value($STANDBY, 'SELECT pg_is_in_recovery()'), 't', 'before: the standby is a standby');
+        is($PG{$STANDBY}->admin_value('SELECT pg_is_in_recovery()'), 't', 'before: the standby is a standby');
 
         # Every connection of both pools open: the descriptors to come back to.
         my $load = new_load($ng->port, $CLIENTS);
@@ -223,7 +193,7 @@ for my $via (qw(tcp unix)) {
 
         # ---- the primary dies under the load; a while later the standby is promoted
         run_load($load, Time::HiRes::time() + 1);
-        my $primary_pid = postmaster_pid($PRIMARY) // die "the primary does not run\n";
+        my $primary_pid = $PG{$PRIMARY}->postmaster_pid // die "the primary does not run\n";
         kill 'QUIT', $primary_pid;
         my $killed_at = Time::HiRes::time();
         run_load($load, $killed_at + 1.5);
@@ -308,8 +278,8 @@ for my $via (qw(tcp unix)) {
         note("the outage's cause as logged: " . ($cause // '?'));
 
         # ---- the promoted server
-        use_cluster($STANDBY);
-        is(admin_value($STANDBY, 'SELECT pg_is_in_recovery()'), 'f', 'the standby was promoted');
+        $PG{$STANDBY}->use_for_db;
+        is($PG{$STANDBY}->admin_value('SELECT pg_is_in_recovery()'), 'f', 'the standby was promoted');
         my @after = map { post_chatt($ng, "after $via $_") } 1 .. 4;
         is_deeply([map { $_->{status} } @after], [(200) x 4], 'after: posts answered 200');
         is(sql_value(qq{SELECT count(*) FROM chatts WHERE message LIKE 'after $via %'}), 4,

@@ -3,8 +3,8 @@ package Chatterd::MixedLoad;
 # The load of the outage suites (pg_outage.t, pg_failover.t), the nginx it runs against, and
 # what they check after it:
 #
-#   use Chatterd::MixedLoad qw(load_nginx new_load run_load worker_fds wait_fds_back
-#                              check_media percentile is_post);
+#   use Chatterd::MixedLoad qw(load_nginx new_load run_load worker_fds wait_fds_back percentile
+#                              is_post);
 #   my $ng = load_nginx($conninfo, 2);     # chatterd_pg_timeout 2s
 #   my $load = new_load($ng->port, 200);   # 200 clients
 #   run_load($load, $until);               # a time, or a sub returning one (it may move);
@@ -24,7 +24,7 @@ use IO::Socket::INET;
 use Test::More ();
 use Time::HiRes ();
 
-use Chatterd::Db qw(check_media_consistency media_root);
+use Chatterd::Db qw(media_root);
 use Chatterd::ExampleConf;
 use Chatterd::Http qw(build_request multipart_body);
 use Chatterd::Nginx;
@@ -32,8 +32,7 @@ use Chatterd::Upload qw(media image_part);
 use Chatterd::Wait qw(wait_until);
 use Chatterd::Workers qw(pid_fds);
 
-our @EXPORT_OK = qw(load_nginx start_nginx new_load run_load worker_fds wait_fds_back check_media
-                    percentile is_post);
+our @EXPORT_OK = qw(load_nginx new_load run_load worker_fds wait_fds_back percentile is_post);
 
 use constant CLIENT_TIMEOUT => 10;
 
@@ -51,9 +50,6 @@ sub load_nginx {
         config      => Chatterd::ExampleConf::endpoint_locations() . "location /media/ { alias $media/; }\n",
     );
 }
-
-# Its old name, which pg_outage.t and pg_failover.t still import.
-sub start_nginx { load_nginx(@_) }
 
 sub upload_request {
     my @parts = @_;
@@ -157,9 +153,6 @@ sub wait_fds_back {
     }, 10);
     return $now;
 }
-
-# Its old name, which pg_outage.t and pg_failover.t still import.
-sub check_media { check_media_consistency(@_) }
 
 sub percentile {
     my ($p, @values) = @_;

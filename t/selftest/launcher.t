@@ -26,8 +26,8 @@ subtest 'multipart_body builds CRLF-delimited parts' => sub {
     my $body = multipart_body('XyZ',
         [name => 'username', value => 'alice'],
         [name => 'image', filename => 'chattImage', type => 'image/jpeg',
-         value => $jpeg, headers => ['X-Extra: 1', [ 'X-Other', 'two' ]]],
-        {disposition => 'form-data; name=broken', value => ''},
+         value => $jpeg, headers => ['X-Extra: 1', 'X-Other: two']],
+        [value => ''],
     );
     is($body,
         "--XyZ\r\n"
@@ -42,7 +42,7 @@ subtest 'multipart_body builds CRLF-delimited parts' => sub {
       . "\r\n"
       . "$jpeg\r\n"
       . "--XyZ\r\n"
-      . "Content-Disposition: form-data; name=broken\r\n"
+      . qq{Content-Disposition: form-data; name=""\r\n}
       . "\r\n"
       . "\r\n"
       . "--XyZ--\r\n",
@@ -72,7 +72,7 @@ subtest 'build_request' => sub {
     is(build_request(POST => '/x', body => 'abc', headers => [ 'X-A' => 1 ]),
        "POST /x HTTP/1.1\r\nX-A: 1\r\nHost: localhost\r\nConnection: close\r\n"
        . "Content-Length: 3\r\n\r\nabc", 'POST with body');
-    is(build_request(GET => '/', headers => { Host => 'h', Connection => 'keep-alive' }),
+    is(build_request(GET => '/', headers => [Connection => 'keep-alive', Host => 'h']),
        "GET / HTTP/1.1\r\nConnection: keep-alive\r\nHost: h\r\n\r\n", 'given headers kept');
 };
 

@@ -80,13 +80,13 @@ sub http_get {
     return http_request($port, build_request(GET => $uri), %opt);
 }
 
-# build_request($method, $uri, headers => [Name => value, ...] or {...},
+# build_request($method, $uri, headers => [Name => value, ...],
 #               body => $bytes, protocol => 'HTTP/1.1')
 # Adds Host: localhost, Connection: close and Content-Length (when there is
 # a body) unless given; CRLF line ends.
 sub build_request {
     my ($method, $uri, %opt) = @_;
-    my @headers = _header_pairs($opt{headers});
+    my @headers = @{ $opt{headers} // [] };
     my %have;
     for (my $i = 0; $i < @headers; $i += 2) {
         $have{ lc $headers[$i] } = 1;
@@ -174,9 +174,8 @@ sub _finish {
 #---------------------------------------------------------------------------
 
 # parse_http_response($raw) -> {
-#   status, reason, protocol,
+#   status,
 #   headers     => {lc name => value} (repeated headers joined with ", "),
-#   header_list => [[Name, value], ...] in received order,
 #   head        => the raw status line and headers,
 #   body        => body bytes (chunked transfer coding decoded),
 #   chunked     => true when the body was chunked,
@@ -185,8 +184,7 @@ sub _finish {
 # Interim 1xx responses (100 Continue) are skipped.
 sub parse_http_response {
     my ($raw) = @_;
-    my %r = (status => undef, headers => {}, header_list => [], body => undef,
-             incomplete => 0);
+    my %r = (status => undef, headers => {}, body => undef, incomplete => 0);
     my $rest = $raw // '';
 
     while (1) {
@@ -198,7 +196,7 @@ sub parse_http_response {
         }
         my $head = substr $rest, 0, $end;
         $rest = substr $rest, $end + 4;
-        %r = (%r, headers => {}, header_list => []);
+        $r{headers} = {};
         _parse_head(\%r, $head);
         $r{head} = "$head\r\n\r\n";
         last unless defined $r{status} && $r{status} =~ /^1\d\d$/ && $r{status} != 101;
@@ -223,23 +221,11 @@ sub parse_http_response {
 sub _parse_head {
     my ($r, $head) = @_;
     my ($status_line, @lines) = split /\r?\n/, $head;
-    if (defined $status_line
-        && $status_line =~ m{^(HTTP/\d+(?:\.\d+)?)\s+(\d{3})(?:\s+(.*))?$})
-    {
-        @$r{qw(protocol status reason)} = ($1, $2, $3 // '');
-    }
+    $r->{status} = $1 if defined $status_line && $status_line =~ m{^HTTP/\d+(?:\.\d+)?\s+(\d{3})\b};
     for my $line (@lines) {
-        if ($line =~ /^[ \t]+(.*)/ && @{ $r->{header_list} }) {
-            $r->{header_list}[-1][1] .= " $1";    # obsolete line folding
-        }
-        elsif ($line =~ /^([^:\s]+):[ \t]*(.*?)[ \t]*$/) {
-            push @{ $r->{header_list} }, [$1, $2];
-        }
-    }
-    for my $pair (@{ $r->{header_list} }) {
-        my $key = lc $pair->[0];
-        $r->{headers}{$key} = defined $r->{headers}{$key}
-            ? "$r->{headers}{$key}, $pair->[1]" : $pair->[1];
+        my ($name, $value) = $line =~ /^([^:\s]+):[ \t]*(.*?)[ \t]*$/ or next;
+        my $have = \$r->{headers}{ lc $name };
+        $$have = defined $$have ? "$$have, $value" : $value;
     }
 }
 
@@ -276,49 +262,24 @@ sub decode_chunked {
 #---------------------------------------------------------------------------
 
 # multipart_body($boundary, @parts) -> body bytes, CRLF everywhere, ending
-# with "--$boundary--\r\n".  Each part is an arrayref (or hashref) of
+# with "--$boundary--\r\n".  Each part is an arrayref of
 #   name         form field name (Content-Disposition name="...")
 #   filename     optional; adds filename="..."
 #   type         optional Content-Type of the part
-#   headers      optional extra header lines: ['X-A: 1', ...], [[Name, value], ...]
-#                or {Name => value}
-#   disposition  optional: the whole Content-Disposition value, verbatim
-#                (name/filename are then ignored), for malformed-input tests
+#   headers      optional extra header lines: ['X-A: 1', ...]
 #   value        the part's content (bytes)
 sub multipart_body {
     my ($boundary, @parts) = @_;
     my $body = '';
     for my $part (@parts) {
-        my %p = ref $part eq 'HASH' ? %$part : @$part;
-        my $disposition = $p{disposition} // do {
-            my $d = qq{form-data; name="} . ($p{name} // '') . '"';
-            $d .= qq{; filename="$p{filename}"} if defined $p{filename};
-            $d;
-        };
-        $body .= "--$boundary\r\n";
-        $body .= "Content-Disposition: $disposition\r\n";
+        my %p = @$part;
+        $body .= "--$boundary\r\nContent-Disposition: form-data; name=\"" . ($p{name} // '') . '"'
+               . (defined $p{filename} ? qq{; filename="$p{filename}"} : '') . "\r\n";
         $body .= "Content-Type: $p{type}\r\n" if defined $p{type};
-        $body .= "$_\r\n" for _header_lines($p{headers});
+        $body .= "$_\r\n" for @{ $p{headers} // [] };
         $body .= "\r\n" . ($p{value} // '') . "\r\n";
     }
     return $body . "--$boundary--\r\n";
-}
-
-# Header lines from ['N: v', ...], [[N, v], ...] or {N => v}.
-sub _header_lines {
-    my ($headers) = @_;
-    return () unless $headers;
-    return map { "$_->[0]: $_->[1]" } map { [$_, $headers->{$_}] } sort keys %$headers
-        if ref $headers eq 'HASH';
-    return map { ref $_ ? "$_->[0]: $_->[1]" : $_ } @$headers;
-}
-
-# (Name, value, ...) pairs from [Name => value, ...] or {Name => value}.
-sub _header_pairs {
-    my ($headers) = @_;
-    return () unless $headers;
-    return map { ($_, $headers->{$_}) } sort keys %$headers if ref $headers eq 'HASH';
-    return @$headers;
 }
 
 1;

@@ -12,22 +12,22 @@ use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes ();
 
-use Chatterd::Nginx;
-use Chatterd::NginxProcess ();
+use Chatterd::Nginx qw(start_nginx);
+use Chatterd::Pg;
+use Chatterd::Ports qw(free_port);
 use Chatterd::Http qw(http_get build_request multipart_body);
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files pause_pg
                     resume_pg);
 use Chatterd::Upload qw(media image_part);
+use Chatterd::Wait qw(wait_until);
 use Chatterd::Workers qw(pid_fds pid_rss_kib);
 use Chatterd::ExampleConf;
 
 my $SECONDS     = $ENV{SOAK_SECONDS} // 600;
 my $CLIENTS     = $ENV{SOAK_CLIENTS} // 64;
 my $FAULT_EVERY = $ENV{SOAK_FAULT_EVERY} // 60;
-my $PORT        = $ENV{SOAK_PORT} // 19790;
-my $PG_DIR      = $ENV{TEST_NGINX_PG_DIR};
-my $PG_PORT     = $ENV{TEST_NGINX_PG_PORT};
-my $PG_SH       = "$FindBin::Bin/pg.sh";
+my $PORT        = $ENV{SOAK_PORT} || free_port();
+my $PG          = Chatterd::Pg->new($ENV{TEST_NGINX_PG_DIR}, port => $ENV{TEST_NGINX_PG_PORT});
 my $TIMEOUT     = 3;     # chatterd_pg_timeout
 my $BACKOFF     = 2;     # chatterd_pg_backoff_max
 my $SWEEP       = 30;    # chatterd_media_sweep
@@ -36,13 +36,7 @@ die "SOAK_CLIENTS must be at least 64\n" if $CLIENTS < 64 && !$ENV{SOAK_ALLOW_FE
 
 my @failures;
 sub check { my ($ok, $what) = @_; push @failures, $what unless $ok; printf "%-4s %s\n", $ok ? 'ok' : 'FAIL', $what; $ok }
-sub pg_sh { system($PG_SH, @_) == 0 or die "pg.sh @_ failed\n" }
-
-my ($SOCKET_DIR) = `$PG_SH conninfo $PG_DIR $PG_PORT` =~ /host=(\S+)/;
-sub admin_sql {
-    system('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', $SOCKET_DIR, '-p', $PG_PORT, '-U', 'postgres',
-           '-d', 'chatterdb', '-o', '/dev/null', '-c', $_[0]) == 0 or warn "psql failed for: $_[0]\n";
-}
+sub admin_sql { eval { $PG->admin_value($_[0], 'chatterdb'); 1 } or warn $@ }
 END { local ($?, $@); resume_pg(); eval { admin_sql('ALTER DATABASE chatterdb CONNECTION LIMIT -1') } }
 $SIG{$_} = sub { exit 2 } for qw(INT TERM HUP);    # END resumes PostgreSQL
 
@@ -52,18 +46,14 @@ $SIG{$_} = sub { exit 2 } for qw(INT TERM HUP);    # END resumes PostgreSQL
 
 my $root = media_root();
 truncate_chatts();
-my $ng = Chatterd::Nginx->start(
+my $ng = start_nginx(
     port        => $PORT,
-    master      => 1,
     workers     => 2,
-    log_level   => 'info',
-    main_config => $> == 0 ? "user root root;\n" : undef,
+    media_root  => $root,
     http_config => <<CONF,
 access_log off;
-chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";
 chatterd_pg_timeout ${TIMEOUT}s;
 chatterd_pg_backoff_max ${BACKOFF}s;
-chatterd_media_root $root;
 chatterd_media_sweep ${SWEEP}s;
 chatterd_media_max_size 256k;
 client_body_timeout 5s;
@@ -171,13 +161,11 @@ sub run_load_step {
 # Faults
 #---------------------------------------------------------------------------
 
-sub postmaster_pid { open(my $fh, '<', "$PG_DIR/postmaster.pid") or return; chomp(my $p = <$fh>); $p }
 my @killed_pg;
 my %FAULTS = (
     pg_killed => { db => 1,
-        break  => sub { my $m = postmaster_pid(); @killed_pg = ($m, split ' ', `pgrep -P $m`); kill 'KILL', $m },
-        repair => sub { my $t = time + 20; Time::HiRes::sleep(0.05) while kill(0, @killed_pg) && time < $t;
-                        pg_sh('start', $PG_DIR, $PG_PORT) } },
+        break  => sub { my $m = $PG->postmaster_pid; @killed_pg = ($m, split ' ', `pgrep -P $m`); kill 'KILL', $m },
+        repair => sub { wait_until(sub { !kill(0, @killed_pg) }, 20); $PG->start } },
     nginx_reload => { db => 0,
         break  => sub { system($ng->{proc}->binary . " -p $servroot/ -c conf/nginx.conf -s reload 2>/dev/null") == 0
                             or warn "reload failed\n" },
@@ -221,7 +209,7 @@ sub prune {
 
 $| = 1;
 printf "soak: %d s, %d clients, a fault every %d s, nginx on 127.0.0.1:%d, PostgreSQL port %d\n",
-       $SECONDS, $CLIENTS, $FAULT_EVERY, $PORT, $PG_PORT;
+       $SECONDS, $CLIENTS, $FAULT_EVERY, $PORT, $PG->port;
 $ng->mark_error_log;
 my $log_offset = -s $ng->error_log_path;
 my $start = Time::HiRes::time();

@@ -4,13 +4,12 @@
 # SOAK_FAULT_EVERY (60) seconds in turn (PostgreSQL killed and restarted, nginx -s reload, a
 # worker killed -9, PostgreSQL paused and resumed, connection limit 0 then lifted). Prints a
 # summary and exits non-zero when a check fails. Builds the module first.
-#   SOAK_PORT (19790)      nginx's port on 127.0.0.1
+#   SOAK_PORT              nginx's port on 127.0.0.1 (default: one t/lib's Chatterd::Ports hands out)
 #   SOAK_PG_PORT (25405)   the soak's own PostgreSQL cluster (scripts/pg.sh dir soak PORT),
 #                          stopped at the end
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-export SOAK_PORT="${SOAK_PORT:-19790}"
 pg_port="${SOAK_PG_PORT:-25405}"
 pg_dir="${SOAK_PG_DIR:-$(scripts/pg.sh dir soak "$pg_port")}"
 

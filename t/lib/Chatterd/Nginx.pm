@@ -37,8 +37,6 @@ package Chatterd::Nginx;
 #   port         default: one Chatterd::Ports hands out
 #   servroot     default: <TEST_NGINX_SERVROOT or t/servroot>_<script name>
 #   log_level    default: TEST_NGINX_LOG_LEVEL or debug
-#   load_modules arrayref of .so paths (default: TEST_NGINX_LOAD_MODULES)
-#   env          arrayref of env directive arguments
 #   root_location  false: no "location / { root html; }"
 #   binary       default: TEST_NGINX_BINARY, nginx in PATH, /usr/sbin/nginx
 #
@@ -72,10 +70,9 @@ sub start {
         port          => $opt{port} // Chatterd::NginxProcess::free_port(),
         servroot      => $opt{servroot} // _default_servroot(),
         log_level     => $opt{log_level} // $ENV{TEST_NGINX_LOG_LEVEL} // 'debug',
-        load_modules  => $opt{load_modules} // Chatterd::NginxProcess::load_modules_from_env(),
+        load_modules  => Chatterd::NginxProcess::load_modules_from_env(),
         master        => $opt{master},
         workers       => $opt{workers} // 1,
-        env           => $opt{env} // [],
         root_location => $opt{root_location} // 1,
     );
     $proc->stop;    # a leftover from an earlier run in this servroot

@@ -1,24 +1,9 @@
 package Chatterd::NginxProcess;
 
-# Shared nginx life-cycle code for chatterd's test runners:
-#
-#   * Test::Nginx::Socket (t/lib/Test/Nginx/Socket.pm), the clean-room
-#     fallback for data-driven .t files, and
-#   * Chatterd::Nginx (t/lib/Chatterd/Nginx.pm), the programmatic launcher
-#     used by plain Test::More scenario tests.
-#
-# One object describes one nginx instance: its binary, port, server root
-# and the global settings of the generated nginx.conf.  It can
-#
-#   * lay out a fresh server root (conf/ html/ logs/ and temp dirs),
-#   * render nginx.conf the way Test::Nginx::Socket does,
-#   * start nginx as a daemon and wait (polling, with a deadline) until it
-#     listens,
-#   * stop it gracefully (SIGQUIT, then SIGTERM, then SIGKILL), waiting
-#     until the processes are really gone,
-#   * read its error log (whole, or from a byte offset).
-#
-# Errors are reported with die(); callers turn them into test failures.
+# One nginx instance of a test run, for the fallback Test::Nginx::Socket and Chatterd::Nginx:
+# its server root laid out afresh, nginx.conf rendered as Test::Nginx::Socket does, nginx started
+# as a daemon and waited for until it listens, stopped (SIGQUIT, then SIGTERM, then SIGKILL) and
+# waited for until it is gone, its error log read from an offset. Errors are die()s.
 
 use strict;
 use warnings;
@@ -54,7 +39,6 @@ my $MARKER = File::Spec->catfile('conf', '.chatterd-servroot');
 #   load_modules  arrayref of .so paths -> load_module lines
 #   master        true: master_process on
 #   workers       worker_processes
-#   env           arrayref of names (or NAME=value) -> env directives
 #   root_location false: no "location / { root html; }"
 #   worker_connections  (default 1024)
 #   user          user directive (default none)
@@ -68,7 +52,6 @@ sub new {
         load_modules  => $opt{load_modules} // [],
         master        => $opt{master} ? 1 : 0,
         workers       => $opt{workers} // 1,
-        env           => $opt{env} // [],
         root_location => $opt{root_location} // 1,
         worker_connections => $opt{worker_connections} // 1024,
         user          => $opt{user},
@@ -157,7 +140,6 @@ sub render_config {
            . "error_log logs/error.log $self->{log_level};\n"
            . "pid logs/nginx.pid;\n";
     $text .= "user $self->{user};\n" if defined $self->{user};
-    $text .= "env $_;\n" for @{ $self->{env} };
 
     $text .= "\n" . _section($section{main_config});
 

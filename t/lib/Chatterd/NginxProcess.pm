@@ -69,18 +69,6 @@ sub error_log_path { File::Spec->catfile($_[0]{servroot}, 'logs', 'error.log') }
 sub pid_file      { File::Spec->catfile($_[0]{servroot}, 'logs', 'nginx.pid') }
 sub stderr_file   { File::Spec->catfile($_[0]{servroot}, 'logs', 'nginx-start.stderr') }
 
-# Setters for the conf-level settings (used by Test::Nginx::Socket, whose
-# settings may change between blocks).
-sub set {
-    my ($self, %opt) = @_;
-    for my $key (keys %opt) {
-        die "Chatterd::NginxProcess: unknown setting '$key'\n"
-            unless exists $self->{$key};
-        $self->{$key} = $key eq 'servroot' ? absolute_path($opt{$key}) : $opt{$key};
-    }
-    return $self;
-}
-
 # TEST_NGINX_BINARY, else "nginx" found in PATH, else /usr/sbin/nginx.
 sub binary_from_env {
     return $ENV{TEST_NGINX_BINARY} if defined $ENV{TEST_NGINX_BINARY}

@@ -187,8 +187,7 @@ sub _start_nginx {
         diag("the previous nginx could not be stopped");
         return 0;
     }
-    $Nginx->set(
-        binary        => Chatterd::NginxProcess::binary_from_env(),
+    $Nginx = Chatterd::NginxProcess->new(
         port          => $ServerPort,
         servroot      => $ServRoot,
         log_level     => $LogLevel,
@@ -582,24 +581,8 @@ Test::Nginx::Socket - chatterd's clean-room fallback for Test::Nginx::Socket
 
 =head1 SYNOPSIS
 
-    use strict; use warnings;
-    use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
-    use Test::Nginx::Socket 'no_plan';
-
-    no_shuffle();
-    run_tests();
-
-    __DATA__
-
-    === TEST 1: hello
-    --- config
-    location = /t { return 200 "hello"; }
-    --- request
-    GET /t
-    --- response_body chomp
-    hello
-    --- no_error_log
-    [error]
+As with the real module: C<use Test::Nginx::Socket 'no_plan';>, C<run_tests();>, then the
+blocks after C<__DATA__> (t/getchatts.t is one such suite).
 
 =head1 DESCRIPTION
 

@@ -92,8 +92,8 @@ subtest 'free_port hands out distinct ports, bindable, below the client port ran
     ok(!grep({ $_ >= $client_low } @ports), "all below $client_low");
     ok(!grep({ !IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $_, Listen => 1) } @ports),
        'each can be bound');
-    # Another process is not handed the ports this one holds (drawn at random, 2000 of them would
-    # meet one of our 50 but about once in 2500 runs).
+    # Another process is not handed the ports this one holds (drawn at random without the locks,
+    # 2000 of them would all miss our 50 about once in a million runs).
     open my $child, '-|', $^X, "-I$FindBin::Bin/../lib", '-MChatterd::Ports=free_port',
         '-e', 'print join(" ", map { free_port() } 1 .. 2000)' or die "perl: $!";
     my @theirs = split ' ', do { local $/; <$child> };

@@ -70,7 +70,8 @@ sub media_files { return sort(_entries(media_root())) }
 # the log names as kept. One ok(); returns how many such files there are.
 sub check_media_consistency {
     my ($label, $log) = @_;
-    my %kept = map { $_ => 1 } ($log // '') =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
+    my %kept = map { $_ => 1 }
+               ($log // '') =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
     my %files = map { $_ => 1 } media_files();
     my %named;
     for my $row (sql('SELECT imageurl, videourl FROM chatts')) {
@@ -78,7 +79,7 @@ sub check_media_consistency {
     }
     my @orphans = grep { !$named{$_} && !$kept{$_} } sort keys %files;
     my @missing = grep { !$files{$_} } sort keys %named;
-    my $kept = defined $log ? ' (' . keys(%kept) . ' files of posts whose outcome was unknown kept)' : '';
+    my $kept = defined $log ? ' (' . keys(%kept) . ' files of posts of unknown outcome kept)' : '';
     Test::More::ok(!@orphans && !@missing, "$label: media files and rows agree$kept")
         or Test::More::diag("files without a row: @orphans\nrows without a file: @missing");
     return scalar keys %kept;

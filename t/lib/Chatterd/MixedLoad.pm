@@ -47,7 +47,8 @@ sub load_nginx {
         media_root  => $media,
         http_config => "chatterd_pg_timeout ${timeout}s;\nchatterd_pg_backoff_max 1s;\n"
                        . "client_max_body_size 1m;\n",
-        config      => Chatterd::ExampleConf::endpoint_locations() . "location /media/ { alias $media/; }\n",
+        config      => Chatterd::ExampleConf::endpoint_locations()
+                       . "location /media/ { alias $media/; }\n",
     );
 }
 

@@ -42,7 +42,10 @@ sub conninfo {
     return "host=" . $self->socket_dir . " port=$self->{port} dbname=chatterdb user=chatter";
 }
 
-sub tcp_conninfo { "host=127.0.0.1 port=$_[0]{port} dbname=chatterdb user=chatter password=chattchatt" }
+sub tcp_conninfo {
+    my ($self) = @_;
+    return "host=127.0.0.1 port=$self->{port} dbname=chatterdb user=chatter password=chattchatt";
+}
 
 sub use_for_db {
     my ($self) = @_;
@@ -52,8 +55,9 @@ sub use_for_db {
 
 sub admin_value {
     my ($self, $statement, $db) = @_;
-    open(my $fh, '-|', 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', $self->socket_dir,
-         '-p', $self->{port}, '-U', 'postgres', '-d', $db // 'postgres', '-c', $statement)
+    open(my $fh, '-|', 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+         '-h', $self->socket_dir, '-p', $self->{port}, '-U', 'postgres', '-d', $db // 'postgres',
+         '-c', $statement)
         or die "psql: $!";
     local $/;
     my $out = <$fh> // '';

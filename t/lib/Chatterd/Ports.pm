@@ -23,7 +23,7 @@ use IO::Socket::INET;
 our @EXPORT_OK = qw(free_port);
 
 our $LOCK_DIR = ($ENV{PG_BASE} // '/tmp/chatterd') . '/ports';    # beside scripts/pg.sh's clusters
-my $LOWEST = 20000;    # above the fixed ports of the scripts' defaults below it
+my $LOWEST = 25500;    # above the scripts' fixed default ports (the highest: TEST_PG_PORT's 25439)
 my %held;              # port -> its lock file's handle, held until exit
 
 sub free_port {

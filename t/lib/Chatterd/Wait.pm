@@ -4,12 +4,13 @@ package Chatterd::Wait;
 #
 #   use Chatterd::Wait qw(wait_until);
 #   ok(wait_until(sub { !upload_files_open() }), 'no file held');     # up to 15 s
-#   my $line = wait_until(sub { grep { /ready/ } read_log() }, 30);   # the condition's value
+#   my $pid = wait_until(sub { read_pid_file() }, 30);                # the condition's value
 #   wait_until(sub { !kill 0, $pid }) or die "the server did not exit\n";
 #
 # It polls the condition (in scalar context) until it is true and returns that value; after
-# $seconds it returns the last, false one, with a diag naming the suite's line that waited. The bound is an
-# upper one: a true condition returns at once, so it may be generous on a loaded machine.
+# $seconds it returns the last, false one, with a diag naming the suite's line that waited. The
+# bound is an upper one: a true condition returns at once, so it may be generous on a loaded
+# machine.
 
 use strict;
 use warnings;

@@ -8,7 +8,7 @@ package Chatterd::Ports;
 # A port is handed out when nothing on 127.0.0.1 holds it, and it stays this process's until it
 # exits: a lock file (flock) under $LOCK_DIR tells every other suite, of any clone or user, to
 # pass it by, even between a server's stop and its restart on the same port. The ports come from
-# below the kernel's range for the local ends of client connections
+# outside the kernel's range for the local ends of client connections
 # (/proc/sys/net/ipv4/ip_local_port_range), which a load test can fill and which could otherwise
 # take a port between its hand-out and the server's bind().
 
@@ -39,15 +39,15 @@ sub free_port {
     die "Chatterd::Ports: no free port in $first-$last\n";
 }
 
-# The band below the kernel's client port range.
+# The band below the kernel's client port range, or above it when it starts too low.
 sub _range {
-    my $client_low = 32768;
+    my ($client_low, $client_high) = (32768, 60999);
     if (open my $fh, '<', '/proc/sys/net/ipv4/ip_local_port_range') {
-        ($client_low) = split ' ', <$fh>;
+        ($client_low, $client_high) = split ' ', <$fh>;
     }
-    die "Chatterd::Ports: the client port range starts at $client_low, no room below it\n"
-        if $client_low <= $LOWEST + 100;
-    return ($LOWEST, $client_low - 1);
+    return ($LOWEST, $client_low - 1) if $client_low > $LOWEST + 1000;
+    return ($client_high + 1, 65535) if $client_high < 65535 - 1000;
+    die "Chatterd::Ports: the client port range $client_low-$client_high leaves no room\n";
 }
 
 sub _lock {

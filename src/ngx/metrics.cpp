@@ -361,6 +361,9 @@ ngx_int_t metrics_configure(ngx_conf_t* cf) noexcept {
     for (ngx_uint_t i = 0; i < mc->pool_specs.nelts; i++) {
         ngx_crc32_update(&crc, specs[i]->conninfo.data, specs[i]->conninfo.len + 1);
     }
+    // A module with other counters (a reload after an upgrade) gets a zone of its own too.
+    std::size_t totals_size = sizeof(Totals);
+    ngx_crc32_update(&crc, reinterpret_cast<u_char*>(&totals_size), sizeof(totals_size));
     ngx_crc32_final(crc);
     Layout layout = layout_for(mc->pool_specs.nelts);
     auto* name = static_cast<u_char*>(ngx_pnalloc(cf->pool, 64));

@@ -28,6 +28,7 @@ use Time::HiRes ();
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency pause_pg resume_pg);
 use Chatterd::Http qw(http_get build_request multipart_body);
 use Chatterd::Nginx;
+use Chatterd::Sweep qw(start_sweeping_nginx wait_until);
 use Chatterd::Upload qw(media image_part);
 
 for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PG_DIR TEST_NGINX_PSQL)) {
@@ -58,16 +59,6 @@ sub touch_in_one_second {
     } while (keys %seconds > 1);
 }
 
-sub wait_until {
-    my ($what, $cond, $seconds) = @_;
-    my $deadline = Time::HiRes::time() + ($seconds // 15);
-    until ($cond->()) {
-        return 0 if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
-    return 1;
-}
-
 sub entries {
     my ($dir) = @_;
     opendir(my $dh, $dir) or return ();
@@ -75,30 +66,6 @@ sub entries {
 }
 
 sub empty_quarantine { unlink map { "$QUARANTINE/$_" } entries($QUARANTINE) }
-
-sub start_nginx {
-    my (%opt) = @_;
-    my $extra = $opt{http} // '';
-    return Chatterd::Nginx->start(
-        workers     => 1,
-        master      => 1,
-        log_level   => 'info',
-        main_config => $> == 0 ? "user root root;\n" : undef,
-        http_config => <<CONF,
-chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";
-chatterd_pg_timeout 1s;
-chatterd_media_root $MEDIA;
-chatterd_media_sweep 2s;
-$extra
-CONF
-        config      => <<CONF,
-location ~ ^/postimages/?\$ { chatterd postimages; }
-location ~ ^/getimages/?\$  { chatterd getimages; }
-location = /status         { chatterd_status; }
-location /media/           { alias $MEDIA/; }
-CONF
-    );
-}
 
 subtest '(a) what goes and what stays' => sub {
     truncate_chatts();
@@ -108,11 +75,11 @@ subtest '(a) what goes and what stays' => sub {
     touch('notes.txt');
     sql("INSERT INTO chatts (username, message, imageurl) VALUES "
         . "('carol', 'hi', 'http://localhost/media/carol-$HEX.jpeg')");
-    my $ng = start_nginx();
+    my $ng = start_sweeping_nginx();
     ok($ng->wait_for_error_log(qr/media sweep of \Q$MEDIA\E: 0 media files judged, 0 moved/),
        'the first round, at the start, finds every file too young');
     ok(-e "$MEDIA/bob-$HEX.jpeg", 'a young orphan stays');
-    ok(wait_until('the orphans to go', sub { !-e "$MEDIA/bob-$HEX.jpeg" && !-e "$MEDIA/.$HEX.upload" }),
+    ok(wait_until(sub { !-e "$MEDIA/bob-$HEX.jpeg" && !-e "$MEDIA/.$HEX.upload" }),
        'the orphan and the stale temporary file leave the media root once older than 2 s');
     my $moved = $ng->wait_for_error_log(
         qr/\[warn\].*media sweep of \Q$MEDIA\E: \d+ media files judged, 2 moved to "\Q$QUARANTINE\E" \(no row names them\), 0 emptied/);
@@ -140,8 +107,8 @@ subtest "(a') more files than one query checks" => sub {
         . "FROM generate_series(1, $named) AS i");
     touch(sprintf('n-%032x.jpeg', $_)) for 1 .. $named;
     touch_in_one_second(map { sprintf('o-%032x.jpeg', $_) } 1 .. $orphans);
-    my $ng = start_nginx();
-    ok(wait_until('the orphans to go', sub { !grep { /^o-/ } media_files() }, 30),
+    my $ng = start_sweeping_nginx();
+    ok(wait_until(sub { !grep { /^o-/ } media_files() }, 30),
        "all $orphans orphans go, among $named named files");
     ok($ng->wait_for_error_log(qr/media sweep of \Q$MEDIA\E: \d+ media files judged, $orphans moved/, timeout => 10),
        'in one round');
@@ -154,7 +121,7 @@ subtest "(a') more files than one query checks" => sub {
 
 subtest '(b) a worker killed between its file and its row' => sub {
     truncate_chatts();
-    my $ng = start_nginx();
+    my $ng = start_sweeping_nginx();
     my ($worker) = $ng->worker_pids;
     my $warm = http_get($ng->port, '/getimages');
     is($warm->{status}, 200, 'warm-up: 200');
@@ -166,16 +133,16 @@ subtest '(b) a worker killed between its file and its row' => sub {
     print {$sock} build_request(POST => '/postimages', body => $body,
         headers => ['Content-Type' => 'multipart/form-data; boundary=sweepBoundary']);
     my $sent = Time::HiRes::time();
-    ok(wait_until('the file to be published', sub { grep { /^dave-/ } media_files() }),
+    ok(wait_until(sub { grep { /^dave-/ } media_files() }),
        'the file is published, its INSERT waits on the paused database');
     kill 'KILL', $worker;
-    ok(wait_until('a new worker', sub { my @w = $ng->worker_pids; @w && $w[0] != $worker }),
+    ok(wait_until(sub { my @w = $ng->worker_pids; @w && $w[0] != $worker }),
        'the master starts a new worker');
     # The INSERT carries its deadline: resumed after it, PostgreSQL stores nothing.
-    wait_until('the post\'s deadline to pass', sub { Time::HiRes::time() > $sent + 1.5 });
+    wait_until(sub { Time::HiRes::time() > $sent + 1.5 });
     resume_pg();
     close $sock;
-    ok(wait_until('the file to go', sub { !grep { /^dave-/ } media_files() }),
+    ok(wait_until(sub { !grep { /^dave-/ } media_files() }),
        'the new worker 0 sweeps the file away');
     ok((grep { /^dave-/ } entries($QUARANTINE)) || $ng->wait_for_error_log(qr/\b1 emptied/),
        'to the quarantine');
@@ -259,7 +226,7 @@ subtest '(d) chatterd_media_sweep_limit' => sub {
     empty_quarantine();
     my @orphans = map { sprintf('l-%032x.jpeg', $_) } 1 .. 6;
     touch_in_one_second(@orphans);
-    my $ng = start_nginx(http => 'chatterd_media_sweep_limit 5;');
+    my $ng = start_sweeping_nginx(http => 'chatterd_media_sweep_limit 5;');
     ok($ng->wait_for_error_log(qr/\[alert\].*media sweep of \Q$MEDIA\E stopped, nothing moved: more than 5 media files/, timeout => 15),
        'a round that finds 6 unnamed files with a limit of 5 stops and says why');
     is(scalar(grep { /^l-/ } media_files()), 6, 'every file stays');
@@ -274,7 +241,7 @@ subtest '(d) chatterd_media_sweep_limit' => sub {
     close $fh;
     $ng->mark_error_log;
     kill 'HUP', $ng->pid;
-    ok(wait_until('the files to go', sub { !grep { /^l-/ } media_files() }),
+    ok(wait_until(sub { !grep { /^l-/ } media_files() }),
        'raised to 6 by a reload, the next round moves them');
     ok($ng->wait_for_error_log(qr/\b6 moved to "\Q$QUARANTINE\E"/), 'in one round');
     $ng->stop;
@@ -289,17 +256,17 @@ subtest '(e) the sweep query has its own deadline' => sub {
     # Older than the grace period (2 s) when the lock's transaction begins, so that the
     # transaction does not hold them back.
     my $changed = (stat "$MEDIA/$orphans[0]")[10];
-    wait_until('the files to be 3 s old', sub { time() > $changed + 3 });
+    wait_until(sub { time() > $changed + 3 });
     my $locker = fork() // die "fork: $!";
     if ($locker == 0) {
         exec(split(' ', $ENV{TEST_NGINX_PSQL}), '-c',
              'BEGIN; LOCK TABLE chatts; SELECT pg_sleep(5); COMMIT;') or exit 1;
     }
-    ok(wait_until('the lock', sub {
+    ok(wait_until(sub {
         sql_value("SELECT count(*) FROM pg_locks WHERE relation = 'chatts'::regclass "
                   . "AND mode = 'AccessExclusiveLock' AND granted") > 0 }), 'chatts is locked for 5 s');
-    my $ng = start_nginx();
-    ok(wait_until('the files to go', sub { !grep { /^t-/ } media_files() }, 20),
+    my $ng = start_sweeping_nginx();
+    ok(wait_until(sub { !grep { /^t-/ } media_files() }, 20),
        'the sweep query, which waits for the lock longer than chatterd_pg_timeout (1 s), completes');
     unlike($ng->error_log_text, qr/media sweep of \Q$MEDIA\E postponed/, 'never postponed');
     waitpid $locker, 0;

@@ -22,7 +22,7 @@ use Time::HiRes ();
 
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency);
 use Chatterd::Http qw(http_request build_request multipart_body);
-use Chatterd::Nginx;
+use Chatterd::Sweep qw(start_sweeping_nginx wait_until);
 use Chatterd::Upload qw(media image_part);
 
 for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PG_DIR TEST_NGINX_PG_PORT TEST_NGINX_PSQL)) {
@@ -66,16 +66,6 @@ sub psql_in_background {
          '-d', 'chatterdb', '-c', $statement) or POSIX::_exit(127);
 }
 
-sub wait_until {
-    my ($cond, $seconds) = @_;
-    my $deadline = Time::HiRes::time() + ($seconds // 15);
-    until ($cond->()) {
-        return 0 if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.05);
-    }
-    return 1;
-}
-
 sub pg_ctl { system(as_postgres("$PGBIN/pg_ctl", '-D', $CLUSTER{standby}{dir}, '-s', '-w', '-t', '60', @_)) == 0 }
 
 sub remove_standby {
@@ -109,23 +99,6 @@ sub orphans {
 }
 sub left { my ($prefix) = @_; return grep { /^\Q$prefix\E-/ } media_files() }
 
-sub start_nginx {
-    my ($conninfo) = @_;
-    return Chatterd::Nginx->start(
-        workers     => 1,
-        master      => 1,
-        log_level   => 'info',
-        main_config => $> == 0 ? "user root root;\n" : undef,
-        http_config => <<CONF,
-chatterd_pg "$conninfo";
-chatterd_pg_timeout 1s;
-chatterd_media_root $MEDIA;
-chatterd_media_sweep 2s;
-CONF
-        config => 'location = /postimages { chatterd postimages; }',
-    );
-}
-
 sub post_image {
     my ($port, $i) = @_;
     my $body = multipart_body('B', [name => 'username', value => 'sync'], [name => 'message', value => 'hi'],
@@ -136,7 +109,7 @@ sub post_image {
 
 subtest '(a) commits that wait for a synchronous standby' => sub {
     truncate_chatts();
-    my $ng = start_nginx($ENV{TEST_NGINX_PG_CONNINFO});
+    my $ng = start_sweeping_nginx();
     require_standby('chatterd_absent_standby');
     my @status = map { post_image($ng->port, $_)->{status} } 1 .. 3;
     is_deeply(\@status, [503, 503, 503], 'three posts whose commits wait: 503 (outcome unknown)');
@@ -163,7 +136,7 @@ subtest '(b) a transaction chatterd cannot see the start of' => sub {
     ok(wait_until(sub { admin('test', "SELECT count(*) FROM pg_stat_activity WHERE datname = 'chatterdb' "
                                       . "AND usename = 'postgres' AND backend_xid IS NOT NULL") > 0 }),
        "a superuser's transaction is open on chatterdb");
-    my $ng = start_nginx($ENV{TEST_NGINX_PG_CONNINFO});
+    my $ng = start_sweeping_nginx();
     ok($ng->wait_for_error_log(qr/\[warn\].*media sweep of \Q$MEDIA\E skipped, nothing judged: a session of a role that may insert/),
        'a round is skipped while it is open, and says why');
     is(scalar(left('unseen')), 3, 'the files stay');
@@ -194,7 +167,7 @@ subtest '(c) a database in recovery, then (d) a prepared transaction' => sub {
     is(admin('standby', 'SELECT pg_is_in_recovery()'), 't', 'in recovery');
 
     my @names = orphans('standby', 3);
-    my $ng = start_nginx("host=$s->{socket} port=$s->{port} dbname=chatterdb user=chatter");
+    my $ng = start_sweeping_nginx(conninfo => "host=$s->{socket} port=$s->{port} dbname=chatterdb user=chatter");
     ok($ng->wait_for_error_log(qr/\[warn\].*media sweep of \Q$MEDIA\E skipped, nothing judged: the database is in recovery/),
        '(c) a round on the standby is skipped, and says why');
     ok($ng->wait_for_error_log(qr/\[notice\].*media sweep of \Q$MEDIA\E skipped, nothing judged: the database is in recovery/),

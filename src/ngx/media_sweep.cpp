@@ -316,7 +316,11 @@ void MediaSweep::take_horizon(const PGresult* result) {
                   + ") began " + PQgetvalue(result, 0, 1) + " s before the round";
     }
     step_ = Step::naming;
-    listing_.open(root_);
+    if (!listing_.open(root_)) {
+        ngx_log_error(NGX_LOG_ERR, log_, ngx_errno, "chatterd: media sweep: listing \"%V\" failed",
+                      &spec_.media_root);
+        return retry_later();
+    }
     next_chunk();
 }
 

@@ -370,61 +370,107 @@ std::string resolved_path(const ngx_str_t& path) {
     return (dir == "/" ? "" : dir) + text.substr(slash);
 }
 
+MainConf* main_conf(ngx_conf_t* cf) {
+    return static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
+}
+
+// Whether a directory is the media root of a postimages location, or the quarantine of one:
+// quarantined files must never be served, nor taken for another root's.
+bool is_media_root(ngx_conf_t* cf, const struct stat& dir) {
+    MainConf* mc = main_conf(cf);
+    auto* uses = static_cast<MediaRootUse*>(mc->media_roots.elts);
+    for (ngx_uint_t i = 0; i < mc->media_roots.nelts; i++) {
+        if (uses[i].dev == dir.st_dev && uses[i].ino == dir.st_ino) return true;
+    }
+    return false;
+}
+
+bool is_quarantine(ngx_conf_t* cf, const struct stat& dir) {
+    MainConf* mc = main_conf(cf);
+    auto** sweeps = static_cast<MediaSweepSpec**>(mc->media_sweeps.elts);
+    for (ngx_uint_t i = 0; i < mc->media_sweeps.nelts; i++) {
+        struct stat st;
+        if (stat(reinterpret_cast<char*>(sweeps[i]->quarantine->name.data), &st) == 0
+            && st.st_dev == dir.st_dev && st.st_ino == dir.st_ino)
+            return true;
+    }
+    return false;
+}
+
 // The quarantine of a swept root: outside the root (so whatever serves the root never serves
 // it), on the root's filesystem (a rename moves a file there, and back), a directory or made one
-// by nginx (ngx_create_paths, owned by the workers' user).
-ngx_path_t* quarantine_for(ngx_conf_t* cf, const LocConf& lc, const struct stat& root) {
+// by nginx (ngx_create_paths, owned by the workers' user). Its default is "<root>.quarantine",
+// beside the root once symbolic links are resolved; a root that is a mount point has no such
+// place: then *quarantine stays null (warned: the root is not swept) unless one is configured.
+char* quarantine_for(ngx_conf_t* cf, const LocConf& lc, const struct stat& root,
+                     ngx_path_t** quarantine) {
+    *quarantine = nullptr;
+    std::string root_dir = resolved_path(lc.media_root);
+    bool by_default = lc.media_quarantine.len == 0;
     ngx_str_t path = lc.media_quarantine;
-    if (path.len == 0) {
-        static constexpr std::string_view kSuffix = ".quarantine";
-        path.len = lc.media_root.len + kSuffix.size();
+    if (by_default) {
+        std::string name = root_dir + ".quarantine";
+        path.len = name.size();
         path.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, path.len + 1));
-        if (path.data == nullptr) return nullptr;
-        u_char* end = ngx_cpymem(path.data, lc.media_root.data, lc.media_root.len);
-        *ngx_cpymem(end, kSuffix.data(), kSuffix.size()) = '\0';
+        if (path.data == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+        *ngx_cpymem(path.data, name.data(), name.size()) = '\0';
     }
-    std::string where = resolved_path(path), root_dir = resolved_path(lc.media_root);
+    std::string where = resolved_path(path);
     if (where.empty() || root_dir.empty()) {
-        conf_error(cf, ngx_errno, "chatterd_media_quarantine \"%V\": its directory cannot be found",
-                   &path);
-        return nullptr;
+        return conf_error(cf, ngx_errno,
+                          "chatterd_media_quarantine \"%V\": its directory cannot be found", &path);
     }
     if (where == root_dir || where.rfind(root_dir + "/", 0) == 0) {
-        conf_error(cf, 0,
-                   "chatterd_media_quarantine \"%V\" is inside chatterd_media_root \"%V\": "
-                   "whatever serves the media root would serve the quarantined files",
-                   &path, &lc.media_root);
-        return nullptr;
+        return conf_error(cf, 0,
+                          "chatterd_media_quarantine \"%V\" is inside chatterd_media_root \"%V\": "
+                          "whatever serves the media root would serve the quarantined files",
+                          &path, &lc.media_root);
     }
     struct stat st;
     std::string parent = where.substr(0, where.rfind('/'));
     bool exists = stat(where.c_str(), &st) == 0;
     if ((exists && !S_ISDIR(st.st_mode))
         || (!exists && stat(parent.empty() ? "/" : parent.c_str(), &st) != 0)) {
-        conf_error(cf, ngx_errno, "chatterd_media_quarantine \"%V\" is not a directory", &path);
-        return nullptr;
+        return conf_error(cf, ngx_errno, "chatterd_media_quarantine \"%V\" is not a directory",
+                          &path);
+    }
+    if (exists && is_media_root(cf, st)) {
+        return conf_error(cf, 0, "chatterd_media_quarantine \"%V\" is a media root", &path);
+    }
+    if (st.st_dev != root.st_dev && by_default) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "chatterd_media_root \"%V\" is not swept: it is a mount point, so its "
+                           "default quarantine \"%V\" would be on another filesystem; set "
+                           "chatterd_media_quarantine to a directory of its filesystem outside "
+                           "it, or \"chatterd_media_sweep off\"",
+                           &lc.media_root, &path);
+        return NGX_CONF_OK;
     }
     if (st.st_dev != root.st_dev) {
-        conf_error(cf, 0,
-                   "chatterd_media_quarantine \"%V\" is not on the filesystem of "
-                   "chatterd_media_root \"%V\": files are moved there with a rename",
-                   &path, &lc.media_root);
-        return nullptr;
+        return conf_error(cf, 0,
+                          "chatterd_media_quarantine \"%V\" is not on the filesystem of "
+                          "chatterd_media_root \"%V\": files are moved there with a rename",
+                          &path, &lc.media_root);
     }
-    auto* quarantine = static_cast<ngx_path_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_path_t)));
-    if (quarantine == nullptr) return nullptr;
-    quarantine->name = path;
-    quarantine->conf_file = cf->conf_file->file.name.data;
-    quarantine->line = cf->conf_file->line;
-    return ngx_add_path(cf, &quarantine) == NGX_OK ? quarantine : nullptr;
+    auto* made = static_cast<ngx_path_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_path_t)));
+    if (made == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    made->name = path;
+    made->conf_file = cf->conf_file->file.name.data;
+    made->line = cf->conf_file->line;
+    if (ngx_add_path(cf, &made) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
+    *quarantine = made;
+    return NGX_CONF_OK;
 }
 
 // One media root directory must not hold the files of two databases while either location
 // sweeps it: the sweep would take the other database's files for unnamed ones. Directories
 // are compared by identity, so that "media/", "./media" or a symbolic link are the same one.
 char* check_media_root_use(ngx_conf_t* cf, const LocConf& lc, const struct stat& root) {
-    auto* mc =
-        static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
+    if (is_quarantine(cf, root)) {
+        return conf_error(cf, 0, "chatterd_media_root \"%V\" is a media sweep's quarantine",
+                          &lc.media_root);
+    }
+    MainConf* mc = main_conf(cf);
     auto* uses = static_cast<MediaRootUse*>(mc->media_roots.elts);
     bool swept = lc.media_sweep != 0;
     for (ngx_uint_t i = 0; i < mc->media_roots.nelts; i++) {
@@ -453,16 +499,16 @@ char* add_media_sweep(ngx_conf_t* cf, const LocConf& lc, const struct stat& root
                            "a file younger than a post's deadline may still get its row");
         return static_cast<char*>(NGX_CONF_ERROR);
     }
-    auto* mc =
-        static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
+    MainConf* mc = main_conf(cf);
     auto** sweeps = static_cast<MediaSweepSpec**>(mc->media_sweeps.elts);
     for (ngx_uint_t i = 0; i < mc->media_sweeps.nelts; i++) {
         MediaSweepSpec& sweep = *sweeps[i];
         if (sweep.dev != root.st_dev || sweep.ino != root.st_ino) continue;
         // Without a quarantine of its own, another spelling of the root shares the first's.
-        ngx_path_t* quarantine =
-            lc.media_quarantine.len == 0 ? sweep.quarantine : quarantine_for(cf, lc, root);
-        if (quarantine == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+        ngx_path_t* quarantine = sweep.quarantine;
+        char* rv =
+            lc.media_quarantine.len == 0 ? NGX_CONF_OK : quarantine_for(cf, lc, root, &quarantine);
+        if (rv != NGX_CONF_OK) return rv;
         if (sweep.quarantine != quarantine) {
             return conf_error(cf, 0,
                               "chatterd_media_root \"%V\" has two quarantines: \"%V\" here, and "
@@ -475,8 +521,9 @@ char* add_media_sweep(ngx_conf_t* cf, const LocConf& lc, const struct stat& root
         sweep.query_timeout = ngx_max(sweep.query_timeout, lc.media_sweep_timeout);
         return NGX_CONF_OK;
     }
-    ngx_path_t* quarantine = quarantine_for(cf, lc, root);
-    if (quarantine == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    ngx_path_t* quarantine;
+    char* rv = quarantine_for(cf, lc, root, &quarantine);
+    if (rv != NGX_CONF_OK || quarantine == nullptr) return rv;
     auto* sweep = static_cast<MediaSweepSpec*>(ngx_pcalloc(cf->pool, sizeof(MediaSweepSpec)));
     auto** slot = static_cast<MediaSweepSpec**>(ngx_array_push(&mc->media_sweeps));
     if (sweep == nullptr || slot == nullptr) return static_cast<char*>(NGX_CONF_ERROR);

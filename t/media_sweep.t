@@ -213,6 +213,35 @@ CONF
            'a quarantine on another filesystem is refused');
         like($@, qr/chatterd_media_quarantine "\/dev\/shm" is not on the filesystem of chatterd_media_root/, 'and says why');
     }
+    my $other = "$MEDIA-other";
+    File::Path::make_path($other);
+    ok(!try_start($conf, <<CONF), "another location's media root as the quarantine is refused");
+location /b { chatterd postimages; chatterd_media_root $other; }
+location /a { chatterd postimages; chatterd_media_quarantine $other; }
+CONF
+    like($@, qr/chatterd_media_quarantine "\Q$other\E" is a media root/, 'and says why');
+    ok(!try_start($conf, <<CONF), 'and so is a quarantine as the media root of a later location');
+location /a { chatterd postimages; chatterd_media_quarantine $other; }
+location /b { chatterd postimages; chatterd_media_root $other; }
+CONF
+    like($@, qr/chatterd_media_root "\Q$other\E" is a media sweep's quarantine/, 'and says why');
+    File::Path::remove_tree($other);
+  SKIP: {
+        my $mnt = "$MEDIA-mnt";
+        File::Path::make_path($mnt);
+        skip 'needs root and mount -t tmpfs', 3
+            unless $> == 0 && system('mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', $mnt) == 0;
+        my $ng = eval { Chatterd::Nginx->start(workers => 1, http_config => qq{chatterd_pg "$PG";},
+                                               config => "location /p { chatterd postimages; chatterd_media_root $mnt; }") };
+        ok($ng, 'a media root that is a mount point, without chatterd_media_quarantine: nginx starts') or diag($@);
+        my $said = $ng ? do { local (@ARGV, $/) = $ng->{proc}->stderr_file; <> } // '' : '';
+        like($said, qr/\[warn\].*chatterd_media_root "\Q$mnt\E" is not swept: it is a mount point/,
+             'and warns that the root is not swept');
+        $ng->stop if $ng;
+        system('umount', $mnt);
+        ok(!-e "$mnt.quarantine", 'no quarantine was made on the other filesystem');
+        rmdir $mnt;
+    }
     my $own = "$MEDIA-own-quarantine";
     File::Path::remove_tree($own);
     ok(try_start("$conf chatterd_media_quarantine $own;", 'location /p { chatterd postimages; }'),

@@ -13,7 +13,9 @@
 #   (c) nginx -t: the grace period must be longer than chatterd_pg_timeout; a media root
 #       directory (however spelled: trailing slash, symbolic link) may serve only one database
 #       when any location sweeps it, whatever the other locations' sweep setting; the
-#       quarantine must be outside the media root, on its filesystem;
+#       quarantine must be outside the media root, on its filesystem, and no media root; a root
+#       that is a mount point (no default quarantine on its filesystem) is not swept, with a
+#       warning;
 #   (d) chatterd_media_sweep_limit: a round that finds more unnamed files moves none and says
 #       so, until a reload raises the limit;
 #   (e) chatterd_media_sweep_timeout: the sweep's query has its own deadline, not

@@ -14,6 +14,10 @@
 
 #include <sys/stat.h>
 
+#include <climits>
+#include <cstdlib>
+#include <string>
+
 namespace chatterd {
 namespace {
 
@@ -36,6 +40,12 @@ constexpr ngx_uint_t kDefaultQueue = 1024;
 constexpr ngx_msec_t kDefaultTimeout = 5000;
 constexpr ngx_msec_t kDefaultBackoffMax = 10000;
 constexpr ngx_msec_t kDefaultMediaSweep = 60 * 60 * 1000;
+// A round that finds more unnamed files than this is a sign of the wrong database (a new or
+// empty one after a configuration mistake) rather than of lost posts: it moves none.
+constexpr ngx_uint_t kDefaultMediaSweepLimit = 1000;
+// The sweep's query scans the whole table once per 10,000 files: its deadline only frees the
+// pool's connection from a database that stalls, it must never cut a scan of a large table.
+constexpr ngx_msec_t kDefaultMediaSweepTimeout = 10 * 60 * 1000;
 constexpr size_t kDefaultAnswerMemoryMax = 256 * 1024 * 1024;
 constexpr off_t kDefaultMediaMaxSize = 10 * 1024 * 1024;
 
@@ -133,6 +143,7 @@ char* set_status(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
 
 ngx_conf_num_bounds_t pool_bounds = {check_num_bounds, 1, 1000};
 ngx_conf_num_bounds_t queue_bounds = {check_num_bounds, 0, 1000000};
+ngx_conf_num_bounds_t sweep_limit_bounds = {check_num_bounds, 1, 100000000};
 
 char* check_positive_msec(ngx_conf_t*, void*, void* data) {
     if (*static_cast<ngx_msec_t*>(data) == 0) return const_cast<char*>("must be greater than 0");
@@ -162,6 +173,23 @@ char* set_media_root(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
         return static_cast<char*>(NGX_CONF_ERROR);
     }
     lc->media_root = path;
+    return NGX_CONF_OK;
+}
+
+char* set_media_quarantine(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lc = static_cast<LocConf*>(conf);
+    auto* value = static_cast<ngx_str_t*>(cf->args->elts);
+    if (lc->media_quarantine.data != nullptr) return const_cast<char*>("is duplicate");
+    ngx_str_t path = value[1];
+    while (path.len > 1 && path.data[path.len - 1] == '/') path.len--;
+    if (path.len == 0 || to_view(path) == "/") return const_cast<char*>("must name a directory");
+    if (ngx_conf_full_name(cf->cycle, &path, 0) != NGX_OK)
+        return static_cast<char*>(NGX_CONF_ERROR);
+    // NUL-terminated at its length: nginx creates it by that name (ngx_create_paths).
+    u_char* text = static_cast<u_char*>(ngx_pnalloc(cf->pool, path.len + 1));
+    if (text == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    *ngx_cpymem(text, path.data, path.len) = '\0';
+    lc->media_quarantine = {path.len, text};
     return NGX_CONF_OK;
 }
 
@@ -244,6 +272,17 @@ ngx_command_t commands[] = {
     {ngx_string("chatterd_media_sweep"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_msec_or_off,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_sweep), nullptr},
+    {ngx_string("chatterd_media_quarantine"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     set_media_quarantine, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("chatterd_media_sweep_limit"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_num_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_sweep_limit),
+     &sweep_limit_bounds},
+    {ngx_string("chatterd_media_sweep_timeout"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_sweep_timeout),
+     &positive_msec},
     {ngx_string("chatterd_body_time"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_msec_or_off,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, body_time), nullptr},
@@ -255,7 +294,8 @@ ngx_command_t commands[] = {
 void* create_main_conf(ngx_conf_t* cf) noexcept {
     auto* mc = static_cast<MainConf*>(ngx_pcalloc(cf->pool, sizeof(MainConf)));
     if (mc == nullptr || ngx_array_init(&mc->pool_specs, cf->pool, 4, sizeof(PgPoolSpec*)) != NGX_OK
-        || ngx_array_init(&mc->media_sweeps, cf->pool, 2, sizeof(MediaSweepSpec*)) != NGX_OK)
+        || ngx_array_init(&mc->media_sweeps, cf->pool, 2, sizeof(MediaSweepSpec*)) != NGX_OK
+        || ngx_array_init(&mc->media_roots, cf->pool, 2, sizeof(MediaRootUse)) != NGX_OK)
         return nullptr;
     mc->answer_memory_max = NGX_CONF_UNSET_SIZE;
     return mc;
@@ -277,6 +317,8 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
     lc->pg_backoff_max = NGX_CONF_UNSET_MSEC;
     lc->media_max_size = NGX_CONF_UNSET;
     lc->media_sweep = NGX_CONF_UNSET_MSEC;
+    lc->media_sweep_limit = NGX_CONF_UNSET_UINT;
+    lc->media_sweep_timeout = NGX_CONF_UNSET_MSEC;
     lc->body_time = NGX_CONF_UNSET_MSEC;
     return lc;
 }
@@ -308,39 +350,210 @@ PgPoolSpec* pool_spec_for(ngx_conf_t* cf, const LocConf& lc) {
     return spec;
 }
 
+// An [emerg] line about the configuration; what a directive handler returns then.
+template <typename... Args>
+char* conf_error(ngx_conf_t* cf, ngx_err_t err, const char* fmt, const Args*... args) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, err, fmt, args...);
+    return static_cast<char*>(NGX_CONF_ERROR);
+}
+
+// A path with its symbolic links resolved; a missing last component is kept as given (nginx
+// creates the quarantine later). Empty when even its parent cannot be resolved.
+std::string resolved_path(const ngx_str_t& path) {
+    std::string text(to_view(path));
+    char buf[PATH_MAX];
+    if (realpath(text.c_str(), buf) != nullptr) return buf;
+    std::size_t slash = text.rfind('/');
+    std::string parent = slash == 0 ? "/" : text.substr(0, slash);
+    if (realpath(parent.c_str(), buf) == nullptr) return {};
+    std::string dir = buf;
+    return (dir == "/" ? "" : dir) + text.substr(slash);
+}
+
+MainConf* main_conf(ngx_conf_t* cf) {
+    return static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
+}
+
+// Whether a directory is the media root of a postimages location, or the quarantine of one:
+// quarantined files must never be served, nor taken for another root's.
+bool is_media_root(ngx_conf_t* cf, const struct stat& dir) {
+    MainConf* mc = main_conf(cf);
+    auto* uses = static_cast<MediaRootUse*>(mc->media_roots.elts);
+    for (ngx_uint_t i = 0; i < mc->media_roots.nelts; i++) {
+        if (uses[i].dev == dir.st_dev && uses[i].ino == dir.st_ino) return true;
+    }
+    return false;
+}
+
+bool is_quarantine(ngx_conf_t* cf, const struct stat& dir) {
+    MainConf* mc = main_conf(cf);
+    auto** sweeps = static_cast<MediaSweepSpec**>(mc->media_sweeps.elts);
+    for (ngx_uint_t i = 0; i < mc->media_sweeps.nelts; i++) {
+        struct stat st;
+        if (stat(reinterpret_cast<char*>(sweeps[i]->quarantine->name.data), &st) == 0
+            && st.st_dev == dir.st_dev && st.st_ino == dir.st_ino)
+            return true;
+    }
+    return false;
+}
+
+// The quarantine of a swept root: outside the root (so whatever serves the root never serves
+// it), on the root's filesystem (a rename moves a file there, and back), a directory or made one
+// by nginx (ngx_create_paths, owned by the workers' user). Its default is "<root>.quarantine",
+// beside the root once symbolic links are resolved; a root that is a mount point has no such
+// place: then *quarantine stays null (warned: the root is not swept) unless one is configured.
+char* quarantine_for(ngx_conf_t* cf, const LocConf& lc, const struct stat& root,
+                     ngx_path_t** quarantine) {
+    *quarantine = nullptr;
+    std::string root_dir = resolved_path(lc.media_root);
+    bool by_default = lc.media_quarantine.len == 0;
+    ngx_str_t path = lc.media_quarantine;
+    if (by_default) {
+        std::string name = root_dir + ".quarantine";
+        path.len = name.size();
+        path.data = static_cast<u_char*>(ngx_pnalloc(cf->pool, path.len + 1));
+        if (path.data == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+        *ngx_cpymem(path.data, name.data(), name.size()) = '\0';
+    }
+    std::string where = resolved_path(path);
+    if (where.empty() || root_dir.empty()) {
+        return conf_error(cf, ngx_errno,
+                          "chatterd_media_quarantine \"%V\": its directory cannot be found", &path);
+    }
+    if (where == root_dir || where.rfind(root_dir + "/", 0) == 0) {
+        return conf_error(cf, 0,
+                          "chatterd_media_quarantine \"%V\" is inside chatterd_media_root \"%V\": "
+                          "whatever serves the media root would serve the quarantined files",
+                          &path, &lc.media_root);
+    }
+    struct stat st;
+    std::string parent = where.substr(0, where.rfind('/'));
+    bool exists = stat(where.c_str(), &st) == 0;
+    if ((exists && !S_ISDIR(st.st_mode))
+        || (!exists && stat(parent.empty() ? "/" : parent.c_str(), &st) != 0)) {
+        return conf_error(cf, ngx_errno, "chatterd_media_quarantine \"%V\" is not a directory",
+                          &path);
+    }
+    if (exists && is_media_root(cf, st)) {
+        return conf_error(cf, 0, "chatterd_media_quarantine \"%V\" is a media root", &path);
+    }
+    if (st.st_dev != root.st_dev && by_default) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "chatterd_media_root \"%V\" is not swept: it is a mount point, so its "
+                           "default quarantine \"%V\" would be on another filesystem; set "
+                           "chatterd_media_quarantine to a directory of its filesystem outside "
+                           "it, or \"chatterd_media_sweep off\"",
+                           &lc.media_root, &path);
+        return NGX_CONF_OK;
+    }
+    if (st.st_dev != root.st_dev) {
+        return conf_error(cf, 0,
+                          "chatterd_media_quarantine \"%V\" is not on the filesystem of "
+                          "chatterd_media_root \"%V\": files are moved there with a rename",
+                          &path, &lc.media_root);
+    }
+    auto* made = static_cast<ngx_path_t*>(ngx_pcalloc(cf->pool, sizeof(ngx_path_t)));
+    if (made == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    made->name = path;
+    made->conf_file = cf->conf_file->file.name.data;
+    made->line = cf->conf_file->line;
+    if (ngx_add_path(cf, &made) != NGX_OK) return static_cast<char*>(NGX_CONF_ERROR);
+    *quarantine = made;
+    return NGX_CONF_OK;
+}
+
+// One media root directory must not hold the files of two databases while either location
+// sweeps it: the sweep would take the other database's files for unnamed ones. Directories
+// are compared by identity, so that "media/", "./media" or a symbolic link are the same one.
+char* check_media_root_use(ngx_conf_t* cf, const LocConf& lc, const struct stat& root) {
+    if (is_quarantine(cf, root)) {
+        return conf_error(cf, 0, "chatterd_media_root \"%V\" is a media sweep's quarantine",
+                          &lc.media_root);
+    }
+    MainConf* mc = main_conf(cf);
+    auto* uses = static_cast<MediaRootUse*>(mc->media_roots.elts);
+    bool swept = lc.media_sweep != 0;
+    for (ngx_uint_t i = 0; i < mc->media_roots.nelts; i++) {
+        const MediaRootUse& use = uses[i];
+        if (use.dev != root.st_dev || use.ino != root.st_ino) continue;
+        if (to_view(use.conninfo) != to_view(lc.pg_conninfo) && (use.swept || swept)) {
+            return conf_error(cf, 0,
+                              "chatterd_media_root \"%V\" (the directory of \"%V\") serves two "
+                              "databases: the media sweep would remove the files of one as "
+                              "unnamed by the other; use one media root per database, or "
+                              "\"chatterd_media_sweep off\" in every location of both",
+                              &lc.media_root, &use.path);
+        }
+    }
+    auto* use = static_cast<MediaRootUse*>(ngx_array_push(&mc->media_roots));
+    if (use == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    *use = {root.st_dev, root.st_ino, lc.media_root, lc.pg_conninfo, swept};
+    return NGX_CONF_OK;
+}
+
 // Each media root is swept once, against the one database whose rows name its files.
-char* add_media_sweep(ngx_conf_t* cf, const LocConf& lc) noexcept {
+char* add_media_sweep(ngx_conf_t* cf, const LocConf& lc, const struct stat& root) {
     if (lc.media_sweep <= lc.pg_timeout) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chatterd_media_sweep\" must be longer than \"chatterd_pg_timeout\": "
                            "a file younger than a post's deadline may still get its row");
         return static_cast<char*>(NGX_CONF_ERROR);
     }
-    auto* mc =
-        static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
+    MainConf* mc = main_conf(cf);
     auto** sweeps = static_cast<MediaSweepSpec**>(mc->media_sweeps.elts);
     for (ngx_uint_t i = 0; i < mc->media_sweeps.nelts; i++) {
         MediaSweepSpec& sweep = *sweeps[i];
-        if (to_view(sweep.media_root) != to_view(lc.media_root)) continue;
-        if (to_view(sweep.pool_spec->conninfo) != to_view(lc.pg_conninfo)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "chatterd_media_root \"%V\" serves two databases: the media sweep "
-                               "would remove the files of one as unnamed by the other; use one "
-                               "media root per database, or \"chatterd_media_sweep off\"",
-                               &lc.media_root);
-            return static_cast<char*>(NGX_CONF_ERROR);
+        if (sweep.dev != root.st_dev || sweep.ino != root.st_ino) continue;
+        // Without a quarantine of its own, another spelling of the root shares the first's.
+        ngx_path_t* quarantine = sweep.quarantine;
+        char* rv =
+            lc.media_quarantine.len == 0 ? NGX_CONF_OK : quarantine_for(cf, lc, root, &quarantine);
+        if (rv != NGX_CONF_OK) return rv;
+        if (sweep.quarantine != quarantine) {
+            return conf_error(cf, 0,
+                              "chatterd_media_root \"%V\" has two quarantines: \"%V\" here, and "
+                              "\"%V\" where it is also swept",
+                              &lc.media_root, &quarantine->name, &sweep.quarantine->name);
         }
+        // The most careful of the locations' settings.
         sweep.grace = ngx_max(sweep.grace, lc.media_sweep);
+        sweep.limit = ngx_min(sweep.limit, lc.media_sweep_limit);
+        sweep.query_timeout = ngx_max(sweep.query_timeout, lc.media_sweep_timeout);
         return NGX_CONF_OK;
     }
+    ngx_path_t* quarantine;
+    char* rv = quarantine_for(cf, lc, root, &quarantine);
+    if (rv != NGX_CONF_OK || quarantine == nullptr) return rv;
     auto* sweep = static_cast<MediaSweepSpec*>(ngx_pcalloc(cf->pool, sizeof(MediaSweepSpec)));
     auto** slot = static_cast<MediaSweepSpec**>(ngx_array_push(&mc->media_sweeps));
     if (sweep == nullptr || slot == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
     sweep->media_root = lc.media_root;
+    sweep->dev = root.st_dev;
+    sweep->ino = root.st_ino;
+    sweep->quarantine = quarantine;
     sweep->pool_spec = lc.pool_spec;
     sweep->grace = lc.media_sweep;
+    sweep->limit = lc.media_sweep_limit;
+    sweep->query_timeout = lc.media_sweep_timeout;
     *slot = sweep;
     return NGX_CONF_OK;
+}
+
+// A postimages location's media root: its identity checked against every other one, and its
+// sweep.
+char* add_media_root(ngx_conf_t* cf, const LocConf& lc) noexcept try {
+    struct stat root;
+    std::string path(to_view(lc.media_root));
+    if (stat(path.c_str(), &root) != 0 || !S_ISDIR(root.st_mode)) {
+        return conf_error(cf, ngx_errno, "chatterd_media_root \"%V\" is not a directory",
+                          &lc.media_root);
+    }
+    char* rv = check_media_root_use(cf, lc, root);
+    if (rv != NGX_CONF_OK || lc.media_sweep == 0) return rv;
+    return add_media_sweep(cf, lc, root);
+} catch (const std::exception& e) {
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "chatterd_media_root: %s", e.what());
+    return static_cast<char*>(NGX_CONF_ERROR);
 }
 
 char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexcept {
@@ -355,6 +568,11 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
     ngx_conf_merge_str_value(conf->media_url, prev->media_url, "/media/");
     ngx_conf_merge_off_value(conf->media_max_size, prev->media_max_size, kDefaultMediaMaxSize);
     ngx_conf_merge_msec_value(conf->media_sweep, prev->media_sweep, kDefaultMediaSweep);
+    ngx_conf_merge_str_value(conf->media_quarantine, prev->media_quarantine, "");
+    ngx_conf_merge_uint_value(conf->media_sweep_limit, prev->media_sweep_limit,
+                              kDefaultMediaSweepLimit);
+    ngx_conf_merge_msec_value(conf->media_sweep_timeout, prev->media_sweep_timeout,
+                              kDefaultMediaSweepTimeout);
     ngx_conf_merge_msec_value(conf->body_time, prev->body_time, 0);
 
     if (conf->endpoint == Endpoint::none) return NGX_CONF_OK;
@@ -369,9 +587,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
     }
     conf->pool_spec = pool_spec_for(cf, *conf);
     if (conf->pool_spec == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
-    if (conf->endpoint == Endpoint::postimages && conf->media_sweep != 0) {
-        return add_media_sweep(cf, *conf);
-    }
+    if (conf->endpoint == Endpoint::postimages) return add_media_root(cf, *conf);
     return NGX_CONF_OK;
 }
 

@@ -92,7 +92,9 @@ subtest 'the module loads' => sub {
     accepted('every directive at http level, no chatterd location',
              http => qq{$PG chatterd_pg_pool 8; chatterd_pg_queue 10; chatterd_pg_timeout 2s;
                         chatterd_media_root $prefix/media; chatterd_media_url /media/;
-                        chatterd_media_max_size 1m;});
+                        chatterd_media_max_size 1m; chatterd_media_sweep 1h;
+                        chatterd_media_quarantine $prefix/quarantine; chatterd_media_sweep_limit 10;
+                        chatterd_media_sweep_timeout 1m;});
     my ($rc, $out) = nginx_t(conf(modules => [], http => $PG, server => '', location => ''));
     ok($rc != 0 && $out =~ /unknown directive "chatterd_pg"/,
        'without load_module the directives are unknown (the module is what defines them)')
@@ -188,6 +190,14 @@ my @numeric = (
       [-1, '"chatterd_media_max_size" directive invalid value'],
       ['10x', '"chatterd_media_max_size" directive invalid value'],
       ['big', '"chatterd_media_max_size" directive invalid value']]],
+    ['chatterd_media_sweep_limit', [1, 1000, 100000000],
+     [[0, '"chatterd_media_sweep_limit" directive must be between 1 and 100000000'],
+      [-1, '"chatterd_media_sweep_limit" directive invalid number'],
+      ['all', '"chatterd_media_sweep_limit" directive invalid number']]],
+    ['chatterd_media_sweep_timeout', ['1s', '10m', '1h'],
+     [[0, '"chatterd_media_sweep_timeout" directive must be greater than 0'],
+      ['-1s', '"chatterd_media_sweep_timeout" directive invalid value'],
+      ['never', '"chatterd_media_sweep_timeout" directive invalid value']]],
     ['chatterd_body_time', ['off', '1s', '5m'],
      [map { [$_, '"chatterd_body_time" directive takes a time greater than 0, or "off"'] }
       0, '0s', '-1s', 'soon', 'on']],
@@ -240,6 +250,31 @@ subtest 'chatterd_media_root: an existing directory' => sub {
             http => "$PG chatterd_media_root '';");
     refused('twice at one level', qr/"chatterd_media_root" directive is duplicate/,
             http => "chatterd_media_root $prefix/media; chatterd_media_root $prefix/media;");
+};
+
+subtest 'chatterd_media_quarantine: a directory outside the media root, made by nginx' => sub {
+    my $media = "chatterd postimages; chatterd_media_root $prefix/media;";
+    for my $context (qw(http server location)) {
+        my %part = (http => $PG, location => $media);
+        $part{$context} .= " chatterd_media_quarantine $prefix/q-$context;";
+        accepted("in $context", %part);
+        ok(-d "$prefix/q-$context", "in $context: nginx -t made it");
+    }
+    accepted('the default, <root>.quarantine', http => $PG, location => $media);
+    ok(-d "$prefix/media.quarantine", 'which nginx -t made');
+    accepted('not made when no location sweeps', http => "$PG chatterd_media_sweep off;",
+             location => "$media chatterd_media_quarantine $prefix/unused;");
+    ok(!-e "$prefix/unused", 'and it was not made');
+    refused('empty value', qr/"chatterd_media_quarantine" directive must name a directory/,
+            http => $PG, location => "$media chatterd_media_quarantine '';");
+    refused('twice at one level', qr/"chatterd_media_quarantine" directive is duplicate/,
+            http => "$PG chatterd_media_quarantine $prefix/q1; chatterd_media_quarantine $prefix/q1;");
+    refused('inside the media root', qr/chatterd_media_quarantine "\Q$prefix\E\/media\/q" is inside chatterd_media_root/,
+            http => $PG, location => "$media chatterd_media_quarantine $prefix/media/q;");
+    refused('in a missing directory', qr/chatterd_media_quarantine "\Q$prefix\E\/nowhere\/q": its directory cannot be found/,
+            http => $PG, location => "$media chatterd_media_quarantine $prefix/nowhere/q;");
+    refused('a regular file', qr/chatterd_media_quarantine "\Q$prefix\E\/a-file" is not a directory/,
+            http => $PG, location => "$media chatterd_media_quarantine $prefix/a-file;");
 };
 
 subtest 'chatterd_media_url: "/..." or an http(s) base' => sub {

@@ -144,8 +144,8 @@ subtest '(b) absolute chatterd_media_url: the same base whichever node took the 
     $_->stop for values %node;
 };
 
-# A sweep round ends with one of these lines (info, or warn when it removed files).
-my $ROUND = qr/media sweep of \Q$MEDIA\E: (?:removed (\d+) media files|no media file older)/;
+# A sweep round ends with this line (info, or warn when it moved files to the quarantine).
+my $ROUND = qr/media sweep of \Q$MEDIA\E: \d+ media files judged, (\d+) moved to/;
 
 subtest "(c) each node's sweep keeps the other node's fresh files" => sub {
     truncate_chatts();
@@ -190,7 +190,7 @@ subtest "(c) each node's sweep keeps the other node's fresh files" => sub {
     ok(!-e "$MEDIA/$orphan", 'the orphan was swept away');
     my $log = join '', map { $node{$_}->error_log_text } qw(A B);
     my $total = 0;
-    $total += $_ for $log =~ /media sweep of \Q$MEDIA\E: removed (\d+) media files/g;
+    $total += $_ for $log =~ /$ROUND/g;
     is($total, 1, 'the two nodes removed one file between them: the orphan');
     check_media_consistency('two nodes after their sweeps');
     $_->stop for values %node;

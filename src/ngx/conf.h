@@ -21,12 +21,27 @@ struct PgPoolSpec {
 };
 
 // One media root swept of the files no row names (media_sweep.h), with the database whose
-// rows name its files. One per media root.
+// rows name its files. One per media root directory, however its locations spell it.
 struct MediaSweepSpec {
     ngx_str_t media_root;
+    dev_t dev;  // the root's identity
+    ino_t ino;
+    ngx_path_t* quarantine;  // where unnamed files go; emptied a period later (nginx creates it)
     PgPoolSpec* pool_spec;
-    ngx_msec_t grace;   // files younger than this are never removed; also the interval
-    MediaSweep* sweep;  // worker 0's sweep, or null
+    ngx_msec_t grace;          // files younger than this are never judged; also the interval
+    ngx_uint_t limit;          // chatterd_media_sweep_limit: the most files one round may move
+    ngx_msec_t query_timeout;  // chatterd_media_sweep_timeout: each of the sweep's queries
+    MediaSweep* sweep;         // worker 0's sweep, or null
+};
+
+// The media root of one postimages location, whatever its sweep setting: one directory must
+// never hold the files of two databases while one of them is swept.
+struct MediaRootUse {
+    dev_t dev;
+    ino_t ino;
+    ngx_str_t path;
+    ngx_str_t conninfo;
+    bool swept;
 };
 
 enum class Endpoint : ngx_uint_t { none, getchatts, postchatt, getimages, postimages };
@@ -47,14 +62,18 @@ struct LocConf {
     ngx_str_t media_root;  // without trailing slash
     ngx_str_t media_url;   // with trailing slash
     off_t media_max_size;
-    ngx_msec_t media_sweep;  // chatterd_media_sweep; 0: off
-    ngx_msec_t body_time;    // chatterd_body_time: the longest a whole body may take; 0: off
-    PgPoolSpec* pool_spec;   // resolved at merge time for locations that serve an endpoint
+    ngx_msec_t media_sweep;          // chatterd_media_sweep; 0: off
+    ngx_str_t media_quarantine;      // chatterd_media_quarantine; empty: "<media_root>.quarantine"
+    ngx_uint_t media_sweep_limit;    // chatterd_media_sweep_limit
+    ngx_msec_t media_sweep_timeout;  // chatterd_media_sweep_timeout
+    ngx_msec_t body_time;   // chatterd_body_time: the longest a whole body may take; 0: off
+    PgPoolSpec* pool_spec;  // resolved at merge time for locations that serve an endpoint
 };
 
 struct MainConf {
     ngx_array_t pool_specs;       // of PgPoolSpec*
     ngx_array_t media_sweeps;     // of MediaSweepSpec*
+    ngx_array_t media_roots;      // of MediaRootUse: every postimages location's
     ngx_shm_zone_t* status_zone;  // the metrics of every worker (metrics.h)
     size_t answer_memory_max;     // chatterd_answer_memory_max: all answers of a worker; 0: none
 };

@@ -30,6 +30,7 @@ struct alignas(kLine) Totals {
     ngx_atomic_t requests[kEndpoints][kStatuses];
     ngx_atomic_t upload_bytes[kEndpoints];
     ngx_atomic_t media[3];  // by MediaFate
+    ngx_atomic_t sweep[6];  // by SweepCount
 };
 
 struct alignas(kLine) PoolTotals {
@@ -221,6 +222,32 @@ void render_totals(Page& page) {
                 totals.media[static_cast<std::size_t>(MediaFate::removed_by_sweep)]);
 }
 
+void render_sweep_totals(Page& page) {
+    const Totals& totals = zone.totals();
+    auto count = [&totals](SweepCount what) {
+        return totals.sweep[static_cast<std::size_t>(what)];
+    };
+    page.family("chatterd_media_sweep_files_total", "counter",
+                "Media files the sweep looked up in the rows (judged), moved out of the media "
+                "root to its quarantine because no row names them, and emptied from the "
+                "quarantine a period later.");
+    page.sample("chatterd_media_sweep_files_total", {"fate", "judged"}, count(SweepCount::judged));
+    page.sample("chatterd_media_sweep_files_total", {"fate", "quarantined"},
+                count(SweepCount::quarantined));
+    page.sample("chatterd_media_sweep_files_total", {"fate", "emptied"},
+                count(SweepCount::emptied));
+    page.family("chatterd_media_sweep_rounds_total", "counter",
+                "Rounds of the media sweep: done, skipped (nothing judged: a standby, a session "
+                "or prepared transaction it cannot see the start of, no quarantine), stopped "
+                "(more unnamed files than chatterd_media_sweep_limit: nothing moved).");
+    page.sample("chatterd_media_sweep_rounds_total", {"result", "done"},
+                count(SweepCount::rounds_done));
+    page.sample("chatterd_media_sweep_rounds_total", {"result", "skipped"},
+                count(SweepCount::rounds_skipped));
+    page.sample("chatterd_media_sweep_rounds_total", {"result", "stopped"},
+                count(SweepCount::rounds_stopped));
+}
+
 void pool_counter(Page& page, const char* name, const char* help, const std::string* labels,
                   std::size_t pools, ngx_atomic_t PoolTotals::*counter) {
     page.family(name, "counter", help);
@@ -334,6 +361,9 @@ ngx_int_t metrics_configure(ngx_conf_t* cf) noexcept {
     for (ngx_uint_t i = 0; i < mc->pool_specs.nelts; i++) {
         ngx_crc32_update(&crc, specs[i]->conninfo.data, specs[i]->conninfo.len + 1);
     }
+    // A module with other counters (a reload after an upgrade) gets a zone of its own too.
+    std::size_t totals_size = sizeof(Totals);
+    ngx_crc32_update(&crc, reinterpret_cast<u_char*>(&totals_size), sizeof(totals_size));
     ngx_crc32_final(crc);
     Layout layout = layout_for(mc->pool_specs.nelts);
     auto* name = static_cast<u_char*>(ngx_pnalloc(cf->pool, 64));
@@ -407,6 +437,10 @@ void count_media_files(MediaFate fate, ngx_uint_t files) noexcept {
     if (zone.base != nullptr) add(zone.totals().media[static_cast<std::size_t>(fate)], files);
 }
 
+void count_media_sweep(SweepCount what, ngx_uint_t n) noexcept {
+    if (zone.base != nullptr && n > 0) add(zone.totals().sweep[static_cast<std::size_t>(what)], n);
+}
+
 void count_pg_error(const PgPoolSpec& spec, PgError error) noexcept {
     if (PoolTotals* totals = pool_totals(spec))
         add(totals->errors[static_cast<std::size_t>(error)], 1);
@@ -460,6 +494,7 @@ bool render_metrics(const MainConf& conf, std::string& text) {
     }
     Page page(text);
     render_totals(page);
+    render_sweep_totals(page);
     render_gauges(page, labels.data(), targets.data(), pools);
     render_pool_totals(page, labels.data(), pools);
     return true;

@@ -32,6 +32,12 @@ void count_upload_bytes(Endpoint endpoint, std::size_t bytes) noexcept;
 enum class MediaFate { kept, removed_by_request, removed_by_sweep };
 void count_media_files(MediaFate fate, ngx_uint_t files = 1) noexcept;
 
+// The media sweep's files (judged: looked up in the rows; quarantined: moved out of the media
+// root; emptied: removed from the quarantine) and rounds (done, skipped: nothing judged,
+// stopped: more unnamed files than chatterd_media_sweep_limit).
+enum class SweepCount { judged, quarantined, emptied, rounds_done, rounds_skipped, rounds_stopped };
+void count_media_sweep(SweepCount what, ngx_uint_t n = 1) noexcept;
+
 // The pools' counters.
 enum class PgError { connect_failed, connection_lost, timeout, refused, queue_full };
 void count_pg_error(const PgPoolSpec& spec, PgError error) noexcept;

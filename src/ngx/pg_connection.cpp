@@ -243,7 +243,7 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
         return;
     }
     count_pg_statement(spec_, slot.calls.count, slot.query.batch);
-    ngx_add_timer(&slot.deadline, spec_.timeout);
+    ngx_add_timer(&slot.deadline, slot.query.timeout ? slot.query.timeout : spec_.timeout);
     if (!flush(slot)) connection_lost(slot, "query");
 }
 

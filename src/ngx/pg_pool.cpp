@@ -27,7 +27,7 @@ void PgPool::submit(PgCall* call) {
     ngx_queue_insert_tail(&waiting_, &call->link);
     call->state = CallState::waiting;
     waiting_count_++;
-    ngx_add_timer(&call->deadline, spec_.timeout);
+    ngx_add_timer(&call->deadline, call->query.timeout ? call->query.timeout : spec_.timeout);
     dispatch();
 }
 

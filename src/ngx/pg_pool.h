@@ -80,6 +80,7 @@ struct PgQuery {
     int param_count;
     const char* const* params;  // text values, NUL-terminated; a null pointer is SQL NULL
     const PgBatch* batch;       // null: never sent together with other requests
+    ngx_msec_t timeout = 0;     // its deadline, waiting and running; 0: chatterd_pg_timeout
 };
 
 // For a COPY ... TO STDOUT (sent unprepared: COPY cannot be prepared), called for every

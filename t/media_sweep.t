@@ -264,7 +264,7 @@ subtest '(d) chatterd_media_sweep_limit' => sub {
     like(http_get($ng->port, '/status')->{body}, qr/^chatterd_media_sweep_rounds_total\{result="stopped"\} [1-9]/m,
          'the status page counts the stopped round');
 
-    my $conf = $ng->{proc}->conf_file;
+    my $conf = $ng->servroot . "/conf/nginx.conf";
     my $text = do { local (@ARGV, $/) = $conf; <> };
     $text =~ s/chatterd_media_sweep_limit 5;/chatterd_media_sweep_limit 6;/ or die 'no limit in the configuration';
     open(my $fh, '>', $conf) or die "$conf: $!";

@@ -1,58 +1,85 @@
 #!/bin/bash
-# make test: installs what is missing, builds, runs the unit tests, starts a throwaway
-# PostgreSQL, runs every Test::Nginx suite in t/ against the real nginx with the built module,
-# stops the database, then (full runs only) the same under AddressSanitizer and UBSan with a leak
-# check (scripts/test-asan.sh, about 10 minutes), the Debian package test (scripts/test-deb.sh, about
-# 30 s: it installs and purges the package on this machine) and a check that `make run` and a
-# short `make test` work from a fresh clone in a folder only its owner can enter
-# (scripts/test-fresh-clone.sh, about a minute). Exits non-zero on any failure.
-#   TEST_PG_PORT (default 25439)  the database's port
-#   TEST_PG_DIR                   its data directory (default: scripts/pg.sh dir test PORT)
-#   TEST_FILES                    the suites to run (default: every one, prove -r t/), e.g.
-#                                 TEST_FILES="t/getimages.t t/media.t"; nothing else then
-#   TEST_FRESH_CLONE=0            skip the fresh-clone check
-#   TEST_ASAN=0                   skip make test-asan
-#   HTTP_PORT HTTPS_PORT PG_PORT  the fresh clone's make run (default 18080 18443 55441)
+# make test: installs what is missing, checks the code style, builds, runs the unit tests and
+# every suite of t/ against the real nginx with the built module and throwaway PostgreSQL
+# clusters. It installs no package but what scripts/deps.sh names (nothing after make deps),
+# touches neither the system's nginx nor /etc/nginx, and exits non-zero on any failure.
+# make ci (scripts/ci.sh) runs this, then the sanitizers, the package and the fresh clone.
+#
+# The suites run as two groups side by side, each with its own cluster, nginx port and server
+# roots (a suite truncates the table and pauses or kills its database, so two suites must not
+# share one): group 1 is the long fault and load suites of FAULT_SUITES below, group 0 every
+# other suite. With TEST_FILES, or TEST_JOBS=1, they run one after the other in group 0.
+#   TEST_PG_PORT (default 25439)  group 0's database; its fault suites use the next 3 ports,
+#                                 group 1 the 4 ports after them (TEST_PG_PORT+4 .. +7)
+#   TEST_NGINX_PORT (default 1984) group 0's Test::Nginx port; group 1 uses the next one
+#   TEST_PG_DIR                   group 0's data directory (default: scripts/pg.sh dir test PORT)
+#   TEST_FILES                    only these suites, e.g. TEST_FILES="t/getimages.t t/media.t"
+#   TEST_JOBS=1                   every suite in one group
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 export TEST_PG_PORT="${TEST_PG_PORT:-25439}"
-pg_dir="${TEST_PG_DIR:-$(scripts/pg.sh dir test "$TEST_PG_PORT")}"
+export TEST_NGINX_PORT="${TEST_NGINX_PORT:-1984}"
+
+# The long scenarios that start, kill or pause databases of their own, or put load on nginx.
+FAULT_SUITES=(t/pg_outage.t t/pg_failover.t t/abuse_clients.t t/abuse_http2.t t/abuse_media.t
+              t/abuse_reload.t t/postimages_clients.t t/pg_batch.t t/two_nodes.t)
 
 scripts/deps.sh
-scripts/format.sh check
-scripts/build.sh
-scripts/unit.sh
-
-scripts/pg.sh stop-old
-scripts/pg.sh start "$pg_dir" "$TEST_PG_PORT" >/dev/null
-trap 'scripts/pg.sh stop "$pg_dir"' EXIT
-
 # shellcheck source=scripts/test-env.sh
 . scripts/test-env.sh
-test_env "$here/build/ngx_http_chatterd_module.so" t
+check_test_nginx
+scripts/format.sh check
+# The module and the unit tests compile side by side, each on one core.
+mkdir -p build
+scripts/unit.sh >build/unit.log 2>&1 &
+unit=$!
+scripts/build.sh
+unit_status=0
+wait "$unit" || unit_status=$?
+cat build/unit.log
+[ "$unit_status" = 0 ] || { echo "make test: the unit tests failed" >&2; exit 1; }
+
+scripts/pg.sh stop-old
 export TEST_NGINX_BINARY="${TEST_NGINX_BINARY:-/usr/sbin/nginx}"
 
-# t/lib is a fallback: an installed Test::Nginx (or one on PERL5LIB) wins, as in every suite.
-perl -e 'push @INC, "t/lib"; require Test::Nginx::Socket;
-         print "Test::Nginx::Socket: $INC{q{Test/Nginx/Socket.pm}}\n"'
+# run_group N FILES...: the suites on group N's cluster, nginx port and server roots.
+run_group() {
+    local n="$1"
+    shift
+    local pg_port=$((TEST_PG_PORT + 4 * n))
+    local pg_dir="${TEST_PG_DIR:-$(scripts/pg.sh dir test "$TEST_PG_PORT")}"
+    [ "$n" = 0 ] || pg_dir="$(scripts/pg.sh dir test "$pg_port")"
+    (
+        export TEST_PG_PORT="$pg_port" TEST_NGINX_PORT=$((TEST_NGINX_PORT + n))
+        scripts/pg.sh start "$pg_dir" "$TEST_PG_PORT" >/dev/null
+        trap 'scripts/pg.sh stop "$pg_dir" >/dev/null' EXIT
+        test_env "$here/build/ngx_http_chatterd_module.so" t
+        if [ "$n" != 0 ]; then
+            export TEST_NGINX_SERVROOT="${TEST_NGINX_SERVROOT:-$here/t/servroot}-g$n"
+        fi
+        prove "$@"
+    )
+}
+
 if [ -n "${TEST_FILES:-}" ]; then
     read -ra files <<<"$TEST_FILES"
-    prove "${files[@]}"
-else
-    prove -r t/
+    run_group 0 "${files[@]}"
+    exit 0
 fi
-scripts/pg.sh stop "$pg_dir"
-trap - EXIT
-[ -n "${TEST_FILES:-}" ] && exit 0
-
-# The suites again under ASan and UBSan, and the leak check (about 10 minutes; same cluster and ports).
-if [ "${TEST_ASAN:-1}" != 0 ]; then
-    scripts/test-asan.sh
+if [ "${TEST_JOBS:-2}" = 1 ]; then
+    run_group 0 -r t/
+    exit 0
 fi
-# The Debian package: built, installed into this machine's nginx, one request, purged.
-scripts/test-deb.sh
-# The fresh clone's make test reuses TEST_PG_PORT (this cluster is stopped) and TEST_NGINX_PORT.
-if [ "${TEST_FRESH_CLONE:-1}" != 0 ]; then
-    scripts/test-fresh-clone.sh
-fi
+mapfile -t others < <(find t -name '*.t' | sort | grep -vxF -f <(printf '%s\n' "${FAULT_SUITES[@]}"))
+log="$here/build/test-group1.log"
+started=$(date +%s)
+run_group 1 "${FAULT_SUITES[@]}" >"$log" 2>&1 &
+group1=$!
+status=0
+run_group 0 "${others[@]}" || status=1
+wait "$group1" || status=1
+echo "---- group 1 (fault and load suites), from $log:"
+cat "$log"
+echo "make test: the suites took $(( $(date +%s) - started )) s"
+exit $status

@@ -1,5 +1,5 @@
 #!/bin/bash
-# make ci (and .ci/run): everything, about 15 minutes on 2 cores. make test (deps, code style,
+# make ci (and .ci/run): everything, 15 to 20 minutes on 2 cores. make test (deps, code style,
 # build, unit tests, every suite), then the suites again under AddressSanitizer and UBSan with a
 # leak check (scripts/test-asan.sh), the Debian package built, installed into this machine's
 # nginx, used once and purged (scripts/test-deb.sh: needs root or sudo), and make run + a short

@@ -1,6 +1,7 @@
-# chatterd for nginx. `make run` starts the whole stack locally; `make test` runs every test.
+# chatterd for nginx. `make run` starts the whole stack locally; `make test` runs the unit tests
+# and every suite; `make ci` adds the sanitizers, the Debian package and a fresh clone (.ci/run).
 # The work is done by the scripts in scripts/; this file only names it.
-.PHONY: all deps run test test-asan test-fresh-clone unit format fuzz bench soak deb test-deb clean clean-pg
+.PHONY: all deps run test ci test-asan test-fresh-clone unit format fuzz bench soak deb test-deb clean clean-pg
 
 all:
 	scripts/build.sh
@@ -13,6 +14,9 @@ run:
 
 test:
 	scripts/test.sh
+
+ci:
+	scripts/ci.sh
 
 test-asan:
 	scripts/test-asan.sh
@@ -32,7 +36,7 @@ fuzz:
 bench:
 	bench/run.sh
 
-# On demand, about SOAK_SECONDS (default 600): README, Soak.
+# On demand, about SOAK_SECONDS (default 600): docs/DEVELOPING.md, Soak.
 soak:
 	scripts/soak.sh
 

@@ -1,14 +1,12 @@
 // libFuzzer target for the postchatt body parser (core/json: parse_chatt_json).
 // Input: byte 0 picks the mode (bit 0); the rest is the payload.
-//   raw mode:        the payload is the body. Parsing must give the same verdict twice; a refusal
-//   must say
-//                    why; accepted fields must be valid UTF-8 (as PostgreSQL checks it) without
-//                    NUL.
-//   structured mode: the payload, cut at the first 0xFE byte, is a username and a message, sent as
-//   a JSON
-//                    object with json_string's escaping (and a third, ignored key). They must come
-//                    back byte-exact when they are valid UTF-8 without NUL, and be refused
-//                    otherwise.
+//   raw mode:        the payload is the body. Parsing must give the same verdict twice; a
+//                    refusal must say why; accepted fields must be valid UTF-8 (as PostgreSQL
+//                    checks it) without NUL.
+//   structured mode: the payload, cut at the first 0xFE byte, is a username and a message, sent
+//                    as a JSON object with json_string's escaping (and a third, ignored key).
+//                    They must come back byte-exact when they are valid UTF-8 without NUL, and be
+//                    refused otherwise.
 #include "core/json.h"
 #include "core/utf8.h"
 

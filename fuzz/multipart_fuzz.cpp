@@ -1,12 +1,11 @@
 // libFuzzer target for the streaming multipart parser.
 // Input: byte 0 picks the boundary (bits 0-1) and the mode (bit 2); byte 1 picks how the body is
 // cut into spans; the rest is the payload.
-//   raw mode:        the payload is the body; feeding it whole and in pieces must give the same
-//   events,
-//                    which must be well nested, and no part's data may contain the delimiter.
+//   raw mode:        the payload is the body; feeding it whole and in pieces must give the
+//                    same events, which must be well nested, and no part's data may contain
+//                    the delimiter.
 //   structured mode: the payload, split at 0xFE bytes, is the content of successive parts of a
-//   well-formed
-//                    form; every content must come back byte-exact.
+//                    well-formed form; every content must come back byte-exact.
 #include "core/multipart.h"
 
 #include <algorithm>

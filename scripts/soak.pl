@@ -4,7 +4,7 @@
 # /media/ for SOAK_SECONDS, with a fault every SOAK_FAULT_EVERY seconds (first after half of
 # it), in turn: PostgreSQL killed (-9) and restarted, nginx -s reload, a worker killed (-9),
 # PostgreSQL paused (SIGSTOP) and resumed, the database's connection limit 0 then lifted.
-# Prints a summary; exits 1 when a check fails (see README: Soak).
+# Prints a summary; exits 1 when a check fails (see docs/DEVELOPING.md: Soak).
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/../t/lib" }
 use IO::Select;

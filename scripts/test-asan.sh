@@ -15,7 +15,8 @@
 # Reports are written one file per process into ASAN_LOG_DIR (default build/asan/logs, emptied
 # first); the run fails when any report is there at the end.
 #   TEST_PG_PORT (default 25439), TEST_PG_DIR, TEST_FILES, TEST_NGINX_PORT: as in scripts/test.sh
-#   (called from it, the same cluster and ports are used, one after the other).
+#   (lane 0's; called from scripts/ci.sh after make test, on the same cluster and ports). The
+#   suites run one after the other here.
 #   ASAN_UNIT=0, ASAN_SUITES=0, ASAN_LEAK_CHECK=0   skip step 0, 1 or 2.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -27,7 +27,9 @@ struct EndpointEntry {
     ngx_http_handler_pt handler;
 };
 
-// A new endpoint is one file in handlers/ and one line here.
+// The directive's endpoints. A new one also needs its file in handlers/ (and in `config`), its
+// handler in handlers.h, and its value in conf.h's Endpoint and endpoint_name
+// (docs/ARCHITECTURE.md, "A new endpoint").
 EndpointEntry endpoints[] = {
     {ngx_string("getchatts"), Endpoint::getchatts, getchatts_handler},
     {ngx_string("postchatt"), Endpoint::postchatt, postchatt_handler},
@@ -119,7 +121,7 @@ char* set_conninfo(ngx_conf_t* cf, ngx_command_t* cmd, void* conf) noexcept try 
 
 // A string returned by a directive handler is logged by nginx as "\"<directive>\" directive
 // <string>".
-char* check_num_bounds(ngx_conf_t* cf, void* post, void* data) {
+char* check_num_bounds(ngx_conf_t* cf, void* post, void* data) noexcept {
     auto* value = static_cast<ngx_uint_t*>(data);
     auto* bounds = static_cast<ngx_conf_num_bounds_t*>(post);
     if (*value >= static_cast<ngx_uint_t>(bounds->low)
@@ -145,13 +147,13 @@ ngx_conf_num_bounds_t pool_bounds = {check_num_bounds, 1, 1000};
 ngx_conf_num_bounds_t queue_bounds = {check_num_bounds, 0, 1000000};
 ngx_conf_num_bounds_t sweep_limit_bounds = {check_num_bounds, 1, 100000000};
 
-char* check_positive_msec(ngx_conf_t*, void*, void* data) {
+char* check_positive_msec(ngx_conf_t*, void*, void* data) noexcept {
     if (*static_cast<ngx_msec_t*>(data) == 0) return const_cast<char*>("must be greater than 0");
     return NGX_CONF_OK;
 }
 ngx_conf_post_t positive_msec = {check_positive_msec};
 
-char* check_positive_size(ngx_conf_t*, void*, void* data) {
+char* check_positive_size(ngx_conf_t*, void*, void* data) noexcept {
     if (*static_cast<off_t*>(data) <= 0) return const_cast<char*>("must be greater than 0");
     return NGX_CONF_OK;
 }

@@ -4,7 +4,7 @@
 #     directory and EROFS, a post without media is still stored, and once the mount is writable
 #     again uploads work at once;
 #   - not writable by the worker's user: workers running as nobody, a media root owned by root
-#     with mode 0755: 500, EACCES logged, as README's troubleshooting says;
+#     with mode 0755: 500, EACCES logged, as docs/OPERATIONS.md's troubleshooting says;
 #   - full mid-upload: a 2 MiB tmpfs and an image of 3 MiB: 500 while the client is still
 #     sending (Connection: close), ENOSPC logged, no file left, the space comes back (the
 #     O_TMPFILE file had no name) and a small upload then fits; two uploads at once when only

@@ -35,8 +35,8 @@ struct ChattParse {
 
     TopLevel top_level = TopLevel::nothing_yet;
     std::size_t depth = 0;  // containers open around the next token
-    FieldSeen* value_owner =
-        nullptr;  // the wanted key whose value comes next; nullptr for any other key
+    // The wanted key whose value comes next; nullptr for any other key.
+    FieldSeen* value_owner = nullptr;
     FieldSeen username;
     FieldSeen message;
     std::exception_ptr failure;  // an exception caught in a callback, rethrown after yajl returns

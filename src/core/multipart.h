@@ -25,17 +25,17 @@ struct PartHeaders {  // views valid only during MultipartSink::on_part_begin
 class MultipartSink {
 public:
     virtual ~MultipartSink() = default;
-    virtual bool on_part_begin(const PartHeaders& part) = 0;  // return false to stop parsing
-    virtual bool on_part_data(
-        std::string_view bytes) = 0;  // any number of calls per part, non-empty spans
+    // Each returns false to stop parsing.
+    virtual bool on_part_begin(const PartHeaders& part) = 0;
+    // Any number of calls per part, each with a non-empty span.
+    virtual bool on_part_data(std::string_view bytes) = 0;
     virtual bool on_part_end() = 0;
 };
 
 enum class MultipartStatus {
     ok,
-    stopped,           // the sink returned false
-    invalid_boundary,  // the parser was given a boundary RFC 2046 forbids (empty, > 70 chars, bad
-                       // chars)
+    stopped,                  // the sink returned false
+    invalid_boundary,         // a boundary RFC 2046 forbids: empty, over 70 chars, bad chars
     missing_first_delimiter,  // the body ended without any "--boundary" line
     garbage_after_boundary,   // a boundary line goes on with something other than padding and CRLF
     header_too_large,         // a part's header block exceeds max_header_bytes
@@ -58,13 +58,13 @@ public:
     // included.
     MultipartParser(std::string_view boundary, MultipartSink& sink,
                     std::size_t max_header_bytes = 16 * 1024);
-    MultipartStatus feed(
-        std::string_view
-            span);  // returns ok while the form is fine so far; a sink returning false -> stopped;
-                    // after any non-ok status, later calls return the same status
-    MultipartStatus finish();  // end of body: ok only if the close delimiter was seen, else an
-                               // error (e.g. truncated)
-    bool complete() const;     // the close delimiter has been seen
+    // Returns ok while the form is fine so far; stopped when the sink returned false. After any
+    // status other than ok, later calls return that same status.
+    MultipartStatus feed(std::string_view span);
+    // The end of the body: ok only when the close delimiter was seen, else an error (truncated).
+    MultipartStatus finish();
+    // The close delimiter has been seen.
+    bool complete() const;
 
 private:
     enum class State {
@@ -101,8 +101,8 @@ private:
     // span's head.
     std::array<char, 2 * kMaxDelimiterSize> window_{};
     std::size_t held_ = 0;
-    std::string
-        header_;  // the current part's header block, after the CRLF that ended its boundary line
+    // The current part's header block, after the CRLF that ended its boundary line.
+    std::string header_;
     std::string decoded_;  // the current part's name and filename, unquoted / percent-decoded
     State state_ = State::preamble;
     MultipartStatus status_ = MultipartStatus::ok;

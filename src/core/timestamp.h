@@ -18,9 +18,9 @@ public:
     // 00:00:00) to Python's isoformat(): "2025-01-29T19:03:12.120000" (exactly six fraction digits
     // when the microseconds are non-zero, no fraction when they are zero). Values isoformat() has
     // no form for are written as PostgreSQL's text output writes them (DateStyle ISO), rather than
-    // inventing a date: "infinity", "-infinity", years past 9999 ("10000-01-01 00:00:00") and BC
-    // dates
-    // ("0044-03-15 12:00:00 BC"), with a fraction of up to six digits, trailing zeros dropped.
+    // inventing a date: "infinity", "-infinity", years past 9999 ("10000-01-01 00:00:00") and
+    // BC dates ("0044-03-15 12:00:00 BC"), with a fraction of up to six digits, trailing zeros
+    // dropped.
     // Writes into out (capacity kIsoTimestampMax, not NUL-terminated) and returns the number of
     // bytes written.
     std::size_t write(std::int64_t pg_micros, char* out);

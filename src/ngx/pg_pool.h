@@ -30,9 +30,9 @@ struct PgOutcome {
     const char* reason;  // not done: why, for the error log
     std::size_t calls;   // how many requests' values the statement carried (1 unless
                          // combined): the same result goes to each of them
-    ngx_http_request_t*
-        rows_reader;  // a shared statement's other requests: the request whose
-                      // on_row took the rows (it is answered after them); null otherwise
+    // For a shared statement's other requests: the request whose on_row took the rows (it is
+    // answered after them); null otherwise.
+    ngx_http_request_t* rows_reader;
 
     static PgOutcome ran(PGresult* result, std::size_t calls) {
         return {Kind::done, result, nullptr, calls, nullptr};

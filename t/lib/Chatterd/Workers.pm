@@ -14,9 +14,10 @@ package Chatterd::Workers;
 # of RSS_SLACK_KIB (6 MiB) per worker, because memory a worker freed is not always returned
 # to the kernel: glibc's malloc keeps freed chunks in its arenas (trimmed only from the top of
 # the heap), each worker keeps up to 4 MiB of 64 KiB answer blocks for later getimages and
-# getchatts answers (README: Sizing), and nginx's own pools and buffers of the connections of
-# a scenario come from the same heap. A leak per request grows beyond that within a scenario
-# of hundreds of requests; the baseline is taken after a warm-up that fills the caches once.
+# getchatts answers (docs/OPERATIONS.md: Sizing), and nginx's own pools and buffers of the
+# connections of a scenario come from the same heap. A leak per request grows beyond that within
+# a scenario of hundreds of requests; the baseline is taken after a warm-up that fills the caches
+# once.
 
 use strict;
 use warnings;

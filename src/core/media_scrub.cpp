@@ -338,6 +338,13 @@ void MediaScrubber::step() {
     case Step::bmff_large_box: return bmff_box(big_endian(held_, 8, 8), 16);
     case Step::bmff_boundary: return bmff_boundary();
     case Step::bmff_heif_meta: return bmff_heif_meta();
+    case Step::gif_screen: return gif_screen();
+    case Step::gif_block: return gif_block();
+    case Step::gif_extension: return gif_extension();
+    case Step::gif_application: return gif_application();
+    case Step::gif_image: return gif_image();
+    case Step::gif_code_size: emit_held(); return read(1, Step::gif_sub_block);
+    case Step::gif_sub_block: return gif_sub_block();
     }
 }
 
@@ -357,6 +364,8 @@ void MediaScrubber::sniff() {
         first = Step::webp_chunk;
     } else if (head.substr(4, 4) == "ftyp") {
         first = Step::bmff_box;
+    } else if (head.substr(0, 6) == "GIF87a" || head.substr(0, 6) == "GIF89a") {
+        first = Step::gif_screen;
     } else {
         return give_up();
     }
@@ -364,7 +373,11 @@ void MediaScrubber::sniff() {
     std::string rest = held_.substr(header);
     held_.clear();
     in_pos_ -= rest.size();
-    read(first == Step::jpeg_marker ? 2 : 8, first);
+    constexpr std::size_t kGifHeaderAndScreen = 13;
+    read(first == Step::jpeg_marker  ? 2
+         : first == Step::gif_screen ? kGifHeaderAndScreen
+                                     : 8,
+         first);
     feed(rest);
 }
 
@@ -584,6 +597,89 @@ void MediaScrubber::bmff_heif_meta() {
     }
     emit_held();
     read(0, Step::bmff_boundary);
+}
+
+// ---- GIF -------------------------------------------------------------------------------------
+
+namespace {
+
+// The size of the color table a GIF packed field announces (its bit 7 says there is one).
+std::uint64_t gif_color_table(unsigned packed) {
+    return (packed & 0x80) ? 3u << ((packed & 0x07) + 1) : 0;
+}
+
+}  // namespace
+
+void MediaScrubber::gif_screen() {
+    std::uint64_t table = gif_color_table(byte_at(held_, 10));
+    emit_held();
+    then(Mode::copy, table, 1, Step::gif_block);
+}
+
+void MediaScrubber::gif_block() {
+    constexpr unsigned kExtension = 0x21, kImage = 0x2C, kTrailer = 0x3B;
+    switch (byte_at(held_, 0)) {
+    case kExtension: return read(2, Step::gif_extension);
+    case kImage: return read(10, Step::gif_image);
+    case kTrailer:
+        emit_held();
+        mode_ = Mode::passthrough;
+        return;
+    default: return give_up();
+    }
+}
+
+void MediaScrubber::gif_extension() {
+    constexpr unsigned kComment = 0xFE, kApplication = 0xFF;
+    unsigned label = byte_at(held_, 1);
+    if (label == kApplication) return read(2 + 1 + 11, Step::gif_application);
+    gif_dropping_ = label == kComment;
+    if (gif_dropping_) {
+        drop_held();
+    } else {
+        emit_held();
+    }
+    read(1, Step::gif_sub_block);
+}
+
+// An application extension's first sub-block names it: XMP's goes, NETSCAPE2.0's (looping) and
+// others stay.
+void MediaScrubber::gif_application() {
+    constexpr std::string_view kXmpId("\x0BXMP DataXMP", 12);
+    gif_dropping_ = held_.compare(2, kXmpId.size(), kXmpId) == 0;
+    if (gif_dropping_) {
+        drop_held();
+    } else if (byte_at(held_, 2) != 11) {
+        // No 11-byte identifier: kept, and its sub-blocks walked from the first one's size on.
+        std::string sub_blocks = held_.substr(2);
+        held_.resize(2);
+        in_pos_ -= sub_blocks.size();
+        emit_held();
+        read(1, Step::gif_sub_block);
+        feed(sub_blocks);
+        return;
+    } else {
+        emit_held();
+    }
+    read(1, Step::gif_sub_block);
+}
+
+void MediaScrubber::gif_image() {
+    std::uint64_t table = gif_color_table(byte_at(held_, 9));
+    emit_held();
+    gif_dropping_ = false;
+    then(Mode::copy, table, 1, Step::gif_code_size);
+}
+
+void MediaScrubber::gif_sub_block() {
+    std::uint64_t size = byte_at(held_, 0);
+    if (gif_dropping_) {
+        drop_held();
+    } else {
+        emit_held();
+    }
+    if (size == 0) return read(1, Step::gif_block);  // the terminator
+    then(gif_dropping_ ? Mode::skip : Mode::copy, size, 1, Step::gif_sub_block);
 }
 
 }  // namespace chatterd

@@ -9,7 +9,8 @@
 //   ISO-BMFF  (MP4, MOV, 3GP, HEIC, AVIF) udta and meta boxes inside moov and trak become free
 //             boxes of the same size filled with zeros, so no offset moves; a HEIF file's Exif
 //             and XMP items are zeroed in place where its top-level meta comes before them.
-//   others    (GIF, WebM, Matroska, anything unknown) pass unchanged.
+//   GIF       comment extensions and XMP application extensions are removed.
+//   others    (WebM, Matroska, anything unknown) pass unchanged.
 // Image and video data are never touched. Where a file's structure stops making sense (a
 // truncated or unknown header, a length past its parent), the filter writes what it holds
 // unchanged and passes the rest through: it only leaves out bytes it parsed as metadata.
@@ -46,7 +47,6 @@ public:
     std::uint64_t blanked() const { return blanked_; }  // metadata bytes overwritten in place
 
 private:
-    enum class Format { unknown, jpeg, png, webp, bmff };
     enum class Mode { read, copy, skip, zero, passthrough };
     // What the bytes held are, once need_ of them are there.
     enum class Step {
@@ -62,6 +62,13 @@ private:
         bmff_large_box,
         bmff_boundary,
         bmff_heif_meta,
+        gif_screen,
+        gif_block,
+        gif_extension,
+        gif_application,
+        gif_image,
+        gif_code_size,
+        gif_sub_block,
     };
 
     void step();
@@ -86,10 +93,15 @@ private:
     void bmff_box(std::uint64_t size, std::size_t header);
     void bmff_boundary();
     void bmff_heif_meta();
+    void gif_screen();
+    void gif_block();
+    void gif_extension();
+    void gif_application();
+    void gif_image();
+    void gif_sub_block();
 
     Write write_;
     bool ok_ = true;  // the writer has not failed
-    Format format_ = Format::unknown;
     Mode mode_ = Mode::read;
     Step step_ = Step::sniff;
     std::size_t need_ = 12;  // bytes held before step_: enough to tell the formats apart
@@ -109,6 +121,7 @@ private:
     // types.
     std::vector<std::pair<std::uint64_t, std::string>> bmff_parents_;
     std::uint64_t bmff_box_end_ = 0;  // the box whose header is held
+    bool gif_dropping_ = false;       // the sub-blocks being read belong to a removed extension
     // HEIF items to zero as they pass: [begin, end) input offsets.
     std::vector<std::pair<std::uint64_t, std::uint64_t>> blank_ranges_;
 };

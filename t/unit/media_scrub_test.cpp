@@ -330,6 +330,46 @@ TEST(MediaScrubBmff, HeifExifAndXmpItemsAreZeroedInPlace) {
               ftyp + clean_meta + box("mdat", std::string(exif.size(), '\0') + image));
 }
 
+// ---- GIF ---------------------------------------------------------------------------------
+
+std::string sub_blocks(const std::string& data) {
+    std::string out;
+    for (std::size_t pos = 0; pos < data.size(); pos += 255) {
+        std::string piece = data.substr(pos, 255);
+        out += static_cast<char>(piece.size()) + piece;
+    }
+    return out + "\0"s;
+}
+
+// XMP as Adobe writes it into a GIF: raw, then a "magic trailer" that makes a sub-block reader
+// hop to the terminator whatever byte it lands on.
+std::string gif_xmp(const std::string& xmp) {
+    std::string trailer = "\x01"s;
+    for (int b = 0xFF; b >= 0; --b) trailer += static_cast<char>(b);
+    return "\x21\xFF\x0BXMP DataXMP"s + xmp + trailer + "\0"s;
+}
+
+TEST(MediaScrubGif, RemovesCommentsAndXmpKeepingEverythingElse) {
+    std::string screen = "GIF89a\x10\x00\x10\x00\x81\x00\x00"s + data_bytes(12, 23);  // 4 colors
+    std::string loop = "\x21\xFF\x0BNETSCAPE2.0\x03\x01\x00\x00\x00"s;
+    std::string control = "\x21\xF9\x04\x04\x0A\x00\x00\x00"s;
+    std::string image = "\x2C\0\0\0\0\x10\0\x10\0\x80"s + data_bytes(6, 24) + "\x02"s
+                        + sub_blocks(data_bytes(600, 25));
+    std::string comment = "\x21\xFE"s + sub_blocks("1 Main Street");
+    std::string odd_application =
+        "\x21\xFF\x03"
+        "abc\x00"s;  // no 11-byte identifier: kept
+    std::string input = screen + comment + loop + gif_xmp("<x:xmpmeta>GPS</x:xmpmeta>") + control
+                        + odd_application + image + comment + "\x3B"s + "after";
+    EXPECT_EQ(scrub_every_split(input),
+              screen + loop + control + odd_application + image + "\x3B"s + "after");
+}
+
+TEST(MediaScrubGif, AnUnknownBlockStopsTheFilter) {
+    std::string input = "GIF87a\x10\x00\x10\x00\x00\x00\x00"s + "\x99"s + "\x21\xFE\x01x\0"s;
+    EXPECT_EQ(scrub_every_split(input), input);
+}
+
 // ---- any input -----------------------------------------------------------------------------
 
 TEST(MediaScrubAnyInput, TheSuitesPseudoMediaStayByteExact) {
@@ -351,7 +391,8 @@ TEST(MediaScrubAnyInput, TheSuitesPseudoMediaStayByteExact) {
 
 TEST(MediaScrubAnyInput, RandomBytesAfterEachSignatureNeverGrowAndOnlyLoseParsedMetadata) {
     std::mt19937 random(21);
-    for (const std::string& head : {kSoi, kPngSignature, "RIFF\0\0\0\0WEBP"s, kFtypMp4}) {
+    for (const std::string& head :
+         {kSoi, kPngSignature, "RIFF\0\0\0\0WEBP"s, kFtypMp4, "GIF89a\x01\0\x01\0\x80\0\0"s}) {
         for (int round = 0; round < 2000; ++round) {
             std::string input = head;
             std::size_t n = random() % 200;

@@ -338,6 +338,7 @@ void MediaScrubber::step() {
     case Step::bmff_large_box: return bmff_box(big_endian(held_, 8, 8), 16);
     case Step::bmff_boundary: return bmff_boundary();
     case Step::bmff_heif_meta: return bmff_heif_meta();
+    case Step::bmff_uuid: return bmff_uuid();
     case Step::gif_screen: return gif_screen();
     case Step::gif_block: return gif_block();
     case Step::gif_extension: return gif_extension();
@@ -542,10 +543,29 @@ void MediaScrubber::bmff_box(std::uint64_t size, std::size_t header) {
         emit_held();
         return then(Mode::zero, payload, 0, Step::bmff_boundary);
     }
+    constexpr std::size_t kUuidSize = 16;
+    if (type == "uuid" && parent.empty() && header == 8 && payload >= kUuidSize)
+        return read(header + kUuidSize, Step::bmff_uuid);
     if (type == "meta" && parent.empty() && header == 8 && size <= kMaxHeldBox)
         return read(static_cast<std::size_t>(size), Step::bmff_heif_meta);
     emit_held();
     then(Mode::copy, payload, 0, Step::bmff_boundary);
+}
+
+// A top-level uuid box: the XMP one (Adobe's, exiftool's, some cameras') goes.
+void MediaScrubber::bmff_uuid() {
+    constexpr std::string_view kXmpUuid(
+        "\xBE\x7A\xCF\xCB\x97\xA9\x42\xE8\x9C\x71\x99\x94\x91\xE3\xAF\xAC", 16);
+    std::uint64_t rest = big_endian(held_, 0, 4) - held_.size();
+    if (held_.compare(8, kXmpUuid.size(), kXmpUuid) != 0) {
+        emit_held();
+        return then(Mode::copy, rest, 0, Step::bmff_boundary);
+    }
+    held_.replace(4, 4, "free");
+    held_.replace(8, kXmpUuid.size(), kXmpUuid.size(), '\0');
+    blanked_ += 4 + kXmpUuid.size();
+    emit_held();
+    then(Mode::zero, rest, 0, Step::bmff_boundary);
 }
 
 // A box has ended: so may the boxes around it.

@@ -6,9 +6,10 @@
 //   WebP      EXIF and "XMP " chunks become "JUNK" chunks of the same size filled with zeros,
 //             and the VP8X flags stop announcing them: the RIFF size at the file's start stays
 //             right without holding anything back.
-//   ISO-BMFF  (MP4, MOV, 3GP, HEIC, AVIF) udta and meta boxes inside moov and trak become free
-//             boxes of the same size filled with zeros, so no offset moves; a HEIF file's Exif
-//             and XMP items are zeroed in place where its top-level meta comes before them.
+//   ISO-BMFF  (MP4, MOV, 3GP, HEIC, AVIF) udta and meta boxes inside moov and trak, and
+//             top-level XMP uuid boxes, become free boxes of the same size filled with zeros,
+//             so no offset moves; a HEIF file's Exif and XMP items are zeroed in place where
+//             its top-level meta comes before them.
 //   GIF       comment extensions and XMP application extensions are removed.
 //   others    (WebM, Matroska, anything unknown) pass unchanged.
 // Image and video data are never touched. Where a file's structure stops making sense (a
@@ -62,6 +63,7 @@ private:
         bmff_large_box,
         bmff_boundary,
         bmff_heif_meta,
+        bmff_uuid,
         gif_screen,
         gif_block,
         gif_extension,
@@ -93,6 +95,7 @@ private:
     void bmff_box(std::uint64_t size, std::size_t header);
     void bmff_boundary();
     void bmff_heif_meta();
+    void bmff_uuid();
     void gif_screen();
     void gif_block();
     void gif_extension();

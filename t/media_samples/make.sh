@@ -24,7 +24,8 @@ convert -size 32x32 gradient:red-blue photo.gif
 tag "-Comment=1 Main Street" -XMP:City=Paris -XMP:GPSLatitude=48.8566 photo.gif
 clip() { ffmpeg -v error -y -f lavfi -i testsrc=size=64x48:rate=10 -t 1 -c:v libx264 -pix_fmt yuv420p "$@"; }
 clip -movflags +faststart clip.mp4   # moov before mdat (Android)
-tag "-UserData:GPSCoordinates=48.8566 N, 2.3522 E" -UserData:Make=samsung -UserData:Model=SM-S918B clip.mp4
+tag "-UserData:GPSCoordinates=48.8566 N, 2.3522 E" -UserData:Make=samsung -UserData:Model=SM-S918B \
+    -XMP:City=Paris -XMP-exif:GPSLatitude=48.8566 clip.mp4   # XMP in a top-level uuid box
 clip clip.mov                        # moov after mdat (iPhone)
 tag "-Keys:GPSCoordinates=48.8566 N, 2.3522 E" -Keys:Make=Apple "-Keys:Model=iPhone 15" \
     -Keys:Software=17.1 "-Keys:CreationDate=2024:05:01 10:00:00+02:00" clip.mov

@@ -283,6 +283,14 @@ TEST(MediaScrubBmff, LargeSizesAndAnMdatToTheEnd) {
               kFtypMp4 + large_mdat + box("moov", kMvhd + freed(kUdta)) + open_mdat);
 }
 
+TEST(MediaScrubBmff, TheTopLevelXmpUuidBoxBecomesFree) {
+    std::string xmp_uuid = "\xBE\x7A\xCF\xCB\x97\xA9\x42\xE8\x9C\x71\x99\x94\x91\xE3\xAF\xAC"s;
+    std::string xmp = box("uuid", xmp_uuid + "<x:xmpmeta>GPS</x:xmpmeta>");
+    std::string other = box("uuid", data_bytes(16, 26) + "PROF");
+    std::string input = kFtypMp4 + box("moov", kMvhd) + xmp + other + kMdat;
+    EXPECT_EQ(scrub_every_split(input), kFtypMp4 + box("moov", kMvhd) + freed(xmp) + other + kMdat);
+}
+
 TEST(MediaScrubBmff, UdtaOutsideMoovAndAFileWithoutMetadataAreUnchanged) {
     std::string input = kFtypMp4 + box("udta", "top-level")
                         + box("moov", kMvhd + box("trak", kTkhd + kMdia)) + kMdat;

@@ -37,7 +37,12 @@ public:
     // The largest box held whole for parsing (a HEIF meta box); a larger one passes unchanged.
     static constexpr std::size_t kMaxHeldBox = 1 << 20;
 
-    explicit MediaScrubber(Write write) : write_(std::move(write)) {}
+    // keep: every byte passes unchanged (the operator's choice, chatterd_media_metadata keep).
+    enum class Policy { strip, keep };
+
+    explicit MediaScrubber(Write write, Policy policy = Policy::strip)
+        : write_(std::move(write)),
+          mode_(policy == Policy::keep ? Mode::passthrough : Mode::read) {}
 
     bool feed(std::string_view bytes);
     // The input has ended: writes what is still held (an unfinished header) unchanged.
@@ -105,7 +110,7 @@ private:
 
     Write write_;
     bool ok_ = true;  // the writer has not failed
-    Mode mode_ = Mode::read;
+    Mode mode_;
     Step step_ = Step::sniff;
     std::size_t need_ = 12;  // bytes held before step_: enough to tell the formats apart
     std::string held_;

@@ -412,6 +412,22 @@ TEST(MediaScrubAnyInput, RandomBytesAfterEachSignatureNeverGrowAndOnlyLoseParsed
     }
 }
 
+TEST(MediaScrubAnyInput, KeepPassesEveryByte) {
+    std::string input = kSoi + segment(0xE1, exif_body(6)) + kComment + kDqt + kScan;
+    std::string out;
+    MediaScrubber scrubber(
+        [&](std::string_view bytes) {
+            out.append(bytes);
+            return true;
+        },
+        MediaScrubber::Policy::keep);
+    EXPECT_TRUE(scrubber.feed(std::string_view(input).substr(0, 9)));
+    EXPECT_TRUE(scrubber.feed(std::string_view(input).substr(9)));
+    EXPECT_TRUE(scrubber.finish());
+    EXPECT_EQ(out, input);
+    EXPECT_EQ(scrubber.removed(), 0u);
+}
+
 TEST(MediaScrubAnyInput, AWriterThatFailsStopsTheFilter) {
     int calls = 0;
     MediaScrubber scrubber([&](std::string_view) { return ++calls > 1 ? false : true; });

@@ -15,6 +15,7 @@ packages=(
     liblist-moreutils-perl libhttp-message-perl liburi-perl # and openresty's (PERL5LIB=...)
     libtext-diff-perl
     python3-h2                                              # t/abuse_http2.t's HTTP/2 client
+    libimage-exiftool-perl                                  # t/media_metadata.t reads the tags
     wrk gnuplot-nox                                         # benchmarks
     clang libclang-rt-14-dev                                # fuzzing
 )

@@ -121,6 +121,7 @@ bool FormReceiver::begin_media(std::optional<ReceivedMedia>& slot, MediaField fi
     slot.emplace(log_);
     if (!slot->file.create(to_view(conf_.media_root))) return reject(Failure::internal);
     media_ = &*slot;
+    scrubber_.emplace([file = &slot->file](std::string_view bytes) { return file->write(bytes); });
     media_field_ = field;
     head_size_ = 0;
     identified_ = false;
@@ -149,13 +150,13 @@ bool FormReceiver::take_text(std::string_view bytes) {
 }
 
 bool FormReceiver::take_media_bytes(std::string_view bytes) {
-    if (media_->file.size() + static_cast<off_t>(bytes.size()) > conf_.media_max_size) {
+    if (static_cast<off_t>(scrubber_->consumed() + bytes.size()) > conf_.media_max_size) {
         ngx_log_error(NGX_LOG_INFO, log_, 0,
                       "chatterd: postimages: media part \"%s\" exceeds chatterd_media_max_size %O",
                       part_name_, conf_.media_max_size);
         return reject(Failure::payload_too_large);
     }
-    if (!media_->file.write(bytes)) return reject(Failure::internal);
+    if (!scrubber_->feed(bytes)) return reject(Failure::internal);
     if (identified_) return true;
     std::size_t n = std::min(bytes.size(), head_.size() - head_size_);
     bytes.copy(head_.data() + head_size_, n);
@@ -165,6 +166,13 @@ bool FormReceiver::take_media_bytes(std::string_view bytes) {
 
 bool FormReceiver::on_part_end() {
     bool ok = role_ != Role::media || identified_ || identify_media();
+    if (ok && role_ == Role::media) {
+        if (!scrubber_->finish()) return reject(Failure::internal);
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log_, 0,
+                       "chatterd: postimages: media part \"%s\": %uL metadata bytes removed, "
+                       "%uL blanked",
+                       part_name_, scrubber_->removed(), scrubber_->blanked());
+    }
     role_ = Role::ignored;
     return ok;
 }
@@ -175,7 +183,7 @@ bool FormReceiver::identify_media() {
     if (!type) {
         ngx_log_error(NGX_LOG_INFO, log_, 0,
                       "chatterd: postimages: media part \"%s\" is not a supported %s (%uz bytes)",
-                      part_name_, part_name_, static_cast<std::size_t>(media_->file.size()));
+                      part_name_, part_name_, static_cast<std::size_t>(scrubber_->consumed()));
         return reject(Failure::unsupported_media);
     }
     media_->type = *type;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/media_name.h"
+#include "core/media_scrub.h"
 #include "core/media_type.h"
 #include "core/multipart.h"
 #include "ngx/body_stream.h"
@@ -71,6 +72,7 @@ private:
     const char* part_name_ = "";  // "username", "message", "image" or "video"
     std::string* text_ = nullptr;
     ReceivedMedia* media_ = nullptr;
+    std::optional<MediaScrubber> scrubber_;  // between the part's bytes and its file
     MediaField media_field_ = MediaField::image;
     std::array<char, kSniffBytes> head_{};  // a media part's first bytes, for sniffing
     std::size_t head_size_ = 0;

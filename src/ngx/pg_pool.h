@@ -80,6 +80,11 @@ struct PgQuery {
     int param_count;
     const char* const* params;  // text values, NUL-terminated; a null pointer is SQL NULL
     const PgBatch* batch;       // null: never sent together with other requests
+    // Null, or where the pool writes the PID of the backend (PQbackendPID) each time it sends
+    // the statement, and 0 when it takes the statement back unsent or undone (requeued): a
+    // caller whose outcome stays unknown knows which backend may still commit it. Written
+    // only while the call is submitted; it must live as long as the request (its pool).
+    int* backend_pid = nullptr;
 };
 
 // For a COPY ... TO STDOUT (sent unprepared: COPY cannot be prepared), called for every

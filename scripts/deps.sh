@@ -11,6 +11,7 @@ packages=(
     libgtest-dev clang-format                               # unit tests, the code style
     libtest-base-perl libtest-longstring-perl               # t/lib's Test::Nginx::Socket
     python3-h2                                              # t/abuse_http2.t's HTTP/2 client
+    strace                                                  # t/media_fsync.t: the syscalls of an upload
     wrk gnuplot-nox                                         # benchmarks
     clang libclang-rt-14-dev                                # fuzzing
 )

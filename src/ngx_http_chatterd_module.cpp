@@ -241,6 +241,9 @@ ngx_command_t commands[] = {
     {ngx_string("chatterd_answer_memory_max"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_size_slot, NGX_HTTP_MAIN_CONF_OFFSET, offsetof(MainConf, answer_memory_max),
      nullptr},
+    {ngx_string("chatterd_media_fsync"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
+     ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_fsync), nullptr},
     {ngx_string("chatterd_media_sweep"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_msec_or_off,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_sweep), nullptr},
@@ -276,6 +279,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
     lc->pg_timeout = NGX_CONF_UNSET_MSEC;
     lc->pg_backoff_max = NGX_CONF_UNSET_MSEC;
     lc->media_max_size = NGX_CONF_UNSET;
+    lc->media_fsync = NGX_CONF_UNSET;
     lc->media_sweep = NGX_CONF_UNSET_MSEC;
     lc->body_time = NGX_CONF_UNSET_MSEC;
     return lc;
@@ -354,6 +358,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
     ngx_conf_merge_str_value(conf->media_root, prev->media_root, "");
     ngx_conf_merge_str_value(conf->media_url, prev->media_url, "/media/");
     ngx_conf_merge_off_value(conf->media_max_size, prev->media_max_size, kDefaultMediaMaxSize);
+    ngx_conf_merge_value(conf->media_fsync, prev->media_fsync, 1);
     ngx_conf_merge_msec_value(conf->media_sweep, prev->media_sweep, kDefaultMediaSweep);
     ngx_conf_merge_msec_value(conf->body_time, prev->body_time, 0);
 

@@ -83,7 +83,7 @@ void Postimages::on_form(ReceivedForm& form) {
 const char* Postimages::publish(std::optional<ReceivedMedia>& media, bool& failed) {
     if (!media || failed) return nullptr;
     std::string name = random_media_name(*form().username, media->type.extension);
-    if (!media->file.publish(name)) {
+    if (!media->file.publish(name, loc_conf(request())->media_fsync)) {
         failed = true;
         return nullptr;
     }

@@ -47,6 +47,7 @@ struct LocConf {
     ngx_str_t media_root;  // without trailing slash
     ngx_str_t media_url;   // with trailing slash
     off_t media_max_size;
+    ngx_flag_t media_fsync;  // chatterd_media_fsync: files and their names on disk before the row
     ngx_msec_t media_sweep;  // chatterd_media_sweep; 0: off
     ngx_msec_t body_time;    // chatterd_body_time: the longest a whole body may take; 0: off
     PgPoolSpec* pool_spec;   // resolved at merge time for locations that serve an endpoint

@@ -108,7 +108,14 @@ void MediaFile::start_writeback() {
     written_back_ = size_;
 }
 
-bool MediaFile::publish(std::string_view final_name) {
+// Synchronous on the event loop: start_writeback has already sent all but the last chunk on
+// its way to the disk, so fdatasync waits for at most that chunk and the device's cache flush;
+// the directory's fsync writes one entry (bench: make bench's upload_fsync rows).
+bool MediaFile::publish(std::string_view final_name, bool durable) {
+    if (durable && fdatasync(fd_) != 0) {
+        log_errno("fdatasync of media file", final_name);
+        return false;
+    }
     final_name_ = final_name;
     bool published = temp_name_.empty() ? publish_anonymous() : publish_temporary();
     if (!published) {
@@ -118,6 +125,11 @@ bool MediaFile::publish(std::string_view final_name) {
     }
     close(fd_);
     fd_ = -1;
+    // On failure the name stays set: the caller's discard() removes the file.
+    if (durable && fsync(dir_fd_) != 0) {
+        log_errno("fsync of the media root after publishing", final_name_);
+        return false;
+    }
     return true;
 }
 

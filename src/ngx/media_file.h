@@ -22,8 +22,11 @@ public:
     // worker's one descriptor of that directory (media_root.h).
     bool create(std::string_view media_root);
     bool write(std::string_view bytes);
-    // Gives the complete file its final name (never replacing an existing file).
-    bool publish(std::string_view final_name);
+    // Gives the complete file its final name (never replacing an existing file). durable: its
+    // data is on disk before it has a name, and its name before this returns (the row that
+    // names it is sent afterwards), so that a power loss never leaves a committed row naming
+    // a missing or truncated file.
+    bool publish(std::string_view final_name, bool durable);
     // The row that references the file is stored: keep it.
     void commit() { committed_ = true; }
     // No row will reference the file: remove its name now, not only when the request is freed

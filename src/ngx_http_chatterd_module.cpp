@@ -10,6 +10,7 @@
 #include "ngx/media_sweep.h"
 #include "ngx/metrics.h"
 #include "ngx/pg_pool.h"
+#include "ngx/post_resolver.h"
 #include "ngx/rows_json.h"
 
 #include <sys/stat.h>
@@ -404,6 +405,7 @@ ngx_int_t init_process(ngx_cycle_t* cycle) noexcept {
 }
 void exit_process(ngx_cycle_t* cycle) noexcept {
     media_sweeps_stop(cycle);  // before the pools its queries run on
+    post_resolvers_stop();     // likewise
     pg_pools_stop(cycle);
     release_answer_blocks();
     close_media_roots();

@@ -123,7 +123,8 @@ sub access_count {
 sub check_media_allowing_unknown {
     my ($label) = @_;
     my $log = $ng->error_log_since_mark;
-    my %kept = map { $_ => 1 } $log =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
+    my %kept = map { $_ => 1 } map { split ' ' }
+        $log =~ /whether the row of post \S+ was stored is unknown \([^)]*\); its files \(([^)]*)\) are kept/g;
     my %named;
     for my $row (sql('SELECT imageurl, videourl FROM chatts')) {
         $named{$_} = 1 for map { m{/media/([^/]+)\z} ? $1 : () } grep { defined } @$row;

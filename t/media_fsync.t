@@ -12,6 +12,7 @@ use Time::HiRes ();
 use Chatterd::Db qw(sql truncate_chatts media_root check_media_consistency);
 use Chatterd::Http qw(http_request build_request multipart_body);
 use Chatterd::Nginx;
+use Chatterd::Wait qw(wait_until);
 use Chatterd::Upload qw(media image_part);
 
 for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PSQL)) {
@@ -21,16 +22,6 @@ my ($STRACE) = grep { -x } map { "$_/strace" } split /:/, $ENV{PATH} // '';
 plan skip_all => 'strace is not installed (scripts/deps.sh installs it)' unless $STRACE;
 
 my $MEDIA = media_root();
-
-sub wait_until {
-    my ($cond, $seconds) = @_;
-    my $deadline = Time::HiRes::time() + ($seconds // 15);
-    until ($cond->()) {
-        return 0 if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.02);
-    }
-    return 1;
-}
 
 sub slurp { open(my $fh, '<', $_[0]) or return ''; local $/; return <$fh> // '' }
 

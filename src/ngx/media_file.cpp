@@ -24,18 +24,20 @@ bool temp_files_unsupported(int error) {
 
 MediaFile::~MediaFile() {
     // A published file's fate is settled here, unless discard() removed it already.
-    if (!final_name_.empty()) {
-        count_media_files(committed_ ? MediaFate::kept : MediaFate::removed_by_request);
+    if (!final_name_.empty() && fate_ != Fate::handed_over) {
+        count_media_files(fate_ == Fate::kept ? MediaFate::kept : MediaFate::removed_by_request);
     }
     if (fd_ >= 0) close(fd_);
     if (dir_fd_ >= 0) {
         if (!temp_name_.empty()) unlinkat(dir_fd_, temp_name_.c_str(), 0);
-        if (!final_name_.empty() && !committed_) unlinkat(dir_fd_, final_name_.c_str(), 0);
+        if (!final_name_.empty() && fate_ == Fate::pending) {
+            unlinkat(dir_fd_, final_name_.c_str(), 0);
+        }
     }
 }
 
 void MediaFile::discard() {
-    if (committed_ || final_name_.empty() || dir_fd_ < 0) return;
+    if (fate_ != Fate::pending || final_name_.empty() || dir_fd_ < 0) return;
     unlinkat(dir_fd_, final_name_.c_str(), 0);
     count_media_files(MediaFate::removed_by_request);
     final_name_.clear();

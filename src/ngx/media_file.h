@@ -13,7 +13,7 @@ namespace chatterd {
 class MediaFile {
 public:
     explicit MediaFile(ngx_log_t* log) : log_(log) {}
-    ~MediaFile();  // closes; removes the file unless committed
+    ~MediaFile();  // closes; removes the file unless kept or handed over
     MediaFile(const MediaFile&) = delete;
     MediaFile& operator=(const MediaFile&) = delete;
 
@@ -28,7 +28,14 @@ public:
     // a missing or truncated file.
     bool publish(std::string_view final_name, bool durable);
     // The row that references the file is stored: keep it.
-    void commit() { committed_ = true; }
+    void commit() { fate_ = Fate::kept; }
+    // Whether the row was stored is unknown: the file is no longer the request's, and whoever
+    // settles the row's outcome keeps or removes it (and counts it). Returns its name.
+    const std::string& hand_over() {
+        fate_ = Fate::handed_over;
+        return final_name_;
+    }
+    int directory() const { return dir_fd_; }
     // No row will reference the file: remove its name now, not only when the request is freed
     // (after an error nginx may keep the connection lingering, and /media/ would serve it).
     void discard();
@@ -51,8 +58,9 @@ private:
     static constexpr off_t kWritebackChunk = 512 * 1024;
 
     off_t size_ = 0;
-    off_t written_back_ = 0;  // bytes whose writeback was asked for
-    bool committed_ = false;
+    off_t written_back_ = 0;                         // bytes whose writeback was asked for
+    enum class Fate { pending, kept, handed_over };  // pending: the request removes it
+    Fate fate_ = Fate::pending;
 };
 
 }  // namespace chatterd

@@ -169,7 +169,8 @@ sub wait_fds_back {
 # was unknown (and logged in $log); every row's files must exist. Returns how many were kept.
 sub check_media {
     my ($label, $log) = @_;
-    my %kept = map { $_ => 1 } $log =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
+    my %kept = map { $_ => 1 } map { split ' ' }
+        $log =~ /whether the row of post \S+ was stored is unknown \([^)]*\); its files \(([^)]*)\) are kept/g;
     my %files = map { $_ => 1 } media_files();
     my %named;
     for my $row (sql('SELECT imageurl, videourl FROM chatts')) {

@@ -112,7 +112,7 @@ void MediaFile::start_writeback() {
 
 // Synchronous on the event loop: start_writeback has already sent all but the last chunk on
 // its way to the disk, so fdatasync waits for at most that chunk and the device's cache flush;
-// the directory's fsync writes one entry (bench: make bench's upload_fsync rows).
+// the directory's fsync writes one entry (make bench: the "chatterd_media_fsync off" rows).
 bool MediaFile::publish(std::string_view final_name, bool durable) {
     if (durable && fdatasync(fd_) != 0) {
         log_errno("fdatasync of media file", final_name);

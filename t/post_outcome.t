@@ -8,7 +8,9 @@
 #   (b) an INSERT blocked by a lock past chatterd_pg_timeout: it never commits; its file goes;
 #   (c) worker_shutdown_timeout ends the request while its commit waits for the standby: the
 #       file stays, the row is found (before, the request's end removed the file while the row
-#       was committed).
+#       was committed);
+#   (d) a postchatt client that goes away while its INSERT waits for a lock: settled at once
+#       (before, the INSERT went on, and stored the row once the lock was gone).
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
@@ -69,6 +71,7 @@ chatterd_media_sweep off;
 CONF
         config => <<CONF);
 location = /postimages { chatterd postimages; }
+location = /postchatt  { chatterd postchatt; }
 location = /getchatts  { chatterd getchatts; }
 location /media/ { alias $MEDIA/; }
 CONF
@@ -81,6 +84,28 @@ sub upload_request {
                               image_part(media('jpeg', 200_000, 3)));
     return build_request(POST => '/postimages', body => $body,
         headers => ['Content-Type' => 'multipart/form-data; boundary=outcomeB']);
+}
+
+# A session holding a lock that INSERT needs (and SELECT does not), until release_lock.
+sub hold_lock {
+    my $holder = fork // die "fork: $!";
+    if (!$holder) {
+        $ENV{PGAPPNAME} = 'post_outcome_lock';
+        open STDOUT, '>', '/dev/null';
+        exec('psql', '-X', '-q', '-h', $SOCKET, '-p', $PORT, '-U', 'postgres', '-d', 'chatterdb',
+             '-c', 'BEGIN; LOCK TABLE chatts IN EXCLUSIVE MODE; SELECT pg_sleep(120);')
+            or POSIX::_exit(127);
+    }
+    ok(wait_until(sub { admin_value("SELECT count(*) FROM pg_locks WHERE granted AND "
+                                    . "relation = 'chatts'::regclass AND mode = 'ExclusiveLock'") }),
+       'the lock is held');
+    return $holder;
+}
+sub release_lock {
+    my ($holder) = @_;
+    admin_value("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                . "WHERE application_name = 'post_outcome_lock'");
+    waitpid $holder, 0;
 }
 
 sub the_file { my ($user) = @_; my @f = grep { /^\Q$user\E-/ } media_files(); return $f[0] }
@@ -113,18 +138,7 @@ subtest '(b) an INSERT that never commits' => sub {
     truncate_chatts();
     my $ng = start_nginx(timeout => '1s');
     is(http_get($ng->port, '/getchatts')->{status}, 200, 'warm-up');
-    # A session holding a lock that INSERT needs (and SELECT does not), ended by the test.
-    my $holder = fork // die "fork: $!";
-    if (!$holder) {
-        $ENV{PGAPPNAME} = 'post_outcome_lock';
-        open STDOUT, '>', '/dev/null';
-        exec('psql', '-X', '-q', '-h', $SOCKET, '-p', $PORT, '-U', 'postgres', '-d', 'chatterdb',
-             '-c', 'BEGIN; LOCK TABLE chatts IN EXCLUSIVE MODE; SELECT pg_sleep(120);')
-            or POSIX::_exit(127);
-    }
-    ok(wait_until(sub { admin_value("SELECT count(*) FROM pg_locks WHERE granted AND "
-                                    . "relation = 'chatts'::regclass AND mode = 'ExclusiveLock'") }),
-       'the lock is held');
+    my $holder = hold_lock();
     $ng->mark_error_log;
     my $res = http_request($ng->port, upload_request('bob'), timeout => 10);
     is($res->{status}, 503, '503 after chatterd_pg_timeout');
@@ -133,9 +147,7 @@ subtest '(b) an INSERT that never commits' => sub {
     like($line // '', qr/\[notice\].* was not stored \(its backend \d+ has ended\); removed bob-/,
          'settled, not stored: one line') or diag($ng->error_log_since_mark);
     ok(!the_file('bob'), 'the file is gone');
-    admin_value("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                . "WHERE application_name = 'post_outcome_lock'");
-    waitpid $holder, 0;
+    release_lock($holder);
     is(sql_value('SELECT count(*) FROM chatts'), 0, 'no row, once the lock is gone');
     check_media_consistency('(b)');
     $ng->stop;
@@ -163,6 +175,28 @@ subtest '(c) worker_shutdown_timeout while the commit waits' => sub {
     ok($name && -e "$MEDIA/$name", 'the file stays');
     is(sql_value('SELECT count(*) FROM chatts'), 1, 'the row is there');
     check_media_consistency('(c)');
+    $ng->stop;
+};
+
+subtest '(d) the client goes away while its postchatt INSERT is blocked' => sub {
+    truncate_chatts();
+    my $ng = start_nginx(timeout => '30s');
+    is(http_get($ng->port, '/getchatts')->{status}, 200, 'warm-up');
+    my $holder = hold_lock();
+    $ng->mark_error_log;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port) or die $!;
+    print {$sock} build_request(POST => '/postchatt', body => '{"username":"dan","message":"gone"}',
+                                headers => ['Content-Type' => 'application/json']);
+    ok(wait_until(sub { admin_value("SELECT count(*) FROM pg_locks WHERE NOT granted AND "
+                                    . "relation = 'chatts'::regclass") }),
+       'the INSERT waits for the lock');
+    close $sock;
+    my $line = $ng->wait_for_error_log(qr/postchatt: post \S+, whose outcome was unknown, was/,
+                                       timeout => 20);
+    like($line // '', qr/ was not stored \(its backend \d+ has ended\)/,
+         'settled at once, not stored: one line') or diag($ng->error_log_since_mark);
+    release_lock($holder);
+    is(sql_value('SELECT count(*) FROM chatts'), 0, 'no row, once the lock is gone');
     $ng->stop;
 };
 

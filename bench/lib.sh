@@ -54,7 +54,7 @@ nginx_start() {
     nginx_stop "$name"   # a leftover from an interrupted run
     mkdir -p "$dir/dav" "$dir/static"
     if [ "$base_port" != - ]; then
-        sed "s|@BASE_PORT@|$base_port|" "$bench/baselines.conf" >"$dir/baselines.conf"
+        sed "s|@BASE_PORT@|$base_port|; s|@MEDIA@|$out/media|" "$bench/baselines.conf" >"$dir/baselines.conf"
         baselines=(--append-file http "$dir/baselines.conf")
     fi
     "$here/scripts/nginx-conf.pl" --prefix "$dir" --conninfo "$CONNINFO" --media "$out/media" \

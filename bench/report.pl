@@ -63,9 +63,9 @@ my @scenarios = (
     { key => 'postchatt', label => 'postchatt (JSON)',
       target => ['insert', 'pgbench', 1.0, 2.0], others => [] },
     { key => 'post-img', label => 'postimages, 1 MiB JPEG',
-      target => ['post-img', 'dav', 0.95], others => [] },
+      target => ['post-img', 'dav', 0.95], others => [['post-img', 'nofsync']] },
     { key => 'post-vid', label => 'postimages, 1 MiB JPEG + 8 MiB MP4',
-      target => ['post-vid', 'dav', 0.95], others => [] },
+      target => ['post-vid', 'dav', 0.95], others => [['post-vid', 'nofsync']] },
     { key => 'get-1k', label => 'getimages, 1,000 rows', at => [8, 64],
       target => ['get-1k', 'pgbench', 1.0], others => [['get-1k', 'static']] },
     { key => 'get-10k', label => 'getimages, 10,000 rows', at => [8, 64],
@@ -142,6 +142,7 @@ sub system_name {
     return 'pgbench INSERT' if $system eq 'pgbench' && $scenario eq 'insert';
     return 'pgbench SELECT' if $system eq 'pgbench';
     return 'nginx DAV PUT' if $system eq 'dav';
+    return 'chatterd, chatterd_media_fsync off' if $system eq 'nofsync';
     return 'nginx static' if $system eq 'static';
     return $system;
 }

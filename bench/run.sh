@@ -26,7 +26,8 @@ set -euo pipefail
 # ================================================================ the scenarios
 # matrix C: every scenario at C connections; chatterd, then the baselines of the same bytes:
 #   post SCENARIO SYSTEM C PATH BODY   POST payload BODY (bench/gen.pl) after emptying the table
-#                                      and the media directories (SYSTEM: chatterd or peer)
+#                                      and the media directories (SYSTEM: chatterd, peer, or
+#                                      nofsync: chatterd with chatterd_media_fsync off)
 #   put SCENARIO C BODY                nginx DAV PUT of the same body into a fresh file
 #   get SCENARIO SYSTEM C PREPARE URL  GET after PREPARE (seed_1k, seed_10k or :)
 #   static SCENARIO C FILE             nginx static, the same bytes chatterd answered
@@ -39,6 +40,7 @@ matrix() {
     put post-none "$c" form-none.body
 
     post post-img chatterd "$c" /postimages form-img.body
+    post post-img nofsync "$c" /nofsync/postimages form-img.body
     put post-img "$c" form-img.body
 
     get get-1k chatterd "$c" seed_1k "$CHATTERD/getimages"
@@ -55,6 +57,7 @@ matrix() {
 # once: what is measured at 8 connections only (the 9 MiB uploads, the peer).
 once() {
     post post-vid chatterd 8 /postimages form-vid.body
+    post post-vid nofsync 8 /nofsync/postimages form-vid.body
     put post-vid 8 form-vid.body
     [ -n "$PEER_URL" ] || return 0
     post post-none peer 8 /postimages form-none.body
@@ -94,6 +97,7 @@ main() {
 post() { # SCENARIO SYSTEM C PATH BODY
     local url=$CHATTERD ctype=$CTYPE
     [ "$2" = peer ] && url=$PEER_URL
+    [ "$2" = nofsync ] && url=$BASE
     [[ "$5" = *.json ]] && ctype=application/json
     wrk_run reset_inserts "$1" "$2" "$3" "$(size "$pay/$5")" "$url$4" POST "$pay/$5" "$ctype"
 }
@@ -122,7 +126,7 @@ dav_stored() { find "$out/nginx/dav" -type f | wc -l; }
 # peer's processes when this script started it, none for pgbench (PostgreSQL is counted apart).
 server_pids() {
     case $1 in
-    chatterd|dav|static) nginx_workers nginx ;;
+    chatterd|nofsync|dav|static) nginx_workers nginx ;;
     peer) [ -n "$peer_pid" ] && peer_processes ;;
     esac
     return 0
@@ -244,6 +248,7 @@ for t in "$CHATTERD" ${PEER_URL:+"$PEER_URL"}; do
     done
     check 200 "$t/postchatt" -H "Content-Type: application/json" --data-binary "@$pay/chatt.json" "$t/postchatt"
 done
+check 200 "postimages, chatterd_media_fsync off" -H "Content-Type: $CTYPE" --data-binary "@$pay/form-img.body" "$BASE/nofsync/postimages"
 check 201 "DAV PUT" -X PUT -H "Content-Type: $CTYPE" --data-binary "@$pay/form-img.body" "$BASE/put/x"
 
 # chatterd's getimages answers, saved as the static baseline's files; the bytes of every answer.

@@ -16,6 +16,7 @@ packages=(
     libtext-diff-perl
     python3-h2                                              # t/abuse_http2.t's HTTP/2 client
     libimage-exiftool-perl                                  # t/media_metadata.t reads the tags
+    strace                                                  # t/media_fsync.t: the syscalls of an upload
     wrk gnuplot-nox                                         # benchmarks
     clang libclang-rt-14-dev                                # fuzzing
 )

@@ -365,7 +365,7 @@ while (1) {
     last if !@orphans || Time::HiRes::time() > $deadline;
     Time::HiRes::sleep(1);
 }
-my $kept = () = $log =~ /whether the row was stored is unknown/g;
+my $kept = () = $log =~ /postimages: whether the row of post \S+ was stored is unknown/g;
 check(!@orphans, "no media file without its row once the sweep ran ($kept kept for an unknown outcome during the soak)")
     or print "  @orphans[0 .. ($#orphans < 9 ? $#orphans : 9)]\n";
 my $status = http_get($PORT, '/status')->{body} // '';

@@ -10,6 +10,7 @@
 #include "ngx/media_sweep.h"
 #include "ngx/metrics.h"
 #include "ngx/pg_pool.h"
+#include "ngx/post_resolver.h"
 #include "ngx/rows_json.h"
 
 #include <sys/stat.h>
@@ -271,6 +272,9 @@ ngx_command_t commands[] = {
     {ngx_string("chatterd_answer_memory_max"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_size_slot, NGX_HTTP_MAIN_CONF_OFFSET, offsetof(MainConf, answer_memory_max),
      nullptr},
+    {ngx_string("chatterd_media_fsync"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
+     ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_fsync), nullptr},
     {ngx_string("chatterd_media_sweep"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_msec_or_off,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_sweep), nullptr},
@@ -318,6 +322,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
     lc->pg_timeout = NGX_CONF_UNSET_MSEC;
     lc->pg_backoff_max = NGX_CONF_UNSET_MSEC;
     lc->media_max_size = NGX_CONF_UNSET;
+    lc->media_fsync = NGX_CONF_UNSET;
     lc->media_sweep = NGX_CONF_UNSET_MSEC;
     lc->media_sweep_limit = NGX_CONF_UNSET_UINT;
     lc->media_sweep_timeout = NGX_CONF_UNSET_MSEC;
@@ -569,6 +574,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
     ngx_conf_merge_str_value(conf->media_root, prev->media_root, "");
     ngx_conf_merge_str_value(conf->media_url, prev->media_url, "/media/");
     ngx_conf_merge_off_value(conf->media_max_size, prev->media_max_size, kDefaultMediaMaxSize);
+    ngx_conf_merge_value(conf->media_fsync, prev->media_fsync, 1);
     ngx_conf_merge_msec_value(conf->media_sweep, prev->media_sweep, kDefaultMediaSweep);
     ngx_conf_merge_str_value(conf->media_quarantine, prev->media_quarantine, "");
     ngx_conf_merge_uint_value(conf->media_sweep_limit, prev->media_sweep_limit,
@@ -617,6 +623,7 @@ ngx_int_t init_process(ngx_cycle_t* cycle) noexcept {
 }
 void exit_process(ngx_cycle_t* cycle) noexcept {
     media_sweeps_stop(cycle);  // before the pools its queries run on
+    post_resolvers_stop();     // likewise
     pg_pools_stop(cycle);
     release_answer_blocks();
     close_media_roots();

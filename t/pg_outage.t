@@ -153,7 +153,7 @@ for my $via (qw(unix tcp)) {
                          percentile(0.99, map { $_->[2] } @unavailable), $back, scalar @loud,
                          100 * $cpu_down));
 
-            my $kept_lines = grep { /whether the row was stored is unknown/ } @lines;
+            my $kept_lines = grep { /postimages: whether the row of post \S+ was stored is unknown/ } @lines;
             cmp_ok(scalar @loud, '<=', 30, 'the error log grew by a bounded number of '
                    . 'error lines (' . scalar(@loud) . ')')
                 or diag(join "\n", @loud[0 .. 29]);

@@ -19,7 +19,13 @@ class Postchatt final : public BodyStream {
 public:
     explicit Postchatt(ngx_http_request_t* r) : BodyStream(r, "postchatt", kMaxBodyBytes) {}
 
+    ~Postchatt() override { insert_.abandon({}); }
+
 private:
+    static ngx_int_t answer_post(ngx_http_request_t* r, const PgOutcome& outcome) {
+        body_stream<Postchatt>(r).insert_.settle(r, outcome, {});
+        return insert_answer(r, outcome);
+    }
     std::optional<Failure> on_bytes(std::string_view bytes) override {
         count_upload_bytes(Endpoint::postchatt, bytes.size());
         body_.append(bytes);
@@ -28,6 +34,7 @@ private:
     std::optional<Failure> on_end() override;
 
     std::string body_;
+    ChattInsert insert_;
 };
 
 std::optional<Failure> Postchatt::on_end() {
@@ -43,7 +50,7 @@ std::optional<Failure> Postchatt::on_end() {
                  nullptr};
     if (row.username == nullptr || row.message == nullptr) return Failure::internal;
     r->read_event_handler = ngx_http_test_reading;
-    insert_chatt(r, row, insert_answer);
+    insert_.start(r, row, answer_post);
     ngx_http_finalize_request(r, NGX_DONE);
     return std::nullopt;
 }

@@ -52,13 +52,18 @@ class Postimages final : public FormReceiver {
 public:
     Postimages(ngx_http_request_t* r, std::string_view boundary, std::string base_url)
         : FormReceiver(r, boundary), base_url_(std::move(base_url)) {}
+    ~Postimages() override { insert_.abandon({file(form().image), file(form().video)}); }
 
 private:
     void on_form(ReceivedForm& form) override;
     const char* publish(std::optional<ReceivedMedia>& media, bool& failed);
     static ngx_int_t answer_and_keep_media(ngx_http_request_t* r, const PgOutcome& outcome);
+    static MediaFile* file(std::optional<ReceivedMedia>& media) {
+        return media ? &media->file : nullptr;
+    }
 
     std::string base_url_;
+    ChattInsert insert_;
 };
 
 void Postimages::on_form(ReceivedForm& form) {
@@ -68,7 +73,7 @@ void Postimages::on_form(ReceivedForm& form) {
         ChattRow row{pool_c_string(r, *form.username), pool_c_string(r, *form.message),
                      publish(form.image, failed), publish(form.video, failed)};
         if (!failed && row.username != nullptr && row.message != nullptr) {
-            insert_chatt(r, row, answer_and_keep_media);
+            insert_.start(r, row, answer_and_keep_media);
             ngx_http_finalize_request(r, NGX_DONE);
             return;
         }
@@ -83,7 +88,7 @@ void Postimages::on_form(ReceivedForm& form) {
 const char* Postimages::publish(std::optional<ReceivedMedia>& media, bool& failed) {
     if (!media || failed) return nullptr;
     std::string name = random_media_name(*form().username, media->type.extension);
-    if (!media->file.publish(name)) {
+    if (!media->file.publish(name, loc_conf(request())->media_fsync)) {
         failed = true;
         return nullptr;
     }
@@ -93,25 +98,19 @@ const char* Postimages::publish(std::optional<ReceivedMedia>& media, bool& faile
 }
 
 // Files whose row was not stored are removed before the answer. When nobody knows yet whether
-// the row was stored, its files are kept: a row must never name a missing file. If the row
-// never appears, the media sweep removes them (media_sweep.h).
+// the row was stored, its files are kept: a row must never name a missing file. The post is
+// then settled once the database answers (ngx/post_resolver.h).
 ngx_int_t Postimages::answer_and_keep_media(ngx_http_request_t* r, const PgOutcome& outcome) {
-    InsertFate fate = insert_fate(outcome);
-    ReceivedForm& form = body_stream<Postimages>(r).form();
-    if (fate == InsertFate::not_stored) {
-        form.discard_media();
-        return insert_answer(r, outcome);
-    }
-    for (std::optional<ReceivedMedia>* media : {&form.image, &form.video}) {
-        if (!*media) continue;
-        (*media)->file.commit();
-        if (fate == InsertFate::unknown) {
-            const std::string& name = (*media)->file.name();
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "chatterd: postimages: whether the row was stored is unknown (%s); "
-                          "%*s is kept until the media sweep finds no row for it",
-                          outcome.reason, name.size(), name.data());
+    auto& post = body_stream<Postimages>(r);
+    ReceivedForm& form = post.form();
+    switch (post.insert_.settle(r, outcome, {file(form.image), file(form.video)})) {
+    case InsertFate::stored:
+        for (std::optional<ReceivedMedia>* media : {&form.image, &form.video}) {
+            if (*media) (*media)->file.commit();
         }
+        break;
+    case InsertFate::not_stored: form.discard_media(); break;
+    case InsertFate::unknown: break;
     }
     return insert_answer(r, outcome);
 }

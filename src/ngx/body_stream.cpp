@@ -2,9 +2,24 @@
 
 #include "ngx/conf.h"
 
+#include <algorithm>
+#include <string>
+
 namespace chatterd {
 
 ngx_int_t BodyStream::start() {
+    // A subrequest (mirror, ssi, auth_request...) shares the main request's body: taking its
+    // buffers as they come, as this stream does, would empty them for the main request (a
+    // mirrored post would then be stored twice, or the main one stored empty). The operator
+    // pointed a subrequest here by mistake: it is refused, before any byte is touched.
+    if (r_ != r_->main) {
+        ngx_log_error(NGX_LOG_ERR, r_->connection->log, 0,
+                      "chatterd: %s: \"%V\" is a subrequest (mirror, ssi, auth_request): it is not "
+                      "served, since reading the body would take it from the main request "
+                      "\"%V\"; 500",
+                      endpoint_, &r_->uri, &r_->main->uri);
+        return send_failure(r_, Failure::internal, "Not served to a subrequest");
+    }
     if (too_large(r_->headers_in.content_length_n, "announces")) {
         // Not read, not even to drop it: the connection closes after the answer, so the client
         // sees the end at once (lingering close drops what it had already sent).
@@ -60,7 +75,7 @@ void BodyStream::stop_deadline() {
 void BodyStream::pump() {
     if (finished_) return;
     for (;;) {
-        // nginx leaves no body at all for a subrequest or a body already discarded, and
+        // nginx leaves no body at all for a body already discarded, and
         // reads a body it has wholly received at once: both end the body here.
         ngx_http_request_body_t* rb = r_->request_body;
         ngx_chain_t* bufs = rb != nullptr ? rb->bufs : nullptr;
@@ -87,14 +102,34 @@ bool BodyStream::consume(ngx_chain_t* bufs) {
     for (ngx_chain_t* cl = bufs; cl != nullptr; cl = cl->next) {
         ngx_buf_t* b = cl->buf;
         if (b->in_file) {
-            ngx_log_error(NGX_LOG_ALERT, r_->connection->log, 0,
-                          "chatterd: %s: request body unexpectedly buffered to a file", endpoint_);
-            answer(NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return false;
+            if (!take_file(b)) return false;
+            continue;
         }
         std::string_view span(reinterpret_cast<const char*>(b->pos), b->last - b->pos);
         b->pos = b->last;
         if (!span.empty() && !take(span)) return false;
+    }
+    return true;
+}
+
+// A body another module read first (mirror's mirror_request_body) may lie in nginx's
+// temporary file: read back from the page cache it was just written to, a piece at a time.
+bool BodyStream::take_file(ngx_buf_t* b) {
+    static constexpr off_t kPiece = 64 * 1024;
+    std::string piece;
+    while (b->file_pos < b->file_last) {
+        piece.resize(static_cast<std::size_t>(std::min(kPiece, b->file_last - b->file_pos)));
+        ssize_t n = ngx_read_file(b->file, reinterpret_cast<u_char*>(piece.data()), piece.size(),
+                                  b->file_pos);
+        if (n <= 0) {
+            ngx_log_error(NGX_LOG_ALERT, r_->connection->log, 0,
+                          "chatterd: %s: reading the request body back from \"%V\" failed",
+                          endpoint_, &b->file->name);
+            answer(NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return false;
+        }
+        b->file_pos += n;
+        if (!take({piece.data(), static_cast<std::size_t>(n)})) return false;
     }
     return true;
 }

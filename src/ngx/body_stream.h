@@ -47,6 +47,7 @@ private:
     void stop_deadline();
     void pump();
     bool consume(ngx_chain_t* bufs);
+    bool take_file(ngx_buf_t* b);
     bool take(std::string_view bytes);
     void finish();
     void refuse(Failure failure);

@@ -62,6 +62,7 @@ struct LocConf {
     ngx_str_t media_root;  // without trailing slash
     ngx_str_t media_url;   // with trailing slash
     off_t media_max_size;
+    ngx_flag_t media_fsync;  // chatterd_media_fsync: files and their names on disk before the row
     ngx_msec_t media_sweep;          // chatterd_media_sweep; 0: off
     ngx_str_t media_quarantine;      // chatterd_media_quarantine; empty: "<media_root>.quarantine"
     ngx_uint_t media_sweep_limit;    // chatterd_media_sweep_limit

@@ -13,7 +13,7 @@ namespace chatterd {
 class MediaFile {
 public:
     explicit MediaFile(ngx_log_t* log) : log_(log) {}
-    ~MediaFile();  // closes; removes the file unless committed
+    ~MediaFile();  // closes; removes the file unless kept or handed over
     MediaFile(const MediaFile&) = delete;
     MediaFile& operator=(const MediaFile&) = delete;
 
@@ -22,10 +22,20 @@ public:
     // worker's one descriptor of that directory (media_root.h).
     bool create(std::string_view media_root);
     bool write(std::string_view bytes);
-    // Gives the complete file its final name (never replacing an existing file).
-    bool publish(std::string_view final_name);
+    // Gives the complete file its final name (never replacing an existing file). durable: its
+    // data is on disk before it has a name, and its name before this returns (the row that
+    // names it is sent afterwards), so that a power loss never leaves a committed row naming
+    // a missing or truncated file.
+    bool publish(std::string_view final_name, bool durable);
     // The row that references the file is stored: keep it.
-    void commit() { committed_ = true; }
+    void commit() { fate_ = Fate::kept; }
+    // Whether the row was stored is unknown: the file is no longer the request's, and whoever
+    // settles the row's outcome keeps or removes it (and counts it). Returns its name.
+    const std::string& hand_over() {
+        fate_ = Fate::handed_over;
+        return final_name_;
+    }
+    int directory() const { return dir_fd_; }
     // No row will reference the file: remove its name now, not only when the request is freed
     // (after an error nginx may keep the connection lingering, and /media/ would serve it).
     void discard();
@@ -48,8 +58,9 @@ private:
     static constexpr off_t kWritebackChunk = 512 * 1024;
 
     off_t size_ = 0;
-    off_t written_back_ = 0;  // bytes whose writeback was asked for
-    bool committed_ = false;
+    off_t written_back_ = 0;                         // bytes whose writeback was asked for
+    enum class Fate { pending, kept, handed_over };  // pending: the request removes it
+    Fate fate_ = Fate::pending;
 };
 
 }  // namespace chatterd

@@ -194,6 +194,7 @@ void PgPool::requeue_at_head(const SlotCalls& calls, bool alone) {
 }
 
 void PgPool::requeue_at_head(PgCall* call, bool alone) {
+    if (call->query.backend_pid != nullptr) *call->query.backend_pid = 0;
     call->slot = nullptr;
     call->alone = call->alone || alone;
     ngx_queue_insert_head(&waiting_, &call->link);

@@ -234,6 +234,9 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
             requeue_at_head(others, false);
         }
     }
+    for (std::size_t i = 0; i < slot.calls.count; i++) {
+        if (int* pid = slot.calls.entries[i]->query.backend_pid) *pid = PQbackendPID(slot.conn);
+    }
     if (!send_query(slot)) {
         // Nothing reached the server: the requests may safely go to another connection.
         log_connection_failure(slot, "send");

@@ -81,6 +81,11 @@ struct PgQuery {
     const char* const* params;  // text values, NUL-terminated; a null pointer is SQL NULL
     const PgBatch* batch;       // null: never sent together with other requests
     ngx_msec_t timeout = 0;     // its deadline, waiting and running; 0: chatterd_pg_timeout
+    // Null, or where the pool writes the PID of the backend (PQbackendPID) each time it sends
+    // the statement, and 0 when it takes the statement back unsent or undone (requeued): a
+    // caller whose outcome stays unknown knows which backend may still commit it. Written
+    // only while the call is submitted; it must live as long as the request (its pool).
+    int* backend_pid = nullptr;
 };
 
 // For a COPY ... TO STDOUT (sent unprepared: COPY cannot be prepared), called for every

@@ -70,8 +70,8 @@ sub media_files { return sort(_entries(media_root())) }
 # the log names as kept. One ok(); returns how many such files there are.
 sub check_media_consistency {
     my ($label, $log) = @_;
-    my %kept = map { $_ => 1 }
-               ($log // '') =~ /whether the row was stored is unknown \([^)]*\); (\S+) is kept/g;
+    my %kept = map { $_ => 1 } map { split ' ' } ($log // '')
+        =~ /whether the row of post \S+ was stored is unknown \([^)]*\); its files \(([^)]*)\) are kept/g;
     my %files = map { $_ => 1 } media_files();
     my %named;
     for my $row (sql('SELECT imageurl, videourl FROM chatts')) {

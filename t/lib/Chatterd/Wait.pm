@@ -3,7 +3,7 @@ package Chatterd::Wait;
 # Waiting for a condition, the one way every suite and helper does it:
 #
 #   use Chatterd::Wait qw(wait_until);
-#   ok(wait_until(sub { !upload_files_open() }), 'no file held');     # up to 15 s
+#   ok(wait_until(sub { !upload_files_open() }), 'no file held');     # up to 20 s
 #   my $pid = wait_until(sub { read_pid_file() }, 30);                # the condition's value
 #   wait_until(sub { !kill 0, $pid }) or die "the server did not exit\n";
 #
@@ -21,7 +21,7 @@ use Time::HiRes ();
 
 our @EXPORT_OK = qw(wait_until);
 
-use constant DEFAULT_SECONDS => 15;
+use constant DEFAULT_SECONDS => 20;
 use constant POLL_SECONDS    => 0.05;
 
 sub wait_until {

@@ -160,6 +160,12 @@ char* check_positive_size(ngx_conf_t*, void*, void* data) noexcept {
 }
 ngx_conf_post_t positive_size = {check_positive_size};
 
+ngx_conf_enum_t media_metadata_policies[] = {
+    {ngx_string("strip"), static_cast<ngx_uint_t>(MediaMetadata::strip)},
+    {ngx_string("keep"), static_cast<ngx_uint_t>(MediaMetadata::keep)},
+    {ngx_null_string, 0},
+};
+
 char* set_media_root(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* lc = static_cast<LocConf*>(conf);
     auto* value = static_cast<ngx_str_t*>(cf->args->elts);
@@ -275,6 +281,10 @@ ngx_command_t commands[] = {
     {ngx_string("chatterd_media_fsync"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
      ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_fsync), nullptr},
+    {ngx_string("chatterd_media_metadata"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_enum_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_metadata),
+     media_metadata_policies},
     {ngx_string("chatterd_media_sweep"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_msec_or_off,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, media_sweep), nullptr},
@@ -323,6 +333,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
     lc->pg_backoff_max = NGX_CONF_UNSET_MSEC;
     lc->media_max_size = NGX_CONF_UNSET;
     lc->media_fsync = NGX_CONF_UNSET;
+    lc->media_metadata = NGX_CONF_UNSET_UINT;
     lc->media_sweep = NGX_CONF_UNSET_MSEC;
     lc->media_sweep_limit = NGX_CONF_UNSET_UINT;
     lc->media_sweep_timeout = NGX_CONF_UNSET_MSEC;
@@ -575,6 +586,8 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
     ngx_conf_merge_str_value(conf->media_url, prev->media_url, "/media/");
     ngx_conf_merge_off_value(conf->media_max_size, prev->media_max_size, kDefaultMediaMaxSize);
     ngx_conf_merge_value(conf->media_fsync, prev->media_fsync, 1);
+    ngx_conf_merge_uint_value(conf->media_metadata, prev->media_metadata,
+                              static_cast<ngx_uint_t>(MediaMetadata::strip));
     ngx_conf_merge_msec_value(conf->media_sweep, prev->media_sweep, kDefaultMediaSweep);
     ngx_conf_merge_str_value(conf->media_quarantine, prev->media_quarantine, "");
     ngx_conf_merge_uint_value(conf->media_sweep_limit, prev->media_sweep_limit,

@@ -124,18 +124,19 @@ sub unexplained_changes {
 
 my $ng = Chatterd::Nginx->start(
     http_config => qq{chatterd_pg "\$TEST_NGINX_PG_CONNINFO";\nchatterd_media_root \$TEST_NGINX_MEDIA_ROOT;\n},
-    config => qq{location = /postimages { chatterd postimages; client_max_body_size 21m; }\n});
+    config => qq{location = /postimages { chatterd postimages; client_max_body_size 21m; }\n}
+              . qq{location = /postimages-keep { chatterd postimages; chatterd_media_metadata keep; }\n});
 truncate_chatts();
 
 # Posts the sample as the given part; the stored file's bytes.
 sub post_sample {
-    my ($field, $name) = @_;
+    my ($field, $name, $path) = @_;
     my $original = slurp("$Samples/$name");
     my $body = multipart_body('XyZ', [name => 'username', value => 'tester'],
         [name => 'message', value => $name],
         [name => $field, filename => $name, type => 'application/octet-stream', value => $original]);
     my $res = http_request($ng->port,
-        "POST /postimages HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+        "POST ${\ ($path // '/postimages')} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         . "Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: " . length($body)
         . "\r\n\r\n$body", timeout => 10);
     is(($res->{status} // 'none') . ' ' . ($res->{body} // ''), '200 {}', "$name: posted");
@@ -223,6 +224,12 @@ for my $sample (['image', 'photo.webp'], ['image', 'photo.heic'], ['image', 'pho
 subtest 'a file with nothing to strip is stored byte for byte' => sub {
     my ($original, $stored) = post_sample(image => 'clean.jpg');
     ok(defined $stored && $stored eq $original, 'clean.jpg: the same bytes');
+};
+
+subtest 'chatterd_media_metadata keep: a tagged file is stored byte for byte' => sub {
+    truncate_chatts();
+    my ($original, $stored) = post_sample(image => 'photo.jpg', '/postimages-keep');
+    ok(defined $stored && $stored eq $original, 'photo.jpg: the same bytes, tags and all');
 };
 
 done_testing();

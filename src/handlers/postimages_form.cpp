@@ -121,7 +121,11 @@ bool FormReceiver::begin_media(std::optional<ReceivedMedia>& slot, MediaField fi
     slot.emplace(log_);
     if (!slot->file.create(to_view(conf_.media_root))) return reject(Failure::internal);
     media_ = &*slot;
-    scrubber_.emplace([file = &slot->file](std::string_view bytes) { return file->write(bytes); });
+    const auto policy = static_cast<MediaMetadata>(conf_.media_metadata) == MediaMetadata::keep
+                            ? MediaScrubber::Policy::keep
+                            : MediaScrubber::Policy::strip;
+    scrubber_.emplace([file = &slot->file](std::string_view bytes) { return file->write(bytes); },
+                      policy);
     media_field_ = field;
     head_size_ = 0;
     identified_ = false;

@@ -52,6 +52,9 @@ inline const char* endpoint_name(Endpoint endpoint) {
     return names[static_cast<ngx_uint_t>(endpoint)];
 }
 
+// chatterd_media_metadata: whether location and device identity leave uploaded media.
+enum class MediaMetadata : ngx_uint_t { strip, keep };
+
 struct LocConf {
     Endpoint endpoint;
     ngx_str_t pg_conninfo;
@@ -63,6 +66,7 @@ struct LocConf {
     ngx_str_t media_url;   // with trailing slash
     off_t media_max_size;
     ngx_flag_t media_fsync;  // chatterd_media_fsync: files and their names on disk before the row
+    ngx_uint_t media_metadata;       // chatterd_media_metadata: a MediaMetadata
     ngx_msec_t media_sweep;          // chatterd_media_sweep; 0: off
     ngx_str_t media_quarantine;      // chatterd_media_quarantine; empty: "<media_root>.quarantine"
     ngx_uint_t media_sweep_limit;    // chatterd_media_sweep_limit

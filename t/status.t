@@ -5,6 +5,9 @@
 #   (b) posts and reads that wait behind a table lock: the queue shows them, and the batch
 #       histogram accounts for every request;
 #   (c) the media sweep's removals;
+#   (e) reads refused by chatterd_answer_memory_max while they share one COPY: every one 503,
+#       counted, told at info only, no worker dies;
+#   (f) posts that find the queue full: 503, counted, told at info only;
 #   (d) a real Prometheus scrapes the page every second and sees the test's own requests.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
@@ -390,6 +393,96 @@ subtest '(c) the media sweep' => sub {
     ok(wait_until(sub { !-e $orphan }, 20), 'the orphan goes once older than 2 s');
     ok(wait_until(sub { value(page($ng), 'chatterd_media_files_removed_total', by => 'sweep') == 1 }),
        'media_files_removed_total{by="sweep"} is 1');
+    $ng->stop;
+};
+
+# The log since the mark: no line at error or above, no worker that died, the same workers.
+sub quiet_log {
+    my ($ng, $label, $workers) = @_;
+    my @loud = grep { /\[(?:error|crit|alert|emerg)\]|exited on signal/ } $ng->error_log_since_mark;
+    ok(!@loud, "$label: no line at error or above, no worker exited on a signal")
+        or diag(join "\n", @loud[0 .. ($#loud < 9 ? $#loud : 9)]);
+    is_deeply([sort $ng->worker_pids], $workers, "$label: the same workers");
+}
+
+# Sends @requests while the table is locked, waits until each of them runs or waits in pool 0
+# or, when $refused is given, is one of the $refused->($page) refused at once; then lifts the
+# lock. The answers' statuses.
+sub behind_lock {
+    my ($ng, $refused, @requests) = @_;
+    my $n = @requests;
+    my $psql = lock_table();
+    my @clients = send_all($ng->port, @requests);
+    my $during;
+    ok(wait_until(sub { $during = page($ng);
+                        value($during, 'chatterd_pg_connections', pool => 0, state => 'busy')
+                        + value($during, 'chatterd_pg_queue_length', pool => 0)
+                        + ($refused ? $refused->($during) : 0) == $n }),
+       "$n requests are running, waiting behind the lock or refused") or diag($during->{text});
+    print $psql "COMMIT;\n";
+    close $psql;
+    return statuses(@clients);
+}
+
+# nginx with $http_config once every connection is idle: it, its workers, the page then; the
+# error log is marked.
+sub settled_nginx {
+    my ($http_config) = @_;
+    my $ng = start_nginx(http_config => $http_config);
+    ok(wait_until(sub { value(page($ng), 'chatterd_pg_connections', pool => 0, state => 'idle')
+                        == 2 * $POOL_SIZE }), 'every connection idle');
+    my @workers = sort $ng->worker_pids;
+    my $before = page($ng);
+    $ng->mark_error_log;
+    return ($ng, \@workers, $before);
+}
+
+# The first reads of each worker wait on the lock; the others queue and then share one COPY,
+# whose reader's answer would cross the bound (one answer block is larger than 32k).
+subtest '(e) the answers\' memory bound: a refused reader of a shared COPY' => sub {
+    truncate_chatts();
+    sql(q{INSERT INTO chatts (username, message) SELECT 'user ' || i, repeat('m', 100)
+          FROM generate_series(1, 2000) AS i});
+    my ($ng, $workers, $before) = settled_nginx("chatterd_answer_memory_max 32k;\n");
+    my $n = 16;
+    my @statuses = behind_lock($ng, undef, (build_request(GET => '/getimages')) x $n);
+    is_deeply(\@statuses, [(503) x $n], "every read 503") or diag("@statuses");
+    my $after;
+    ok(wait_until(sub { $after = page($ng);
+                        moved($before, $after, 'chatterd_requests_total', endpoint => 'getimages',
+                              status => 503) == $n }), "$n answers counted");
+    is(moved($before, $after, 'chatterd_answers_over_memory_bound_total'), $n,
+       "answers_over_memory_bound_total moved by $n");
+    cmp_ok(moved($before, $after, 'chatterd_pg_batch_requests_count', pool => 0, kind => 'shared'),
+           '>=', 1, 'some reads shared a COPY');
+    my $told = grep { /\[info\].*answers of this worker would hold more than chatterd_answer_memory_max; 503/ }
+               $ng->error_log_since_mark;
+    is($told, $n, "one info line per request ($told)");
+    quiet_log($ng, 'refused reads', $workers);
+    is(http_get($ng->port, '/getchatts')->{status}, 503, 'a read alone: 503 too');
+    is_deeply($after->{problems}, [], 'the page follows the text format strictly');
+    $ng->stop;
+};
+
+subtest '(f) a full queue' => sub {
+    truncate_chatts();
+    my ($ng, $workers, $before) = settled_nginx("chatterd_pg_queue 0;\n");
+    # Per worker: two posts wait on the lock, one per connection (with chatterd_pg_queue 0
+    # nothing waits in the queue while a connection is idle); the others find it full.
+    my $n = 12;
+    my @requests = map { build_request(POST => '/postchatt', body => qq({"username":"q","message":"$_"}),
+                                       headers => ['Content-Type' => 'application/json']) } 1 .. $n;
+    my $full = 0;
+    my @statuses = behind_lock($ng, sub {
+        $full = moved($before, $_[0], 'chatterd_pg_errors_total', pool => 0, error => 'queue_full') },
+        @requests);
+    is(scalar(grep { $_ == 503 } @statuses), $full, "the $full refused got 503");
+    is(scalar(grep { $_ == 200 } @statuses), $n - $full, 'the others 200');
+    cmp_ok($full, '>=', 1, 'the queue was full for some');
+    my $told = grep { /\[info\].*postgres request queue is full \(chatterd_pg_queue 0\); 503/ }
+               $ng->error_log_since_mark;
+    is($told, $full, "one info line per refused post ($told)");
+    quiet_log($ng, 'full queue', $workers);
     $ng->stop;
 };
 

@@ -30,6 +30,7 @@ struct alignas(kLine) Totals {
     ngx_atomic_t requests[kEndpoints][kStatuses];
     ngx_atomic_t upload_bytes[kEndpoints];
     ngx_atomic_t media[3];  // by MediaFate
+    ngx_atomic_t answers_over_memory_bound;
 };
 
 struct alignas(kLine) PoolTotals {
@@ -219,6 +220,10 @@ void render_totals(Page& page) {
                 totals.media[static_cast<std::size_t>(MediaFate::removed_by_request)]);
     page.sample("chatterd_media_files_removed_total", {"by", "sweep"},
                 totals.media[static_cast<std::size_t>(MediaFate::removed_by_sweep)]);
+    page.family("chatterd_answers_over_memory_bound_total", "counter",
+                "getchatts and getimages requests answered 503 because their answer would have "
+                "crossed chatterd_answer_memory_max (every request that shared the refused run).");
+    page.sample("chatterd_answers_over_memory_bound_total", {}, totals.answers_over_memory_bound);
 }
 
 void pool_counter(Page& page, const char* name, const char* help, const std::string* labels,
@@ -444,6 +449,10 @@ void publish_pg_gauges(const PgPoolSpec& spec, const PgGauges& gauges) noexcept 
 
 void add_answer_bytes(ngx_int_t bytes) noexcept {
     if (zone.own != nullptr) zone.own->answer_bytes += static_cast<ngx_atomic_uint_t>(bytes);
+}
+
+void count_answer_over_memory_bound() noexcept {
+    if (zone.base != nullptr) add(zone.totals().answers_over_memory_bound, 1);
 }
 
 // ---- the page ------------------------------------------------------------------------------

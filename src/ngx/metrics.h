@@ -52,6 +52,8 @@ void publish_pg_gauges(const PgPoolSpec& spec, const PgGauges& gauges) noexcept;
 
 // Bytes held by JSON answers (getchatts, getimages) in this worker; negative to let go.
 void add_answer_bytes(ngx_int_t bytes) noexcept;
+// A request answered 503 because its answer would have crossed chatterd_answer_memory_max.
+void count_answer_over_memory_bound() noexcept;
 
 // The page, in Prometheus's text exposition format 0.0.4. False without a zone.
 bool render_metrics(const MainConf& conf, std::string& page);

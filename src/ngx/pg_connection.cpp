@@ -7,6 +7,8 @@
 
 #include <sys/stat.h>
 
+#include <cstring>
+
 namespace chatterd {
 
 namespace {
@@ -29,9 +31,11 @@ bool has_calls(const SlotCalls& calls) {
     return false;
 }
 
+// By the names' text: two statements with the same name are one on the server, whatever
+// string literal holds the name.
 bool is_prepared(const PgSlot& slot, const char* name) {
     for (std::size_t i = 0; i < slot.prepared_count; i++) {
-        if (slot.prepared[i] == name) return true;
+        if (std::strcmp(slot.prepared[i], name) == 0) return true;
     }
     return false;
 }

@@ -8,6 +8,8 @@
 #   (e) reads refused by chatterd_answer_memory_max while they share one COPY: every one 503,
 #       counted, told at info only, no worker dies;
 #   (f) posts that find the queue full: 503, counted, told at info only;
+#   (g) a worker without a descriptor for a new connection: 503, counted, its own line, and the
+#       database is not taken for down;
 #   (d) a real Prometheus scrapes the page every second and sees the test's own requests.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
@@ -55,10 +57,10 @@ sub start_nginx {
     my (%opt) = @_;
     my $extra = $opt{http_config} // '';
     return Chatterd::Nginx->start(
-        workers     => 2,
+        workers     => $opt{workers} // 2,
         master      => 1,
         log_level   => 'info',
-        main_config => $> == 0 ? "user root root;\n" : undef,
+        main_config => ($> == 0 ? "user root root;\n" : '') . ($opt{main_config} // ''),
         http_config => <<CONF,
 chatterd_pg "$ENV{TEST_NGINX_PG_CONNINFO}";
 chatterd_pg_pool $POOL_SIZE;
@@ -483,6 +485,54 @@ subtest '(f) a full queue' => sub {
                $ng->error_log_since_mark;
     is($told, $full, "one info line per refused post ($told)");
     quiet_log($ng, 'full queue', $workers);
+    $ng->stop;
+};
+
+subtest '(g) no descriptor left for a new connection' => sub {
+    truncate_chatts();
+    my $limit = 64;
+    my $ng = start_nginx(workers => 1, main_config => "worker_rlimit_nofile $limit;\n");
+    my $target = $ENV{TEST_NGINX_PG_CONNINFO} =~ s/ ?password=\S+//r;
+    ok(wait_until(sub { value(page($ng), 'chatterd_pg_connections', pool => 0, state => 'idle')
+                        == $POOL_SIZE }), 'every connection idle');
+    my ($worker) = $ng->worker_pids;
+    # The pool's connections end: the next read needs a new one.
+    sql(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'chatterd'});
+    ok(wait_until(sub { my $p = page($ng);
+                        value($p, 'chatterd_pg_connections', pool => 0, state => $_) == 0
+                            or return 0 for qw(idle busy connecting);
+                        1 }), 'the pool has no connection left');
+    my $before = page($ng);
+    $ng->mark_error_log;
+    # Idle clients take every descriptor number below the limit but one, which the read takes
+    # (a descriptor inherited above the limit does not count: a new one is the lowest free).
+    my $below_limit = sub {
+        opendir(my $dh, "/proc/$worker/fd") or return $limit;
+        return scalar grep { /^\d+$/ && $_ < $limit } readdir $dh;
+    };
+    my @idle;
+    while ($below_limit->() < $limit - 1) {
+        my $fds = $below_limit->();
+        push @idle, IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port,
+                                          Proto => 'tcp') // last;
+        wait_until(sub { $below_limit->() > $fds }, 5) or last;
+    }
+    is($below_limit->(), $limit - 1, scalar(@idle) . " idle clients hold every descriptor but one");
+    is(http_get($ng->port, '/getimages')->{status}, 503, 'a read that needs a new connection: 503');
+    close $_ for @idle;
+    my $after = page($ng);
+    cmp_ok(moved($before, $after, 'chatterd_pg_errors_total', pool => 0, error => 'no_descriptor'),
+           '>=', 1, 'counted as errors_total{error="no_descriptor"}');
+    is(moved($before, $after, 'chatterd_pg_errors_total', pool => 0, error => 'connect_failed'), 0,
+       'not as a failed connect');
+    is(value($after, 'chatterd_pg_up', pool => 0, target => $target), 1, 'the database is up');
+    my $log = $ng->error_log_since_mark;
+    like($log, qr/\[error\].*this worker has no socket for a new connection: .*could not create socket: Too many open files/,
+         'its own line');
+    like($log, qr/\[info\].*no socket for a connection in this worker; 503/, 'the read is told at info');
+    unlike($log, qr/cannot be reached|exited on signal/, 'the database is not taken for down');
+    is(http_get($ng->port, '/getimages')->{status}, 200, 'descriptors back: 200');
+    is(value(page($ng), 'chatterd_pg_up', pool => 0, target => $target), 1, 'still up');
     $ng->stop;
 };
 

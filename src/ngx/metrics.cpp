@@ -15,7 +15,7 @@ constexpr std::size_t kStatuses = 600;  // by status; 0 holds any status outside
 // Workers that publish gauges at once: a reload's new workers start while the old ones still
 // finish their requests, and a worker that died leaves its slot to the next one.
 constexpr std::size_t kSlots = 256;
-constexpr std::size_t kPgErrors = 5;
+constexpr std::size_t kPgErrors = 6;
 constexpr std::size_t kBatchKinds = 2;  // combined, shared
 // Requests per batched statement; at most kMaxBatchCalls (64), +Inf for the format's sake.
 constexpr ngx_atomic_uint_t kBatchBounds[] = {2, 4, 8, 16, 32, 64};
@@ -23,7 +23,7 @@ constexpr std::size_t kBuckets = sizeof(kBatchBounds) / sizeof(kBatchBounds[0]) 
 constexpr std::size_t kLine = 64;  // cache line: workers write their own slots
 
 const char* const kPgErrorNames[kPgErrors] = {"connect_failed", "connection_lost", "timeout",
-                                              "refused", "queue_full"};
+                                              "refused",        "queue_full",      "no_descriptor"};
 const char* const kBatchKindNames[kBatchKinds] = {"combined", "shared"};
 
 struct alignas(kLine) Totals {
@@ -262,7 +262,7 @@ void render_pool_totals(Page& page, const std::string* labels, std::size_t pools
     page.family("chatterd_pg_errors_total", "counter",
                 "Pool failures: connects that failed, open connections that broke, requests "
                 "that timed out, were refused while the database was down, or found the queue "
-                "full.");
+                "full, and connects that found no descriptor (or connection) left in the worker.");
     for (std::size_t p = 0; p < pools; p++) {
         for (std::size_t e = 0; e < kPgErrors; e++) {
             page.sample("chatterd_pg_errors_total", {"pool", labels[p], "error", kPgErrorNames[e]},

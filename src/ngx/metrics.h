@@ -33,7 +33,7 @@ enum class MediaFate { kept, removed_by_request, removed_by_sweep };
 void count_media_files(MediaFate fate, ngx_uint_t files = 1) noexcept;
 
 // The pools' counters.
-enum class PgError { connect_failed, connection_lost, timeout, refused, queue_full };
+enum class PgError { connect_failed, connection_lost, timeout, refused, queue_full, no_descriptor };
 void count_pg_error(const PgPoolSpec& spec, PgError error) noexcept;
 void count_pg_connect(const PgPoolSpec& spec) noexcept;
 // A statement sent for `requests` requests (batch: how they were served together, or null).

@@ -56,6 +56,7 @@ PgPool::PgPool(PgPoolSpec& spec, ngx_log_t* log)
     : spec_(spec),
       log_(log),
       target_(pg_target(spec.conninfo)),
+      targets_(connect_targets(spec.conninfo, spec.timeout)),
       slots_(spec.size),
       backoff_(kFirstRetry, spec.backoff_max) {
     ngx_queue_init(&waiting_);
@@ -105,12 +106,17 @@ void PgPool::want_connections() {
     }
 }
 
+// The probe could not tell: the next one after the next delay.
+void PgPool::retry_later() {
+    db_state_ = DbState::backing_off;
+    ngx_add_timer(&retry_timer_, static_cast<ngx_msec_t>(backoff_.next(ngx_random())));
+}
+
 void PgPool::database_refused(const char* cause) {
     last_cause_ = std::string(OneLine(cause).view());
     if (db_state_ == DbState::backing_off) return;  // a connect started before the first failure
     bool outage_starts = db_state_ == DbState::reachable;
-    db_state_ = DbState::backing_off;
-    ngx_add_timer(&retry_timer_, static_cast<ngx_msec_t>(backoff_.next(ngx_random())));
+    retry_later();
     if (outage_starts) {
         down_since_ = ngx_current_msec;
         last_outage_line_ = ngx_current_msec;

@@ -141,8 +141,8 @@ void PgPool::advance_connect(PgSlot& slot) {
     ngx_del_timer(&slot.deadline);
     slot.state = SlotState::idle;
     preferred_target_ = slot.target;
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres connected to host %uz, fd %d",
-                   slot.target + 1, slot.socket->fd);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres connected, fd %d, host %uz",
+                   slot.socket->fd, slot.target + 1);
     database_answered();
     dispatch();
 }

@@ -34,7 +34,9 @@ EndpointEntry endpoints[] = {
 constexpr ngx_uint_t kDefaultPoolSize = 4;
 constexpr ngx_uint_t kDefaultQueue = 1024;
 constexpr ngx_msec_t kDefaultTimeout = 5000;
-constexpr ngx_msec_t kDefaultBackoffMax = 10000;
+// Probes of a database that is down: one within a second of its return, at most two a second
+// per worker and pool meanwhile (delays drawn from 0.5 to 1 s; see core/backoff.h).
+constexpr ngx_msec_t kDefaultBackoffMax = 1000;
 constexpr ngx_msec_t kDefaultMediaSweep = 60 * 60 * 1000;
 constexpr size_t kDefaultAnswerMemoryMax = 256 * 1024 * 1024;
 constexpr off_t kDefaultMediaMaxSize = 10 * 1024 * 1024;

@@ -41,7 +41,9 @@ EndpointEntry endpoints[] = {
 constexpr ngx_uint_t kDefaultPoolSize = 4;
 constexpr ngx_uint_t kDefaultQueue = 1024;
 constexpr ngx_msec_t kDefaultTimeout = 5000;
-constexpr ngx_msec_t kDefaultBackoffMax = 10000;
+// Probes of a database that is down: one within a second of its return, at most two a second
+// per worker and pool meanwhile (delays drawn from 0.5 to 1 s; see core/backoff.h).
+constexpr ngx_msec_t kDefaultBackoffMax = 1000;
 constexpr ngx_msec_t kDefaultMediaSweep = 60 * 60 * 1000;
 // A round that finds more unnamed files than this is a sign of the wrong database (a new or
 // empty one after a configuration mistake) rather than of lost posts: it moves none.

@@ -207,8 +207,9 @@ GET /getimages
 --- response_body chomp
 "Service unavailable"
 --- error_log eval
-[qr/\[error\] .*chatterd: cannot build JSON: the answers of this worker would hold more than chatterd_answer_memory_max/]
+[qr/\[info\] .*chatterd: getimages: the answers of this worker would hold more than chatterd_answer_memory_max; 503/]
 --- no_error_log
+[error]
 [alert]
 
 

@@ -9,7 +9,7 @@
 #   (b) a transaction chatterd's role cannot see the start of (a superuser's session on the
 #       database): rounds are skipped while it is open, and the files go once it ends;
 #   (c) a database in recovery (a streaming standby of the test cluster, on
-#       TEST_NGINX_PG_PORT + 1): rounds are skipped; promoted, it is swept;
+#       a handed-out port): rounds are skipped; promoted, it is swept;
 #   (d) a prepared transaction on it that may have inserted: rounds are skipped until it is
 #       rolled back.
 # The test cluster's synchronous_standby_names is reset at the end, however the suite ends.
@@ -22,6 +22,7 @@ use Time::HiRes ();
 
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency);
 use Chatterd::Http qw(http_request build_request multipart_body);
+use Chatterd::Ports ();
 use Chatterd::Sweep qw(start_sweeping_nginx wait_until);
 use Chatterd::Upload qw(media image_part);
 
@@ -35,7 +36,7 @@ my $MEDIA   = media_root();
 my $HEX     = '0123456789abcdef' x 2;
 my %CLUSTER = (
     test    => {dir => $ENV{TEST_NGINX_PG_DIR}, port => $ENV{TEST_NGINX_PG_PORT}},
-    standby => {dir => "$ENV{TEST_NGINX_PG_DIR}-sweep-standby", port => $ENV{TEST_NGINX_PG_PORT} + 1},
+    standby => {dir => "$ENV{TEST_NGINX_PG_DIR}-sweep-standby", port => Chatterd::Ports::free_port()},
 );
 $_->{socket} = "$_->{dir}.socket" for values %CLUSTER;
 

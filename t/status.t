@@ -5,6 +5,11 @@
 #   (b) posts and reads that wait behind a table lock: the queue shows them, and the batch
 #       histogram accounts for every request;
 #   (c) the media sweep's removals;
+#   (e) reads refused by chatterd_answer_memory_max while they share one COPY: every one 503,
+#       counted, told at info only, no worker dies;
+#   (f) posts that find the queue full: 503, counted, told at info only;
+#   (g) a worker without a descriptor for a new connection: 503, counted, its own line, and the
+#       database is not taken for down;
 #   (d) a real Prometheus scrapes the page every second and sees the test's own requests.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
@@ -42,9 +47,12 @@ sub program {
 sub start_nginx {
     my (%opt) = @_;
     return Chatterd::Nginx::start_nginx(
-        workers     => 2,
+        workers     => $opt{workers} // 2,
         media_root  => $MEDIA,
-        http_config => "chatterd_pg_pool $POOL_SIZE;\n" . ($opt{http_config} // ''),
+        main_config => ($> == 0 ? "user root root;
+" : '') . ($opt{main_config} // ''),
+        http_config => "chatterd_pg_pool $POOL_SIZE;
+" . ($opt{http_config} // ''),
         config      => Chatterd::ExampleConf::endpoint_locations() . <<CONF,
 location /down/ {
     chatterd_pg "host=127.0.0.1 port=$DEAD_PORT dbname=chatterdb user=chatter password=secretword";
@@ -373,6 +381,144 @@ subtest '(c) the media sweep' => sub {
     ok(wait_until(sub { !-e $orphan }, 20), 'the orphan goes once older than 2 s');
     ok(wait_until(sub { value(page($ng), 'chatterd_media_files_removed_total', by => 'sweep') == 1 }),
        'media_files_removed_total{by="sweep"} is 1');
+    $ng->stop;
+};
+
+# The log since the mark: no line at error or above, no worker that died, the same workers.
+sub quiet_log {
+    my ($ng, $label, $workers) = @_;
+    my @loud = grep { /\[(?:error|crit|alert|emerg)\]|exited on signal/ } $ng->error_log_since_mark;
+    ok(!@loud, "$label: no line at error or above, no worker exited on a signal")
+        or diag(join "\n", @loud[0 .. ($#loud < 9 ? $#loud : 9)]);
+    is_deeply([sort $ng->worker_pids], $workers, "$label: the same workers");
+}
+
+# Sends @requests while the table is locked, waits until each of them runs or waits in pool 0
+# or, when $refused is given, is one of the $refused->($page) refused at once; then lifts the
+# lock. The answers' statuses.
+sub behind_lock {
+    my ($ng, $refused, @requests) = @_;
+    my $n = @requests;
+    my $psql = lock_table();
+    my @clients = send_all($ng->port, @requests);
+    my $during;
+    ok(wait_until(sub { $during = page($ng);
+                        value($during, 'chatterd_pg_connections', pool => 0, state => 'busy')
+                        + value($during, 'chatterd_pg_queue_length', pool => 0)
+                        + ($refused ? $refused->($during) : 0) == $n }),
+       "$n requests are running, waiting behind the lock or refused") or diag($during->{text});
+    print $psql "COMMIT;\n";
+    close $psql;
+    return statuses(@clients);
+}
+
+# nginx with $http_config once every connection is idle: it, its workers, the page then; the
+# error log is marked.
+sub settled_nginx {
+    my ($http_config) = @_;
+    my $ng = start_nginx(http_config => $http_config);
+    ok(wait_until(sub { value(page($ng), 'chatterd_pg_connections', pool => 0, state => 'idle')
+                        == 2 * $POOL_SIZE }), 'every connection idle');
+    my @workers = sort $ng->worker_pids;
+    my $before = page($ng);
+    $ng->mark_error_log;
+    return ($ng, \@workers, $before);
+}
+
+# The first reads of each worker wait on the lock; the others queue and then share one COPY,
+# whose reader's answer would cross the bound (one answer block is larger than 32k).
+subtest '(e) the answers\' memory bound: a refused reader of a shared COPY' => sub {
+    truncate_chatts();
+    sql(q{INSERT INTO chatts (username, message) SELECT 'user ' || i, repeat('m', 100)
+          FROM generate_series(1, 2000) AS i});
+    my ($ng, $workers, $before) = settled_nginx("chatterd_answer_memory_max 32k;\n");
+    my $n = 16;
+    my @statuses = behind_lock($ng, undef, (build_request(GET => '/getimages')) x $n);
+    is_deeply(\@statuses, [(503) x $n], "every read 503") or diag("@statuses");
+    my $after;
+    ok(wait_until(sub { $after = page($ng);
+                        moved($before, $after, 'chatterd_requests_total', endpoint => 'getimages',
+                              status => 503) == $n }), "$n answers counted");
+    is(moved($before, $after, 'chatterd_answers_over_memory_bound_total'), $n,
+       "answers_over_memory_bound_total moved by $n");
+    cmp_ok(moved($before, $after, 'chatterd_pg_batch_requests_count', pool => 0, kind => 'shared'),
+           '>=', 1, 'some reads shared a COPY');
+    my $told = grep { /\[info\].*answers of this worker would hold more than chatterd_answer_memory_max; 503/ }
+               $ng->error_log_since_mark;
+    is($told, $n, "one info line per request ($told)");
+    quiet_log($ng, 'refused reads', $workers);
+    is(http_get($ng->port, '/getchatts')->{status}, 503, 'a read alone: 503 too');
+    is_deeply($after->{problems}, [], 'the page follows the text format strictly');
+    $ng->stop;
+};
+
+subtest '(f) a full queue' => sub {
+    truncate_chatts();
+    my ($ng, $workers, $before) = settled_nginx("chatterd_pg_queue 0;\n");
+    # Per worker: two posts wait on the lock, one per connection (with chatterd_pg_queue 0
+    # nothing waits in the queue while a connection is idle); the others find it full.
+    my $n = 12;
+    my @requests = map { build_request(POST => '/postchatt', body => qq({"username":"q","message":"$_"}),
+                                       headers => ['Content-Type' => 'application/json']) } 1 .. $n;
+    my $full = 0;
+    my @statuses = behind_lock($ng, sub {
+        $full = moved($before, $_[0], 'chatterd_pg_errors_total', pool => 0, error => 'queue_full') },
+        @requests);
+    is(scalar(grep { $_ == 503 } @statuses), $full, "the $full refused got 503");
+    is(scalar(grep { $_ == 200 } @statuses), $n - $full, 'the others 200');
+    cmp_ok($full, '>=', 1, 'the queue was full for some');
+    my $told = grep { /\[info\].*postgres request queue is full \(chatterd_pg_queue 0\); 503/ }
+               $ng->error_log_since_mark;
+    is($told, $full, "one info line per refused post ($told)");
+    quiet_log($ng, 'full queue', $workers);
+    $ng->stop;
+};
+
+subtest '(g) no descriptor left for a new connection' => sub {
+    truncate_chatts();
+    my $limit = 64;
+    my $ng = start_nginx(workers => 1, main_config => "worker_rlimit_nofile $limit;\n");
+    my $target = $ENV{TEST_NGINX_PG_CONNINFO} =~ s/ ?password=\S+//r;
+    ok(wait_until(sub { value(page($ng), 'chatterd_pg_connections', pool => 0, state => 'idle')
+                        == $POOL_SIZE }), 'every connection idle');
+    my ($worker) = $ng->worker_pids;
+    # The pool's connections end: the next read needs a new one.
+    sql(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'chatterd'});
+    ok(wait_until(sub { my $p = page($ng);
+                        value($p, 'chatterd_pg_connections', pool => 0, state => $_) == 0
+                            or return 0 for qw(idle busy connecting);
+                        1 }), 'the pool has no connection left');
+    my $before = page($ng);
+    $ng->mark_error_log;
+    # Idle clients take every descriptor number below the limit but one, which the read takes
+    # (a descriptor inherited above the limit does not count: a new one is the lowest free).
+    my $below_limit = sub {
+        opendir(my $dh, "/proc/$worker/fd") or return $limit;
+        return scalar grep { /^\d+$/ && $_ < $limit } readdir $dh;
+    };
+    my @idle;
+    while ($below_limit->() < $limit - 1) {
+        my $fds = $below_limit->();
+        push @idle, IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port,
+                                          Proto => 'tcp') // last;
+        wait_until(sub { $below_limit->() > $fds }, 5) or last;
+    }
+    is($below_limit->(), $limit - 1, scalar(@idle) . " idle clients hold every descriptor but one");
+    is(http_get($ng->port, '/getimages')->{status}, 503, 'a read that needs a new connection: 503');
+    close $_ for @idle;
+    my $after = page($ng);
+    cmp_ok(moved($before, $after, 'chatterd_pg_errors_total', pool => 0, error => 'no_descriptor'),
+           '>=', 1, 'counted as errors_total{error="no_descriptor"}');
+    is(moved($before, $after, 'chatterd_pg_errors_total', pool => 0, error => 'connect_failed'), 0,
+       'not as a failed connect');
+    is(value($after, 'chatterd_pg_up', pool => 0, target => $target), 1, 'the database is up');
+    my $log = $ng->error_log_since_mark;
+    like($log, qr/\[error\].*this worker has no socket for a new connection: .*could not create socket: Too many open files/,
+         'its own line');
+    like($log, qr/\[info\].*no socket for a connection in this worker; 503/, 'the read is told at info');
+    unlike($log, qr/cannot be reached|exited on signal/, 'the database is not taken for down');
+    is(http_get($ng->port, '/getimages')->{status}, 200, 'descriptors back: 200');
+    is(value(page($ng), 'chatterd_pg_up', pool => 0, target => $target), 1, 'still up');
     $ng->stop;
 };
 

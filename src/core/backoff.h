@@ -16,6 +16,7 @@ public:
     std::uint64_t next(std::uint32_t random);
     // The database answered: the next failure starts again from the first delay.
     void reset() { nominal_ms_ = 0; }
+    std::uint64_t first_ms() const { return first_ms_; }
 
 private:
     std::uint64_t first_ms_;

@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 
-#include <vector>
+#include <cstdlib>
 
 namespace chatterd {
 
@@ -37,6 +37,53 @@ std::optional<std::string> first_host_needing_lookup(std::string_view host,
         if (!has_address && !needs_no_lookup(hosts[i])) return hosts[i];
     }
     return std::nullopt;
+}
+
+namespace {
+const std::string* find_option(const ConninfoOptions& options, std::string_view keyword) {
+    for (const ConninfoOption& option : options) {
+        if (option.keyword == keyword) return &option.value;
+    }
+    return nullptr;
+}
+
+std::vector<std::string> list_of(const ConninfoOptions& options, std::string_view keyword) {
+    const std::string* value = find_option(options, keyword);
+    return value != nullptr ? split_commas(*value) : std::vector<std::string>{};
+}
+}  // namespace
+
+std::vector<ConninfoOptions> conninfo_per_host(const ConninfoOptions& options) {
+    std::vector<std::string> hosts = list_of(options, "host");
+    std::vector<std::string> addresses = list_of(options, "hostaddr");
+    std::vector<std::string> ports = list_of(options, "port");
+    std::size_t count = hosts.size() > addresses.size() ? hosts.size() : addresses.size();
+    bool lists_agree = (hosts.empty() || addresses.empty() || hosts.size() == addresses.size())
+                       && (ports.size() <= 1 || ports.size() == count);
+    if (count <= 1 || !lists_agree) return {options};
+    std::vector<ConninfoOptions> per_host(count);
+    for (std::size_t i = 0; i < count; i++) {
+        for (const ConninfoOption& option : options) {
+            const std::vector<std::string>* list = option.keyword == "host"       ? &hosts
+                                                   : option.keyword == "hostaddr" ? &addresses
+                                                   : option.keyword == "port"     ? &ports
+                                                                                  : nullptr;
+            if (list == nullptr) {
+                per_host[i].push_back(option);
+            } else {
+                per_host[i].push_back({option.keyword, (*list)[list->size() == 1 ? 0 : i]});
+            }
+        }
+    }
+    return per_host;
+}
+
+unsigned long connect_timeout_ms(const ConninfoOptions& options) {
+    const std::string* value = find_option(options, "connect_timeout");
+    if (value == nullptr) return 0;
+    long seconds = std::strtol(value->c_str(), nullptr, 10);
+    if (seconds <= 0) return 0;
+    return static_cast<unsigned long>(seconds < 2 ? 2 : seconds) * 1000;
 }
 
 }  // namespace chatterd

@@ -1,5 +1,6 @@
 #include "handlers/rows_query.h"
 
+#include "ngx/metrics.h"
 #include "ngx/reply.h"
 #include "ngx/rows_json.h"
 
@@ -21,17 +22,27 @@ struct RowsAnswer {
     RowsAnswer& operator=(const RowsAnswer&) = delete;
 
     bool start(ngx_log_t* log) {
-        if (json == nullptr) json = RowsJson::create(query.kinds, query.column_count, log);
+        if (json == nullptr && !refused_by_bound) {
+            json = RowsJson::create(query.kinds, query.column_count, log, refused_by_bound);
+        }
         return json != nullptr;
     }
-    void share(RowsJson* readers) {
+    // False when the reader built no answer.
+    bool share(RowsJson* readers) {
+        if (readers == nullptr) return false;
         readers->hold();
         if (json != nullptr) json->let_go();
         json = readers;
+        return true;
+    }
+    // Whether the answer was refused because it would have crossed chatterd_answer_memory_max.
+    bool over_memory_bound() const {
+        return refused_by_bound || (json != nullptr && json->over_memory_bound());
     }
 
     const RowsQuery& query;
     RowsJson* json = nullptr;
+    bool refused_by_bound = false;
 };
 
 RowsAnswer* rows_answer(ngx_http_request_t* r) {
@@ -44,15 +55,31 @@ bool take_rows(ngx_http_request_t* r, std::string_view copy_data) {
     return answer->start(r->connection->log) && answer->json->take(copy_data, r->connection->log);
 }
 
+// The memory bound is the load of the clients (many answers held, or slow readers), not a
+// fault: each request is told at info, and counted on the status page.
+ngx_int_t refuse_over_memory_bound(ngx_http_request_t* r) {
+    count_answer_over_memory_bound();
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "chatterd: %s: the answers of this worker would hold more than "
+                  "chatterd_answer_memory_max; 503",
+                  endpoint_name(loc_conf(r)->endpoint));
+    return send_failure(r, Failure::unavailable);
+}
+
+// The rows were refused, by this request's on_row or, for a request that shared the run, by
+// the reader's: every request of the run answers as the reader does.
+ngx_int_t answer_rows_refused(ngx_http_request_t* r, const PgOutcome& outcome) {
+    const RowsAnswer* taker = rows_answer(outcome.rows_reader ? outcome.rows_reader : r);
+    if (taker->over_memory_bound()) return refuse_over_memory_bound(r);
+    // Out of memory (logged by the reader's on_row).
+    if (taker->json == nullptr) return send_failure(r, Failure::unavailable);
+    return send_failure(r, Failure::internal, "Cannot read chatts");
+}
+
 ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
     RowsAnswer* answer = rows_answer(r);
     // The pool has logged why there is no result; on_row logged why it refused the rows.
-    if (outcome.kind == PgOutcome::Kind::rows_refused) {
-        if (answer->json == nullptr || answer->json->over_memory_bound()) {
-            return send_failure(r, Failure::unavailable);
-        }
-        return send_failure(r, Failure::internal, "Cannot read chatts");
-    }
+    if (outcome.kind == PgOutcome::Kind::rows_refused) return answer_rows_refused(r, outcome);
     if (outcome.kind != PgOutcome::Kind::done) return send_failure(r, Failure::unavailable);
     if (PQresultStatus(outcome.result) != PGRES_COMMAND_OK) {
         OneLine line = pg_error_message(outcome.result);
@@ -65,8 +92,13 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
             return send_failure(r, Failure::unavailable);
         return send_failure(r, Failure::internal, "Database error while reading chatts");
     }
-    if (outcome.rows_reader != nullptr) answer->share(rows_answer(outcome.rows_reader)->json);
-    if (!answer->start(r->connection->log)) return send_failure(r, Failure::unavailable);
+    if (outcome.rows_reader != nullptr && !answer->share(rows_answer(outcome.rows_reader)->json)) {
+        return send_failure(r, Failure::unavailable);
+    }
+    if (!answer->start(r->connection->log)) {
+        if (answer->over_memory_bound()) return refuse_over_memory_bound(r);
+        return send_failure(r, Failure::unavailable);
+    }
     if (!answer->json->finish(r->connection->log)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     ngx_chain_t* body = answer->json->body(r->pool);
     if (body == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -15,7 +15,7 @@ constexpr std::size_t kStatuses = 600;  // by status; 0 holds any status outside
 // Workers that publish gauges at once: a reload's new workers start while the old ones still
 // finish their requests, and a worker that died leaves its slot to the next one.
 constexpr std::size_t kSlots = 256;
-constexpr std::size_t kPgErrors = 5;
+constexpr std::size_t kPgErrors = 6;
 constexpr std::size_t kBatchKinds = 2;  // combined, shared
 // Requests per batched statement; at most kMaxBatchCalls (64), +Inf for the format's sake.
 constexpr ngx_atomic_uint_t kBatchBounds[] = {2, 4, 8, 16, 32, 64};
@@ -23,7 +23,7 @@ constexpr std::size_t kBuckets = sizeof(kBatchBounds) / sizeof(kBatchBounds[0]) 
 constexpr std::size_t kLine = 64;  // cache line: workers write their own slots
 
 const char* const kPgErrorNames[kPgErrors] = {"connect_failed", "connection_lost", "timeout",
-                                              "refused", "queue_full"};
+                                              "refused",        "queue_full",      "no_descriptor"};
 const char* const kBatchKindNames[kBatchKinds] = {"combined", "shared"};
 
 struct alignas(kLine) Totals {
@@ -31,6 +31,7 @@ struct alignas(kLine) Totals {
     ngx_atomic_t upload_bytes[kEndpoints];
     ngx_atomic_t media[3];  // by MediaFate
     ngx_atomic_t sweep[6];  // by SweepCount
+    ngx_atomic_t answers_over_memory_bound;
 };
 
 struct alignas(kLine) PoolTotals {
@@ -220,6 +221,10 @@ void render_totals(Page& page) {
                 totals.media[static_cast<std::size_t>(MediaFate::removed_by_request)]);
     page.sample("chatterd_media_files_removed_total", {"by", "sweep"},
                 totals.media[static_cast<std::size_t>(MediaFate::removed_by_sweep)]);
+    page.family("chatterd_answers_over_memory_bound_total", "counter",
+                "getchatts and getimages requests answered 503 because their answer would have "
+                "crossed chatterd_answer_memory_max (every request that shared the refused run).");
+    page.sample("chatterd_answers_over_memory_bound_total", {}, totals.answers_over_memory_bound);
 }
 
 void render_sweep_totals(Page& page) {
@@ -284,7 +289,7 @@ void render_pool_totals(Page& page, const std::string* labels, std::size_t pools
     page.family("chatterd_pg_errors_total", "counter",
                 "Pool failures: connects that failed, open connections that broke, requests "
                 "that timed out, were refused while the database was down, or found the queue "
-                "full.");
+                "full, and connects that found no descriptor (or connection) left in the worker.");
     for (std::size_t p = 0; p < pools; p++) {
         for (std::size_t e = 0; e < kPgErrors; e++) {
             page.sample("chatterd_pg_errors_total", {"pool", labels[p], "error", kPgErrorNames[e]},
@@ -478,6 +483,10 @@ void publish_pg_gauges(const PgPoolSpec& spec, const PgGauges& gauges) noexcept 
 
 void add_answer_bytes(ngx_int_t bytes) noexcept {
     if (zone.own != nullptr) zone.own->answer_bytes += static_cast<ngx_atomic_uint_t>(bytes);
+}
+
+void count_answer_over_memory_bound() noexcept {
+    if (zone.base != nullptr) add(zone.totals().answers_over_memory_bound, 1);
 }
 
 // ---- the page ------------------------------------------------------------------------------

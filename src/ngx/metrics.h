@@ -39,7 +39,7 @@ enum class SweepCount { judged, quarantined, emptied, rounds_done, rounds_skippe
 void count_media_sweep(SweepCount what, ngx_uint_t n = 1) noexcept;
 
 // The pools' counters.
-enum class PgError { connect_failed, connection_lost, timeout, refused, queue_full };
+enum class PgError { connect_failed, connection_lost, timeout, refused, queue_full, no_descriptor };
 void count_pg_error(const PgPoolSpec& spec, PgError error) noexcept;
 void count_pg_connect(const PgPoolSpec& spec) noexcept;
 // A statement sent for `requests` requests (batch: how they were served together, or null).
@@ -58,6 +58,8 @@ void publish_pg_gauges(const PgPoolSpec& spec, const PgGauges& gauges) noexcept;
 
 // Bytes held by JSON answers (getchatts, getimages) in this worker; negative to let go.
 void add_answer_bytes(ngx_int_t bytes) noexcept;
+// A request answered 503 because its answer would have crossed chatterd_answer_memory_max.
+void count_answer_over_memory_bound() noexcept;
 
 // The page, in Prometheus's text exposition format 0.0.4. False without a zone.
 bool render_metrics(const MainConf& conf, std::string& page);

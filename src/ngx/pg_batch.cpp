@@ -59,9 +59,8 @@ PgCall* next_delivery(ngx_queue_t& pending) {
 // Whether a waiting request may have its statement sent now. While a statement of its batch
 // runs, the request waits and joins the next one, with every other request that came in the
 // meantime: one commit and WAL flush (combined INSERTs) or one scan (shared COPYs) then serves
-// all that arrived during one statement. With a free connection per request instead, few
-// connections' worth of requests each paid their own: at 8 clients, posts cost PostgreSQL
-// 30 % more CPU and ran below pgbench's rate (bench/PROFILE.md). A request waits for at most
+// all that arrived during one statement, where a free connection per request would have each
+// pay its own commit or scan (bench/PROFILE.md has the measurements). A request waits for at most
 // the statement before its own; once a full batch's worth waits, or more than chatterd_pg_queue
 // allows to wait (0: nothing waits while a connection is idle), statements run side by side.
 bool PgPool::may_start(const PgCall* call) const {
@@ -157,10 +156,10 @@ void PgPool::deliver_all(const SlotCalls& calls, const PgOutcome& outcome) {
     }
 }
 
-// A shared statement that ran to its end: its reader (the first request) took the rows. The
-// others are answered first, from the reader's rows, while the reader is there (the reader
-// waits last in the list; a request going away leaves it), then the reader. Without a reader,
-// the others run the statement again.
+// A shared statement that ran to its end: its reader (the first request) took the rows, or
+// refused them. The others are answered first, from the reader's rows (or with its refusal),
+// while the reader is there (the reader waits last in the list; a request going away leaves
+// it), then the reader. Without a reader, the others run the statement again.
 void PgPool::deliver_shared(const SlotCalls& calls, PGresult* result) {
     PgCall* reader = calls.entries[0];
     if (reader == nullptr) return requeue_at_head(calls, false);
@@ -179,6 +178,8 @@ void PgPool::deliver_shared(const SlotCalls& calls, PGresult* result) {
             requeue_at_head(call, false);
         } else if (call == reader) {
             deliver(call, outcome_for(call, PgOutcome::ran(result, 1)));
+        } else if (reader->rows_refused) {
+            deliver(call, PgOutcome::rows_not_taken(rows_reader));
         } else {
             deliver(call, PgOutcome::read_by(rows_reader, result));
         }

@@ -7,6 +7,8 @@
 
 #include <sys/stat.h>
 
+#include <cstring>
+
 namespace chatterd {
 
 namespace {
@@ -29,9 +31,11 @@ bool has_calls(const SlotCalls& calls) {
     return false;
 }
 
+// By the names' text: two statements with the same name are one on the server, whatever
+// string literal holds the name.
 bool is_prepared(const PgSlot& slot, const char* name) {
     for (std::size_t i = 0; i < slot.prepared_count; i++) {
-        if (slot.prepared[i] == name) return true;
+        if (std::strcmp(slot.prepared[i], name) == 0) return true;
     }
     return false;
 }
@@ -61,54 +65,142 @@ void PgPool::open_connections() {
     }
 }
 
+// The conninfo's hosts, each with every other option; before them, what the operator's
+// conninfo may override: text arrives in UTF-8, as the JSON is written (timestamps come in
+// binary, so no DateStyle).
+std::vector<ConnectTarget> connect_targets(const ngx_str_t& conninfo, ngx_msec_t timeout) {
+    static const ConninfoOptions defaults = {{"client_encoding", "UTF8"},
+                                             {"fallback_application_name", "chatterd"}};
+    const char* text = reinterpret_cast<const char*>(conninfo.data);
+    char* error = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(text, &error);
+    PQfreemem(error);
+    ConninfoOptions given;
+    for (PQconninfoOption* o = parsed; o != nullptr && o->keyword != nullptr; o++) {
+        if (o->val != nullptr) given.push_back({o->keyword, o->val});
+    }
+    bool parsed_ok = parsed != nullptr;
+    if (parsed_ok) PQconninfoFree(parsed);
+    // nginx -t parsed it; should it not parse now, libpq is handed the text and says why.
+    std::vector<ConninfoOptions> hosts =
+        parsed_ok ? conninfo_per_host(given) : std::vector<ConninfoOptions>{{{"dbname", text}}};
+    std::vector<ConnectTarget> targets(hosts.size());
+    for (std::size_t i = 0; i < hosts.size(); i++) {
+        ConnectTarget& target = targets[i];
+        target.options = defaults;
+        target.options.insert(target.options.end(), hosts[i].begin(), hosts[i].end());
+        for (const ConninfoOption& option : target.options) {
+            target.keywords.push_back(option.keyword.c_str());
+            target.values.push_back(option.value.c_str());
+        }
+        target.keywords.push_back(nullptr);
+        target.values.push_back(nullptr);
+        target.expand_dbname = !parsed_ok;
+        unsigned long own = connect_timeout_ms(hosts[i]);
+        target.deadline = own > 0 ? static_cast<ngx_msec_t>(own) : timeout;
+    }
+    return targets;
+}
+
+// A connect tries the hosts in turn, from the one the latest connection reached, each under
+// its own deadline (see ConnectTarget).
 void PgPool::connect(PgSlot& slot) {
-    // Before dbname, so the operator's conninfo (expanded in its place) can override them:
-    // text arrives in UTF-8, as the JSON is written (timestamps come in binary, so no DateStyle).
-    static const char* const keywords[] = {"client_encoding", "fallback_application_name", "dbname",
-                                           nullptr};
-    const char* const values[] = {"UTF8", "chatterd",
-                                  reinterpret_cast<const char*>(spec_.conninfo.data), nullptr};
     slot.state = SlotState::connecting;
+    slot.target = preferred_target_;
+    slot.targets_tried = 0;
+    start_attempt(slot);
+}
+
+void PgPool::start_attempt(PgSlot& slot) {
+    const ConnectTarget& target = targets_[slot.target];
     count_pg_connect(spec_);
-    slot.conn = PQconnectStartParams(keywords, values, 1);
-    if (slot.conn == nullptr) return connect_failed(slot, "out of memory");
+    slot.conn =
+        PQconnectStartParams(target.keywords.data(), target.values.data(), target.expand_dbname);
+    if (slot.conn == nullptr) return no_socket(slot, "out of memory");
     if (PQstatus(slot.conn) == CONNECTION_BAD || PQsetnonblocking(slot.conn, 1) != 0) {
-        return connect_failed(slot, PQerrorMessage(slot.conn));
+        return attempt_failed(slot, PQerrorMessage(slot.conn));
     }
     PQsetNoticeProcessor(slot.conn, log_notice, &slot);
-    if (!follow_socket(slot)) return connect_failed(slot, "its socket cannot be watched");
-    ngx_add_timer(&slot.deadline, spec_.timeout);
+    if (!follow_socket(slot)) return no_socket(slot, "its socket cannot be watched");
+    ngx_add_timer(&slot.deadline, target.deadline);
     // libpq: before the first PQconnectPoll, behave as if it asked to wait for writability.
-    if (!want_write(slot, true)) connect_failed(slot, "its socket cannot be watched");
+    if (!want_write(slot, true)) no_socket(slot, "its socket cannot be watched");
 }
 
 void PgPool::advance_connect(PgSlot& slot) {
     PostgresPollingStatusType status = PQconnectPoll(slot.conn);
-    if (status == PGRES_POLLING_FAILED) return connect_failed(slot, PQerrorMessage(slot.conn));
-    if (!follow_socket(slot)) return connect_failed(slot, "its socket cannot be watched");
+    if (status == PGRES_POLLING_FAILED) return attempt_failed(slot, PQerrorMessage(slot.conn));
+    if (!follow_socket(slot)) return no_socket(slot, "its socket cannot be watched");
     if (status != PGRES_POLLING_OK) {
         if (!want_write(slot, status == PGRES_POLLING_WRITING)) {
-            connect_failed(slot, "its socket cannot be watched");
+            no_socket(slot, "its socket cannot be watched");
         }
         return;
     }
-    if (!want_write(slot, false)) return connect_failed(slot, "its socket cannot be watched");
+    if (!want_write(slot, false)) return no_socket(slot, "its socket cannot be watched");
     ngx_del_timer(&slot.deadline);
     slot.state = SlotState::idle;
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres connected, fd %d",
-                   slot.socket->fd);
+    preferred_target_ = slot.target;
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres connected, fd %d, host %uz",
+                   slot.socket->fd, slot.target + 1);
     database_answered();
     dispatch();
 }
 
-// The database refused or did not answer a new connection: the pool backs off, and the
-// requests no open connection can take are answered now. Nothing here opens a connection.
+// One host refused or did not answer: the next one is tried, until each had its turn. A
+// socket this worker could not create is no news of the database.
+void PgPool::attempt_failed(PgSlot& slot, const char* cause) {
+    if (std::strstr(cause, "could not create socket") != nullptr) return no_socket(slot, cause);
+    if (++slot.targets_tried >= targets_.size()) return connect_failed(slot, cause);
+    OneLine line(cause);
+    std::string_view why = line.view();
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres host %uz failed: %*s",
+                   slot.target + 1, why.size(), why.data());
+    close_slot(slot);
+    slot.state = SlotState::connecting;
+    slot.target = (slot.target + 1) % targets_.size();
+    start_attempt(slot);
+}
+
+// The database refused or did not answer a new connection on any host: the pool backs off,
+// and the requests no open connection can take are answered now. Nothing here opens a
+// connection.
 void PgPool::connect_failed(PgSlot& slot, const char* cause) {
     std::string why(OneLine(cause).view());
     count_pg_error(spec_, PgError::connect_failed);
     close_slot(slot);
     database_refused(why.c_str());
     refuse_waiting_if_down();
+}
+
+// This worker could not get a socket for the connect (descriptors or worker_connections used
+// up, no memory): the database may be fine, so it is not marked down and nothing backs off.
+// Requests that no connection, open or opening, can take get 503 now; the next request asks
+// for a connection again.
+void PgPool::no_socket(PgSlot& slot, const char* cause) {
+    count_pg_error(spec_, PgError::no_descriptor);
+    ngx_uint_t others = 0;
+    if (no_sockets_.take(10 * 1000, others)) {
+        OneLine line(cause);
+        std::string_view why = line.view();
+        ngx_log_error(NGX_LOG_ERR, log_, 0,
+                      "chatterd: postgres (%s): this worker has no socket for a new connection: "
+                      "%*s (%ui other connects since the last such line); the database is not "
+                      "marked down; raise worker_rlimit_nofile (and the system's limit) or "
+                      "worker_connections",
+                      target_.c_str(), why.size(), why.data(), others);
+    }
+    close_slot(slot);
+    if (db_state_ == DbState::probing) retry_later();
+    if (has_open_slot() || has_slot(SlotState::connecting)) return;
+    while (!ngx_queue_empty(&waiting_)) {
+        PgCall* call = ngx_queue_data(ngx_queue_head(&waiting_), PgCall, link);
+        unqueue(call);
+        ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                      "chatterd: postgres (%s): no socket for a connection in this worker; 503",
+                      target_.c_str());
+        deliver(call, PgOutcome::not_sent("no socket for a postgres connection"));
+    }
 }
 
 // ---- sockets -------------------------------------------------------------------------------
@@ -394,8 +486,9 @@ void PgPool::on_slot_deadline(ngx_event_t* ev) noexcept {
     if (slot->state == SlotState::connecting) {
         char cause[64];
         *ngx_snprintf(reinterpret_cast<u_char*>(cause), sizeof(cause) - 1,
-                      "no answer to a connect within %M ms", pool->spec_.timeout) = '\0';
-        return pool->connect_failed(*slot, cause);
+                      "no answer to a connect within %M ms",
+                      pool->targets_[slot->target].deadline) = '\0';
+        return pool->attempt_failed(*slot, cause);
     }
     pool->log_connection_failure(*slot, "query (timed out)");
     pool->drop_slot(*slot, "postgres timed out");

@@ -8,10 +8,16 @@
 // per ten seconds, with the number of the others.
 #include "ngx/pg_pool_impl.h"
 
+#include <algorithm>
+
 namespace chatterd {
 
 namespace {
-constexpr ngx_msec_t kFirstRetry = 100;
+// The first probe after a failed connect: soon, for a database that only blinked (a restart, a
+// failover), but not so soon that an outage's first second sees more than a few connects; never
+// beyond chatterd_pg_backoff_max, never below 100 ms.
+constexpr ngx_msec_t kFirstRetry = 500;
+constexpr ngx_msec_t kShortestRetry = 100;
 constexpr ngx_msec_t kReminderInterval = 60 * 1000;
 constexpr ngx_msec_t kRepeatInterval = 10 * 1000;
 
@@ -56,8 +62,9 @@ PgPool::PgPool(PgPoolSpec& spec, ngx_log_t* log)
     : spec_(spec),
       log_(log),
       target_(pg_target(spec.conninfo)),
+      targets_(connect_targets(spec.conninfo, spec.timeout)),
       slots_(spec.size),
-      backoff_(kFirstRetry, spec.backoff_max) {
+      backoff_(std::clamp(spec.backoff_max, kShortestRetry, kFirstRetry), spec.backoff_max) {
     ngx_queue_init(&waiting_);
     for (PgSlot& slot : slots_) {
         slot.pool = this;
@@ -105,12 +112,17 @@ void PgPool::want_connections() {
     }
 }
 
+// The probe could not tell: the next one after the next delay.
+void PgPool::retry_later() {
+    db_state_ = DbState::backing_off;
+    ngx_add_timer(&retry_timer_, static_cast<ngx_msec_t>(backoff_.next(ngx_random())));
+}
+
 void PgPool::database_refused(const char* cause) {
     last_cause_ = std::string(OneLine(cause).view());
     if (db_state_ == DbState::backing_off) return;  // a connect started before the first failure
     bool outage_starts = db_state_ == DbState::reachable;
-    db_state_ = DbState::backing_off;
-    ngx_add_timer(&retry_timer_, static_cast<ngx_msec_t>(backoff_.next(ngx_random())));
+    retry_later();
     if (outage_starts) {
         down_since_ = ngx_current_msec;
         last_outage_line_ = ngx_current_msec;
@@ -121,7 +133,8 @@ void PgPool::database_refused(const char* cause) {
                       "connection can take get 503 at once until a probe connects (first after "
                       "%M ms, doubling up to %M ms); check that the server runs and accepts "
                       "connections",
-                      target_.c_str(), last_cause_.c_str(), kFirstRetry, spec_.backoff_max);
+                      target_.c_str(), last_cause_.c_str(),
+                      static_cast<ngx_msec_t>(backoff_.first_ms()), spec_.backoff_max);
         return;
     }
     if (elapsed_since(last_outage_line_) < kReminderInterval) return;

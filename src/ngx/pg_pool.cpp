@@ -17,7 +17,8 @@ void PgPool::submit(PgCall* call) {
     }
     // The queue bounds waiting: a request an idle connection can take at once never waits.
     if (waiting_count_ >= spec_.queue && !has_slot(SlotState::idle)) {
-        ngx_log_error(NGX_LOG_ERR, call->log, 0,
+        // The clients' load, not a fault: told per request at info only, and counted.
+        ngx_log_error(NGX_LOG_INFO, call->log, 0,
                       "chatterd: postgres request queue is full (chatterd_pg_queue %ui); 503",
                       spec_.queue);
         count_pg_error(spec_, PgError::queue_full);

@@ -30,8 +30,8 @@ struct PgOutcome {
     const char* reason;  // not done: why, for the error log
     std::size_t calls;   // how many requests' values the statement carried (1 unless
                          // combined): the same result goes to each of them
-    // For a shared statement's other requests: the request whose on_row took the rows (it is
-    // answered after them); null otherwise.
+    // For a shared statement's other requests: the request whose on_row took (done) or refused
+    // (rows_refused) the rows; it is answered after them. Null otherwise.
     ngx_http_request_t* rows_reader;
 
     static PgOutcome ran(PGresult* result, std::size_t calls) {
@@ -47,8 +47,8 @@ struct PgOutcome {
     static PgOutcome unknown(const char* reason) {
         return {Kind::unknown, nullptr, reason, 1, nullptr};
     }
-    static PgOutcome rows_not_taken() {
-        return {Kind::rows_refused, nullptr, "the rows were refused", 1, nullptr};
+    static PgOutcome rows_not_taken(ngx_http_request_t* reader = nullptr) {
+        return {Kind::rows_refused, nullptr, "the rows were refused", 1, reader};
     }
 };
 
@@ -65,7 +65,10 @@ struct PgOutcome {
 //   shared: the requests run the very same statement, without parameters (a read): it runs
 //     once. Its rows go to the first of them, the reader; each of the others gets the outcome
 //     with rows_reader set, and answers from what the reader built. A reader that goes away
-//     before the end takes the rows with it: the others then run the statement again.
+//     before the end takes the rows with it: the others then run the statement again. A
+//     reader that refused the rows (say, beyond the answers' memory bound) leaves the others
+//     nothing to answer from: each gets rows_refused with rows_reader set, so all of them
+//     answer alike.
 struct PgBatch {
     enum class Kind { combined, shared };
     Kind kind;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "core/backoff.h"
+#include "core/pg_hosts.h"
 #include "ngx/metrics.h"
 #include "ngx/pg_pool.h"
 
@@ -63,6 +64,19 @@ struct PgSlot {
     const char* prepared[8] = {};  // statement names this connection has prepared
     std::size_t prepared_count = 0;
     ngx_event_t deadline{};
+    std::size_t target = 0;         // connecting: the host tried (ConnectTarget)
+    std::size_t targets_tried = 0;  // connecting: hosts that failed this round
+};
+
+// One host of the conninfo, as libpq's keyword and value arrays (null-terminated), and the
+// deadline of a connect to it: libpq applies no connect_timeout in a non-blocking connect, and
+// would only leave a silent host when the kernel gives up, so each host is tried on its own.
+struct ConnectTarget {
+    ConninfoOptions options;
+    std::vector<const char*> keywords;
+    std::vector<const char*> values;
+    int expand_dbname = 0;
+    ngx_msec_t deadline = 0;
 };
 
 // Who a query is for: a request (answered with the outcome), or a task of the worker's own.
@@ -108,6 +122,8 @@ struct LogBudget {
 };
 
 class PgPool;
+
+std::vector<ConnectTarget> connect_targets(const ngx_str_t& conninfo, ngx_msec_t timeout);
 
 // Publishes the pool's gauges when an entry point into the pool (a request's call, an event
 // of its own) returns: every change of a connection, the queue or the database's state
@@ -163,6 +179,9 @@ private:
     static void log_notice(void* slot, const char* message) noexcept;
     void open_connections();
     void connect(PgSlot& slot);
+    void start_attempt(PgSlot& slot);
+    void attempt_failed(PgSlot& slot, const char* cause);
+    void no_socket(PgSlot& slot, const char* cause);
     bool attach_socket(PgSlot& slot);
     void detach_socket(PgSlot& slot);
     bool follow_socket(PgSlot& slot);
@@ -189,13 +208,16 @@ private:
     static void on_connect_event(ngx_event_t* ev) noexcept;
     void want_connections();
     void database_refused(const char* cause);
+    void retry_later();
     void database_answered();
     void request_refused(ngx_log_t* log);
     void request_timed_out(ngx_log_t* log);
 
     PgPoolSpec& spec_;
     ngx_log_t* log_;
-    std::string target_;  // the conninfo's host, port, dbname and user, for the log
+    std::string target_;                  // the conninfo's host, port, dbname and user, for the log
+    std::vector<ConnectTarget> targets_;  // the conninfo's hosts, tried in turn
+    std::size_t preferred_target_ = 0;    // the host of the latest connection: tried first
     std::vector<PgSlot> slots_;
     ngx_queue_t waiting_;
     ngx_uint_t waiting_count_ = 0;
@@ -211,6 +233,7 @@ private:
     std::string last_cause_;      // the latest connect failure, for the reminders
     LogBudget timeouts_;          // requests that timed out
     LogBudget lost_connections_;  // open connections that broke
+    LogBudget no_sockets_;        // connects that found no descriptor in this worker
 };
 
 inline PublishOnReturn::~PublishOnReturn() {

@@ -27,11 +27,14 @@ void RowsJson::bound_worker_memory(std::size_t bytes) noexcept {
     worker_bound = bytes;
 }
 
-RowsJson* RowsJson::create(const ColumnKind* kinds, std::size_t column_count,
-                           ngx_log_t* log) noexcept {
+RowsJson* RowsJson::create(const ColumnKind* kinds, std::size_t column_count, ngx_log_t* log,
+                           bool& over_memory_bound) noexcept {
     if (column_count > kMaxColumns) return nullptr;
     try {
         return new RowsJson(kinds, column_count);
+    } catch (const OverMemoryBound&) {
+        over_memory_bound = true;
+        return nullptr;
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: cannot start a JSON answer: %s; 503",
                       e.what());
@@ -93,7 +96,8 @@ JsonRoom RowsJson::more_room(char* written_end, std::size_t size) {
 }
 
 bool RowsJson::refuse(ngx_log_t* log, const char* why) noexcept {
-    ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: cannot build JSON: %s", why);
+    if (!over_memory_bound_)
+        ngx_log_error(NGX_LOG_ERR, log, 0, "chatterd: cannot build JSON: %s", why);
     refused_ = true;
     return false;
 }

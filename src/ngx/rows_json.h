@@ -14,10 +14,11 @@ namespace chatterd {
 
 class RowsJson final : JsonSink {
 public:
-    // A new answer, held once; null (logged) when out of memory or beyond the worker's bound.
-    // kinds must outlive it.
-    static RowsJson* create(const ColumnKind* kinds, std::size_t column_count,
-                            ngx_log_t* log) noexcept;
+    // A new answer, held once; null when out of memory (logged) or beyond the worker's bound
+    // (over_memory_bound set; the caller tells it, at info: it is the client's load, not a
+    // fault). kinds must outlive it.
+    static RowsJson* create(const ColumnKind* kinds, std::size_t column_count, ngx_log_t* log,
+                            bool& over_memory_bound) noexcept;
     // The bound on the memory all answers of this worker hold together
     // (chatterd_answer_memory_max; 0: none), set when the worker starts.
     static void bound_worker_memory(std::size_t bytes) noexcept;
@@ -26,8 +27,8 @@ public:
     void hold() noexcept { holders_++; }
     void let_go() noexcept;
 
-    // One CopyData message: its rows are written as JSON. False (and logged) when they could
-    // not be: the answer is refused from then on.
+    // One CopyData message: its rows are written as JSON. False when they could not be (logged,
+    // but for the memory bound: over_memory_bound()): the answer is refused from then on.
     bool take(std::string_view copy_data, ngx_log_t* log) noexcept;
     // Ends the array once the COPY is over; false (and logged) when the rows are incomplete or
     // were refused. Every request of the run calls it; the text is finished once.

@@ -1,11 +1,12 @@
 # The media sweep never removes a file that a row names now or will name later (scenario test,
 # Test::More). Each case leaves orphan-looking files (no visible row names them) older than the
 # grace period (2 s) and lets the sweep run:
-#   (a) commits that wait for a synchronous standby (synchronous_standby_names set, no standby
-#       connected): three posts with images are answered 503 (outcome unknown, files kept,
-#       chatterd_pg_timeout 1 s); their transactions stay open, so the sweep holds their files
-#       back; once the requirement is lifted the rows become visible, and every row's file is
-#       there;
+#   (a) a commit that waits for a synchronous standby (synchronous_standby_names set, no standby
+#       connected), sent by a session of chatterd's role that no worker will settle (as a worker
+#       killed after sending its INSERT leaves it): its transaction stays open, so the sweep
+#       holds the files its rows name back; once the requirement is lifted the rows become
+#       visible, and every row's file is there. (A post of a living worker is settled by the
+#       worker itself: t/post_outcome.t);
 #   (b) a transaction chatterd's role cannot see the start of (a superuser's session on the
 #       database): rounds are skipped while it is open, and the files go once it ends;
 #   (c) a database in recovery (a streaming standby of the test cluster, on
@@ -21,10 +22,8 @@ use POSIX ();
 use Time::HiRes ();
 
 use Chatterd::Db qw(sql sql_value truncate_chatts media_root media_files check_media_consistency);
-use Chatterd::Http qw(http_request build_request multipart_body);
 use Chatterd::Ports ();
 use Chatterd::Sweep qw(start_sweeping_nginx wait_until);
-use Chatterd::Upload qw(media image_part);
 
 for my $var (qw(TEST_NGINX_PG_CONNINFO TEST_NGINX_PG_DIR TEST_NGINX_PG_PORT TEST_NGINX_PSQL)) {
     plan skip_all => "$var is not set (run through make test)" unless $ENV{$var};
@@ -100,27 +99,23 @@ sub orphans {
 }
 sub left { my ($prefix) = @_; return grep { /^\Q$prefix\E-/ } media_files() }
 
-sub post_image {
-    my ($port, $i) = @_;
-    my $body = multipart_body('B', [name => 'username', value => 'sync'], [name => 'message', value => 'hi'],
-                              image_part(media('jpeg', 2000, $i)));
-    return http_request($port, build_request(POST => '/postimages', body => $body,
-                        headers => ['Content-Type' => 'multipart/form-data; boundary=B']), timeout => 10);
-}
-
 subtest '(a) commits that wait for a synchronous standby' => sub {
     truncate_chatts();
     my $ng = start_sweeping_nginx();
+    my @files = orphans('sync', 3);
     require_standby('chatterd_absent_standby');
-    my @status = map { post_image($ng->port, $_)->{status} } 1 .. 3;
-    is_deeply(\@status, [503, 503, 503], 'three posts whose commits wait: 503 (outcome unknown)');
-    my @files = left('sync');
-    is(scalar(@files), 3, 'their files are kept');
+    my $rows = join ', ', map { "('sync', 'hi', gen_random_uuid(), 'http://localhost/media/$_')" } @files;
+    my $insert = psql_in_background('test', 'chatter',
+        "INSERT INTO chatts (username, message, id, imageurl) VALUES $rows");
+    ok(wait_until(sub { sql_value("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") > 0 }),
+       'the INSERT naming the files waits for the absent standby');
     is(sql_value('SELECT count(*) FROM chatts'), 0, 'no row is visible yet');
     my $held = $ng->wait_for_error_log(qr/media sweep of \Q$MEDIA\E: .*\b[3-9] held back by open transactions/);
-    ok($held, 'a round finds the files old enough but holds them back, their transactions being open')
+    ok($held, 'a round finds the files old enough but holds them back, their transaction being open')
         or diag($ng->error_log_text);
+    is(scalar(left('sync')), 3, 'the files are there');
     require_standby('');
+    waitpid($insert, 0);
     ok(wait_until(sub { sql_value('SELECT count(*) FROM chatts') == 3 }), 'lifted: the 3 rows become visible');
     check_media_consistency('every row names a file that is there');
     $ng->mark_error_log;

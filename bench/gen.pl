@@ -8,6 +8,8 @@
 #     form-img.body    username + message + image (1 MiB JPEG)
 #     form-vid.body    username + message + image (1 MiB JPEG) + video (8 MiB MP4)
 #     form-10m.body    username + message + image (1 MiB JPEG) + video (9 MiB MP4)
+#     form-meta.body   username + message + DIR/photo.jpeg, when bench/run.sh made it (a phone
+#                      photo with its tags: what chatterd_media_metadata strip reads)
 #     chatt.json       the postchatt JSON body
 #     content-type     the multipart Content-Type header value (fixed boundary)
 # The pseudo-random bytes are SHA-512 in counter mode over a fixed seed and the file's name, so
@@ -82,5 +84,10 @@ write_file('form-vid.body', $fields . file_part('image', 'chattImage', 'image/jp
                           . file_part('video', 'chattVideo', 'video/mp4', $video8) . $end);
 write_file('form-10m.body', $fields . file_part('image', 'chattImage', 'image/jpeg', $image)
                           . file_part('video', 'chattVideo', 'video/mp4', $video9) . $end);
+if (-e "$dir/photo.jpeg") {
+    open my $fh, '<:raw', "$dir/photo.jpeg" or die "gen.pl: $dir/photo.jpeg: $!\n";
+    my $photo = do { local $/; <$fh> };
+    write_file('form-meta.body', $fields . file_part('image', 'chattImage', 'image/jpeg', $photo) . $end);
+}
 write_file('chatt.json', qq({"username":"$username","message":"$message"}));
 write_file('content-type', "multipart/form-data; boundary=$BOUNDARY");

@@ -152,10 +152,14 @@ record() { # SCENARIO SYSTEM CONNS BYTES "BENCH ..." SERVER_TICKS DB_TICKS BUSIE
         "${busy:+  busiest worker $busy%}" "$( [ "$5$6" = 00 ] || echo "  non-2xx $5 errors $6")")"
 }
 
+# Whether SCENARIO is measured in this run (BENCH_ONLY).
+wanted() { [ -z "${ONLY:-}" ] || [[ " $ONLY " = *" $1 "* ]]; }
+
 # wrk_run PREPARE SCENARIO SYSTEM CONNS BYTES URL [METHOD BODY_FILE CONTENT_TYPE]
 # PREPARE (a function, or :) runs before the warm-up and again before the measured run.
 # SERVER_PIDS (the caller's function SYSTEM -> pids) names the processes whose CPU is counted.
 wrk_run() {
+    wanted "$2" || return 0
     local prepare=$1 scenario=$2 system=$3 conns=$4 bytes=$5 url=$6
     local -x BENCH_METHOD="${7:-GET}" BENCH_BODY="${8:-}" BENCH_CTYPE="${9:-}"
     local log="$logs/$scenario.$system.c$conns.$rep.txt" pids s0 d0 w0 w1 busy=""
@@ -178,6 +182,7 @@ wrk_run() {
 # pgbench_run PREPARE SCENARIO CONNS SCRIPT [pgbench args]: the same SQL straight on PostgreSQL
 # (unix socket, -M prepared), latencies from its per-transaction log.
 pgbench_run() {
+    wanted "$2" || return 0
     local prepare=$1 scenario=$2 conns=$3 script=$4
     shift 4
     local log="$logs/$scenario.pgbench.c$conns.$rep" d0

@@ -52,7 +52,7 @@ if (open my $mh, '<', "$out/memory.tsv") {
 }
 
 # ---------------------------------------------------------------- what is compared with what
-# The targets of issue 14. key, label; target => [scenario, system, rate ratio at least, p99 ratio
+# The targets of issues 14 and 21 (post-meta). key, label; target => [scenario, system, rate ratio at least, p99 ratio
 # at most (posts only)] of the baseline the target is set against; at => the connections where
 # the target holds (others are informative); others => [[scenario, system]] informative
 # baselines. pgbench's INSERT run ("insert") is the baseline of postimages without media and
@@ -64,6 +64,8 @@ my @scenarios = (
       target => ['insert', 'pgbench', 1.0, 2.0], others => [] },
     { key => 'post-img', label => 'postimages, 1 MiB JPEG',
       target => ['post-img', 'dav', 0.95], others => [['post-img', 'nofsync']] },
+    { key => 'post-meta', label => 'postimages, phone photo (~1.5 MB JPEG, tags stripped)',
+      target => ['post-meta', 'keep', 0.98], others => [] },
     { key => 'post-vid', label => 'postimages, 1 MiB JPEG + 8 MiB MP4',
       target => ['post-vid', 'dav', 0.95], others => [['post-vid', 'nofsync']] },
     { key => 'get-1k', label => 'getimages, 1,000 rows', at => [8, 64],
@@ -74,6 +76,7 @@ my @scenarios = (
       target => ['media', 'static', 0.95], others => [] },
 );
 my %chart_label = ('post-none' => 'postimages\nno media', 'post-img' => 'postimages\n1 MiB',
+                   'post-meta' => 'postimages\nphoto, strip',
                    'post-vid' => 'postimages\n9 MiB (8 conns)', 'get-1k' => 'getimages\n1,000 rows',
                    'get-10k' => 'getimages\n10,000 rows', 'postchatt' => 'postchatt',
                    'media' => 'GET /media\n1 MiB');
@@ -143,6 +146,7 @@ sub system_name {
     return 'pgbench SELECT' if $system eq 'pgbench';
     return 'nginx DAV PUT' if $system eq 'dav';
     return 'chatterd, chatterd_media_fsync off' if $system eq 'nofsync';
+    return 'chatterd, chatterd_media_metadata keep' if $system eq 'keep';
     return 'nginx static' if $system eq 'static';
     return $system;
 }

@@ -12,6 +12,8 @@
 #   BENCH_SECONDS  measured seconds per run (default 5)
 #   BENCH_WARMUP   warm-up seconds before every run, not measured (default 1; 0 = none)
 #   BENCH_CONNS    the concurrencies of the matrix (default "8 64 256")
+#   BENCH_ONLY     only these scenarios (e.g. "post-meta"), no memory run; the report goes to
+#                  bench/out/ as for BENCH_QUICK
 #   BENCH_NOTE     a sentence printed at the top of the report (e.g. what else loaded the machine)
 #   PEER_URL       also measure this server (same API, at 8 connections), e.g.
 #                  http://127.0.0.1:58001; it must use this run's database: start it with the TCP
@@ -27,7 +29,8 @@ set -euo pipefail
 # matrix C: every scenario at C connections; chatterd, then the baselines of the same bytes:
 #   post SCENARIO SYSTEM C PATH BODY   POST payload BODY (bench/gen.pl) after emptying the table
 #                                      and the media directories (SYSTEM: chatterd, peer, or
-#                                      nofsync: chatterd with chatterd_media_fsync off)
+#                                      nofsync: chatterd with chatterd_media_fsync off; keep:
+#                                      chatterd with chatterd_media_metadata keep)
 #   put SCENARIO C BODY                nginx DAV PUT of the same body into a fresh file
 #   get SCENARIO SYSTEM C PREPARE URL  GET after PREPARE (seed_1k, seed_10k or :)
 #   static SCENARIO C FILE             nginx static, the same bytes chatterd answered
@@ -42,6 +45,9 @@ matrix() {
     post post-img chatterd "$c" /postimages form-img.body
     post post-img nofsync "$c" /nofsync/postimages form-img.body
     put post-img "$c" form-img.body
+
+    post post-meta chatterd "$c" /postimages form-meta.body
+    post post-meta keep "$c" /keep/postimages form-meta.body
 
     get get-1k chatterd "$c" seed_1k "$CHATTERD/getimages"
     pgbench_run seed_1k get-1k "$c" "$bench/pgbench-select.sql"
@@ -88,7 +94,7 @@ main() {
         once
     done
     say "---- memory and disk: 8 x (1 MiB JPEG + 9 MiB MP4) uploads"
-    memory
+    [ -n "$ONLY" ] || memory
     reset_inserts
     report
 }
@@ -98,6 +104,7 @@ post() { # SCENARIO SYSTEM C PATH BODY
     local url=$CHATTERD ctype=$CTYPE
     [ "$2" = peer ] && url=$PEER_URL
     [ "$2" = nofsync ] && url=$BASE
+    [ "$2" = keep ] && url=$BASE
     [[ "$5" = *.json ]] && ctype=application/json
     wrk_run reset_inserts "$1" "$2" "$3" "$(size "$pay/$5")" "$url$4" POST "$pay/$5" "$ctype"
 }
@@ -111,6 +118,21 @@ reset_inserts() { # no rows, no media files (bench/lib.sh retire_dir)
     retire_dir "$out/nginx/dav"   # its put/ moves whole: nginx makes it again (create_full_put_path)
     if [ -n "$PEER_MEDIA" ]; then retire_dir "$PEER_MEDIA"; fi
     sync
+}
+# A 2400x1800 photo (~1.5 MB) tagged as a phone tags it: Exif with GPS, device and a thumbnail,
+# XMP, IPTC.
+phone_photo() {
+    [ -s "$1" ] && return 0
+    mkdir -p "$(dirname "$1")"
+    convert -seed 7 -size 2400x1800 plasma:fractal -quality 92 "$1.tmp.jpg"
+    convert "$1.tmp.jpg" -resize 160x120 "$1.thumb.jpg"
+    exiftool -q -overwrite_original -GPSLatitude=48.8566 -GPSLatitudeRef=N -GPSLongitude=2.3522 \
+        -GPSLongitudeRef=E -GPSAltitude=35 -Make=Apple "-Model=iPhone 15" -SerialNumber=F17XJ3ABC123 \
+        -LensSerialNumber=LS998 -Software=17.1 "-DateTimeOriginal=2024:05:01 10:00:00" \
+        -Orientation#=6 "-ThumbnailImage<=$1.thumb.jpg" -XMP:City=Paris -XMP:GPSLatitude=48.8566 \
+        -IPTC:City=Paris "$1.tmp.jpg"
+    mv "$1.tmp.jpg" "$1"
+    rm -f "$1.thumb.jpg"
 }
 seed_1k() { seed 1000; }
 seed_10k() { seed 10000; }
@@ -126,7 +148,7 @@ dav_stored() { find "$out/nginx/dav" -type f | wc -l; }
 # peer's processes when this script started it, none for pgbench (PostgreSQL is counted apart).
 server_pids() {
     case $1 in
-    chatterd|nofsync|dav|static) nginx_workers nginx ;;
+    chatterd|nofsync|keep|dav|static) nginx_workers nginx ;;
     peer) [ -n "$peer_pid" ] && peer_processes ;;
     esac
     return 0
@@ -144,6 +166,7 @@ QUICK="${BENCH_QUICK:-}"
 RUNS="${BENCH_RUNS:-${QUICK:+1}}" RUNS="${RUNS:-3}"
 SECS="${BENCH_SECONDS:-${QUICK:+3}}" SECS="${SECS:-5}"
 WARMUP="${BENCH_WARMUP:-1}"
+ONLY="${BENCH_ONLY:-}"
 CONCURRENCY="${BENCH_CONNS:-${QUICK:+8 256}}" CONCURRENCY="${CONCURRENCY:-8 64 256}"
 PORT="${BENCH_PORT:-58080}"
 BASE_PORT="${BENCH_BASE_PORT:-58081}"
@@ -159,7 +182,7 @@ BASE="http://127.0.0.1:$BASE_PORT"
 peer_pid=""
 # The project's record, or bench/out/ for a quick check.
 report_dir="$bench"
-[ -n "$QUICK" ] && report_dir="$out"
+[ -n "$QUICK$ONLY" ] && report_dir="$out"
 
 mkdir -p "$out" "$logs"
 rm -f "$logs"/* "$out/results.tsv" "$out/memory.tsv" "$out/info.txt"
@@ -173,7 +196,8 @@ rm -f "$logs"/* "$out/results.tsv" "$out/memory.tsv" "$out/info.txt"
 built_from="$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git -C "$here" diff --quiet HEAD -- src config 2>/dev/null || built_from="$built_from (src modified)"
 
-say "payloads"
+say "payloads (a phone photo: ImageMagick, then exiftool's tags)"
+phone_photo "$pay/photo.jpeg"
 perl "$bench/gen.pl" "$pay"
 CTYPE="$(cat "$pay/content-type")"
 insert_vars=(-D deadline=4102444800 -D username=bench
@@ -249,6 +273,7 @@ for t in "$CHATTERD" ${PEER_URL:+"$PEER_URL"}; do
     check 200 "$t/postchatt" -H "Content-Type: application/json" --data-binary "@$pay/chatt.json" "$t/postchatt"
 done
 check 200 "postimages, chatterd_media_fsync off" -H "Content-Type: $CTYPE" --data-binary "@$pay/form-img.body" "$BASE/nofsync/postimages"
+check 200 "postimages, chatterd_media_metadata keep" -H "Content-Type: $CTYPE" --data-binary "@$pay/form-meta.body" "$BASE/keep/postimages"
 check 201 "DAV PUT" -X PUT -H "Content-Type: $CTYPE" --data-binary "@$pay/form-img.body" "$BASE/put/x"
 
 # chatterd's getimages answers, saved as the static baseline's files; the bytes of every answer.

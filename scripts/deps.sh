@@ -15,7 +15,9 @@ packages=(
     liblist-moreutils-perl libhttp-message-perl liburi-perl # and openresty's (PERL5LIB=...)
     libtext-diff-perl
     python3-h2                                              # t/abuse_http2.t's HTTP/2 client
-    libimage-exiftool-perl                                  # t/media_metadata.t reads the tags
+    libimage-exiftool-perl imagemagick ffmpeg               # t/media_metadata.t's samples, made
+                                                            # and read there (HEIC/AVIF/WebP and
+                                                            # libx264 come as Depends)
     strace                                                  # t/media_fsync.t: the syscalls of an upload
     wrk gnuplot-nox                                         # benchmarks
     clang libclang-rt-14-dev                                # fuzzing

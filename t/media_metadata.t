@@ -1,13 +1,14 @@
-# POST /postimages with real photos and clips tagged the way phones tag them
-# (t/media_samples/make.sh): the stored file keeps no location and no device identity
-# (exiftool finds no GPS, location, city, make, model, serial, software or comment tag), keeps
-# a JPEG's orientation, and keeps every byte of image and video data:
+# POST /postimages with real photos and clips tagged the way phones tag them, made at test time
+# by t/lib/media_samples.sh (ImageMagick, ffmpeg, exiftool) into a temporary directory: the
+# stored file keeps no location and no device identity (exiftool finds no GPS, location, city,
+# make, model, serial, software or comment tag), keeps a JPEG's orientation, and keeps every
+# byte of image and video data:
 #   - JPEG, PNG, GIF lose whole segments, chunks or extensions: what is left equals the
 #     original's other segments, chunks or blocks, in order, byte for byte;
 #   - WebP, MP4, MOV, HEIC, AVIF keep their size: every byte that differs is a zero, or a
 #     "free"/"JUNK" type written over a metadata box's or chunk's, or WebP's VP8X flags;
-#   - with ImageMagick's compare installed, the pixels are the same (AE 0); with ffmpeg, the
-#     video stream's md5 is the same.
+#   - ImageMagick's compare finds the same pixels (AE 0); ffmpeg finds the same video stream
+#     (its md5).
 # A file without metadata is stored byte for byte.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
@@ -22,9 +23,14 @@ plan skip_all => 'TEST_NGINX_PSQL is not set (run through make test)' unless $EN
 $ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user=chatter';
 
 sub have { my ($tool) = @_; return !system("command -v $tool >/dev/null 2>&1") }
-die "exiftool is missing (scripts/deps.sh installs libimage-exiftool-perl)\n" unless have('exiftool');
+my %package = (exiftool => 'libimage-exiftool-perl', convert => 'imagemagick', compare => 'imagemagick',
+               ffmpeg => 'ffmpeg');
+for my $tool (sort keys %package) {
+    die "$tool is missing (scripts/deps.sh installs $package{$tool})\n" unless have($tool);
+}
 
-my $Samples = "$FindBin::Bin/media_samples";
+my $Samples = File::Temp->newdir('media-samples-XXXXXX', TMPDIR => 1);
+system("$FindBin::Bin/lib/media_samples.sh", "$Samples") == 0 or die "t/lib/media_samples.sh failed\n";
 my $Root = media_root();
 my $Identifying = qr/GPS|Location|Coordinates|ISO6709|City|Make|Model|Serial|Software|Comment/i;
 
@@ -159,7 +165,6 @@ sub no_identity_left {
 
 sub same_pixels {
     my ($name, $original, $stored) = @_;
-    return unless have('compare');
     my ($a, $b) = (spew($original), spew($stored));
     my $ae = `compare -metric AE '${\ $a->filename}' '${\ $b->filename}' null: 2>&1`;
     like($ae, qr/\A0(?![\d.e])/, "$name: compare -metric AE gives 0");    # warnings may follow
@@ -167,7 +172,6 @@ sub same_pixels {
 
 sub same_video {
     my ($name, $original, $stored) = @_;
-    return unless have('ffmpeg');
     my @md5 = map {
         my $f = spew($_);
         scalar `ffmpeg -v error -i '${\ $f->filename}' -map 0:v -c copy -f md5 - 2>&1`;

@@ -1,13 +1,16 @@
 #!/bin/bash
-# How the tagged samples of t/media_metadata.t were made (once; they are committed, so the
-# tests need neither ImageMagick nor ffmpeg): tiny images and clips, tagged with exiftool the
-# way phones tag them. Needs imagemagick (with HEIC/AVIF/WebP delegates), ffmpeg (libx264) and
-# libimage-exiftool-perl. Run from this directory.
+# t/media_metadata.t's samples, made at test time into OUTDIR: tiny images and clips, tagged with
+# exiftool the way phones tag them. Needs imagemagick (its HEIC/AVIF/WebP delegates come with it),
+# ffmpeg (libx264) and libimage-exiftool-perl: scripts/deps.sh installs them.
+#   t/lib/media_samples.sh OUTDIR
 set -euo pipefail
+[ $# = 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+mkdir -p "$1"
+cd "$1"
 phone=(-GPSLatitude=48.8566 -GPSLatitudeRef=N -GPSLongitude=2.3522 -GPSLongitudeRef=E
        -GPSAltitude=35 -Make=Apple -Model=iPhone-15 -SerialNumber=F17XJ3ABC123
        -LensSerialNumber=LS998 -Software=17.1 "-DateTimeOriginal=2024:05:01 10:00:00")
-tag() { exiftool -q -overwrite_original "$@"; }
+tag() { exiftool -q -q -overwrite_original "$@"; }   # -q -q: not its minor warnings
 convert -size 96x64 gradient:red-blue -quality 90 photo.jpg
 tag "${phone[@]}" -Orientation#=6 -XMP:GPSLatitude=48.8566 -XMP:GPSLongitude=2.3522 \
     -IPTC:City=Paris "-Comment=1 Main Street" photo.jpg

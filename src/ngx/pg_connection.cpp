@@ -2,7 +2,7 @@
 // connection. Read interest is level-triggered and always on (an idle slot notices a server
 // restart; data libpq left unread fires again instead of waiting for a new edge); write
 // interest only while libpq has bytes to send. A slot that errs or times out is closed (never
-// cancelled: PQcancel blocks) and replaced on demand, from a posted event (pg_health.cpp).
+// cancelled: PQcancel blocks) and replaced on demand, from a posted event (pg_pool.cpp).
 #include "ngx/pg_pool_impl.h"
 
 #include <sys/stat.h>
@@ -12,6 +12,11 @@
 namespace chatterd {
 
 namespace {
+PgServed served(const PgBatch* batch) {
+    if (batch == nullptr) return PgServed::alone;
+    return batch->kind == PgBatch::Kind::combined ? PgServed::combined : PgServed::shared;
+}
+
 // Takes the requests a statement served out of its slot, for delivery or requeueing.
 SlotCalls take_calls(PgSlot& slot) {
     SlotCalls calls = slot.calls;
@@ -46,7 +51,7 @@ bool is_prepared(const PgSlot& slot, const char* name) {
 void PgPool::start() {
     PublishOnReturn publish(*this);
     for (PgSlot& slot : slots_) {
-        if (db_state_ != DbState::reachable) return;
+        if (!health_.reachable()) return;
         connect(slot);
     }
 }
@@ -58,8 +63,8 @@ void PgPool::open_connections() {
     for (const PgSlot& slot : slots_) opening += slot.state == SlotState::connecting;
     for (PgSlot& slot : slots_) {
         if (slot.state != SlotState::closed) continue;
-        if (db_state_ == DbState::backing_off) return;
-        if (db_state_ == DbState::probing ? opening > 0 : waiting_count_ <= opening) return;
+        if (health_.state() == DbState::backing_off) return;
+        if (health_.state() == DbState::probing ? opening > 0 : waiting_count_ <= opening) return;
         opening++;
         connect(slot);
     }
@@ -143,7 +148,7 @@ void PgPool::advance_connect(PgSlot& slot) {
     preferred_target_ = slot.target;
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres connected, fd %d, host %uz",
                    slot.socket->fd, slot.target + 1);
-    database_answered();
+    health_.answered();
     dispatch();
 }
 
@@ -167,9 +172,8 @@ void PgPool::attempt_failed(PgSlot& slot, const char* cause) {
 // connection.
 void PgPool::connect_failed(PgSlot& slot, const char* cause) {
     std::string why(OneLine(cause).view());
-    count_pg_error(spec_, PgError::connect_failed);
     close_slot(slot);
-    database_refused(why.c_str());
+    health_.connect_failed(why.c_str());
     refuse_waiting_if_down();
 }
 
@@ -178,27 +182,15 @@ void PgPool::connect_failed(PgSlot& slot, const char* cause) {
 // Requests that no connection, open or opening, can take get 503 now; the next request asks
 // for a connection again.
 void PgPool::no_socket(PgSlot& slot, const char* cause) {
-    count_pg_error(spec_, PgError::no_descriptor);
-    ngx_uint_t others = 0;
-    if (no_sockets_.take(10 * 1000, others)) {
-        OneLine line(cause);
-        std::string_view why = line.view();
-        ngx_log_error(NGX_LOG_ERR, log_, 0,
-                      "chatterd: postgres (%s): this worker has no socket for a new connection: "
-                      "%*s (%ui other connects since the last such line); the database is not "
-                      "marked down; raise worker_rlimit_nofile (and the system's limit) or "
-                      "worker_connections",
-                      target_.c_str(), why.size(), why.data(), others);
-    }
+    health_.no_socket(cause);
     close_slot(slot);
-    if (db_state_ == DbState::probing) retry_later();
     if (has_open_slot() || has_slot(SlotState::connecting)) return;
     while (!ngx_queue_empty(&waiting_)) {
         PgCall* call = ngx_queue_data(ngx_queue_head(&waiting_), PgCall, link);
         unqueue(call);
         ngx_log_error(NGX_LOG_INFO, call->log, 0,
                       "chatterd: postgres (%s): no socket for a connection in this worker; 503",
-                      target_.c_str());
+                      health_.target().c_str());
         deliver(call, PgOutcome::not_sent("no socket for a postgres connection"));
     }
 }
@@ -264,15 +256,7 @@ bool PgPool::want_write(PgSlot& slot, bool on) {
 // ---- closing -------------------------------------------------------------------------------
 
 void PgPool::log_connection_failure(PgSlot& slot, const char* what) {
-    count_pg_error(spec_, PgError::connection_lost);
-    ngx_uint_t others = 0;
-    if (!lost_connections_.take(10 * 1000, others)) return;
-    OneLine line(slot.conn ? PQerrorMessage(slot.conn) : "");
-    std::string_view message = line.view();
-    ngx_log_error(NGX_LOG_ERR, log_, 0,
-                  "chatterd: postgres (%s) %s failed: %*s (%ui other connections failed since "
-                  "the last such line); the connection is closed and reopened on demand",
-                  target_.c_str(), what, message.size(), message.data(), others);
+    health_.connection_failed(what, slot.conn ? PQerrorMessage(slot.conn) : "");
 }
 
 // An open connection broke: its requests get 503 (their statement may or may not have run).
@@ -337,7 +321,7 @@ void PgPool::start_query(PgSlot& slot, PgCall* call) {
         requeue_at_head(calls, false);
         return;
     }
-    count_pg_statement(spec_, slot.calls.count, slot.query.batch);
+    count_pg_statement(spec_, slot.calls.count, served(slot.query.batch));
     ngx_add_timer(&slot.deadline, slot.query.timeout ? slot.query.timeout : spec_.timeout);
     if (!flush(slot)) connection_lost(slot, "query");
 }

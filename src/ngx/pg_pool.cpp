@@ -6,12 +6,58 @@
 
 namespace chatterd {
 
+PgPool::PgPool(PgPoolSpec& spec, ngx_log_t* log)
+    : spec_(spec),
+      log_(log),
+      targets_(connect_targets(spec.conninfo, spec.timeout)),
+      slots_(spec.size),
+      health_(spec, log, *this) {
+    ngx_queue_init(&waiting_);
+    for (PgSlot& slot : slots_) {
+        slot.pool = this;
+        slot.deadline.data = &slot;
+        slot.deadline.log = log_;
+        slot.deadline.handler = on_slot_deadline;
+    }
+    connect_event_.data = this;
+    connect_event_.log = log_;
+    connect_event_.handler = on_connect_event;
+}
+
+PgPool::~PgPool() {
+    if (connect_event_.posted) {
+        ngx_delete_posted_event(&connect_event_);
+    }
+    for (PgSlot& slot : slots_) close_slot(slot);
+}
+
+void PgPool::on_connect_event(ngx_event_t* ev) noexcept {
+    auto* pool = static_cast<PgPool*>(ev->data);
+    PublishOnReturn publish(*pool);
+    pool->open_connections();
+}
+
+void PgPool::open_probe() noexcept {
+    PublishOnReturn publish(*this);
+    open_connections();
+}
+
+// Connections are opened from a posted event, never inside the code that found the need for
+// them: a connect that fails at once (a unix socket nobody listens on) cannot start the next
+// one from within itself, whatever path led to it.
+void PgPool::want_connections() {
+    // ngx_post_event is a multi-statement macro: braces are required.
+    if (!connect_event_.posted) {
+        ngx_post_event(&connect_event_, &ngx_posted_events);
+    }
+}
+
 // ---- waiting requests ----------------------------------------------------------------------
 
 void PgPool::submit(PgCall* call) {
     PublishOnReturn publish(*this);
-    if (db_state_ != DbState::reachable && !has_open_slot()) {
-        request_refused(call->log);
+    if (!health_.reachable() && !has_open_slot()) {
+        health_.request_refused(call->log);
         deliver(call, PgOutcome::refused());
         return;
     }
@@ -58,7 +104,7 @@ void PgPool::dispatch() {
         start_query(slot, call);
     }
     if (ngx_queue_empty(&waiting_)) return;
-    if (db_state_ != DbState::reachable) return refuse_waiting_if_down();
+    if (!health_.reachable()) return refuse_waiting_if_down();
     ngx_uint_t opening = 0;
     for (const PgSlot& slot : slots_) opening += slot.state == SlotState::connecting;
     if (waiting_count_ > opening && has_slot(SlotState::closed)) want_connections();
@@ -76,11 +122,11 @@ PgCall* PgPool::first_startable_call() const {
 // While the database is known to be down, waiting for it helps nobody: the requests that no
 // open connection will take are answered now.
 void PgPool::refuse_waiting_if_down() {
-    if (db_state_ == DbState::reachable || has_open_slot()) return;
+    if (health_.reachable() || has_open_slot()) return;
     while (!ngx_queue_empty(&waiting_)) {
         PgCall* call = ngx_queue_data(ngx_queue_head(&waiting_), PgCall, link);
         unqueue(call);
-        request_refused(call->log);
+        health_.request_refused(call->log);
         deliver(call, PgOutcome::refused());
     }
 }
@@ -114,7 +160,7 @@ void PgPool::detach(PgCall* call) {
 
 void PgPool::call_timed_out(PgCall* call) {
     PublishOnReturn publish(*this);
-    request_timed_out(call->log);
+    health_.request_timed_out(call->log);
     PgSlot* slot = call->state == CallState::running ? call->slot : nullptr;
     detach(call);
     deliver(call, slot != nullptr ? PgOutcome::unknown("postgres timed out")
@@ -137,10 +183,7 @@ void PgPool::publish_gauges() noexcept {
         gauges.busy += is_busy(slot.state);
     }
     gauges.waiting = waiting_count_;
-    if (db_state_ != DbState::reachable) {
-        gauges.down_since =
-            ngx_time() - static_cast<time_t>((ngx_current_msec - down_since_) / 1000);
-    }
+    gauges.down_since = health_.down_since();
     publish_pg_gauges(spec_, gauges);
 }
 

@@ -138,10 +138,6 @@ private:
 ngx_int_t pg_pools_start(ngx_cycle_t* cycle) noexcept;
 void pg_pools_stop(ngx_cycle_t* cycle) noexcept;
 
-// The conninfo's host, hostaddr, port, dbname and user (never the password), for the log and
-// the status page.
-std::string pg_target(const ngx_str_t& conninfo);
-
 // A failed result's message, on one line for the error log.
 OneLine pg_error_message(const PGresult* result);
 

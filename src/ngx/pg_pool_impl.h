@@ -1,13 +1,13 @@
-// The insides of the per-worker postgres pool, one class over four files, one mechanism each:
+// The insides of the per-worker postgres pool, one class over three files, one mechanism each
+// (the database's state is DbHealth's, pg_health.h):
 //   pg_pool.cpp        the requests: queue, deadlines, dispatch to connections
 //   pg_batch.cpp       the batching rules: combining, sharing, delivering outcomes
 //   pg_connection.cpp  the libpq connections on nginx's event loop
-//   pg_health.cpp      the database's state: backoff, probing, the outage log
 #pragma once
 
-#include "core/backoff.h"
 #include "core/pg_hosts.h"
 #include "ngx/metrics.h"
+#include "ngx/pg_health.h"
 #include "ngx/pg_pool.h"
 
 #include <string>
@@ -30,14 +30,6 @@ inline bool is_busy(SlotState state) {
     return state == SlotState::preparing || state == SlotState::querying
            || state == SlotState::copying;
 }
-
-// What the pool knows of its database. Connections are only opened while it is reachable;
-// otherwise one probe at a time, when the backoff delay has passed.
-enum class DbState {
-    reachable,    // the last connect succeeded (or none was tried yet)
-    backing_off,  // a connect failed: the retry timer runs, nothing is opened
-    probing,      // the retry timer fired: one connection (the probe) is being opened
-};
 
 constexpr std::size_t kMaxBatchCalls = 64;  // requests one batched statement carries at most
 constexpr std::size_t kMaxBatchParams = 8;
@@ -111,16 +103,6 @@ struct PgCall {
     ngx_event_t deadline;
 };
 
-// Lines about one kind of trouble, at most one per interval: the first is logged, the
-// following ones are counted and their number is told by the next line.
-struct LogBudget {
-    ngx_msec_t last_line = 0;
-    bool logged_once = false;
-    ngx_uint_t unlogged = 0;
-    // Whether a line may be logged now; if so, others is how many were not logged before it.
-    bool take(ngx_msec_t interval, ngx_uint_t& others);
-};
-
 class PgPool;
 
 std::vector<ConnectTarget> connect_targets(const ngx_str_t& conninfo, ngx_msec_t timeout);
@@ -139,7 +121,7 @@ private:
     PgPool& pool_;
 };
 
-class PgPool {
+class PgPool final : private ProbeOpener {
 public:
     PgPool(PgPoolSpec& spec, ngx_log_t* log);
     ~PgPool();
@@ -203,37 +185,19 @@ private:
     void close_slot(PgSlot& slot);
     void log_connection_failure(PgSlot& slot, const char* what);
 
-    // pg_health.cpp
-    static void on_retry_timer(ngx_event_t* ev) noexcept;
     static void on_connect_event(ngx_event_t* ev) noexcept;
     void want_connections();
-    void database_refused(const char* cause);
-    void retry_later();
-    void database_answered();
-    void request_refused(ngx_log_t* log);
-    void request_timed_out(ngx_log_t* log);
+    void open_probe() noexcept override;
 
     PgPoolSpec& spec_;
     ngx_log_t* log_;
-    std::string target_;                  // the conninfo's host, port, dbname and user, for the log
     std::vector<ConnectTarget> targets_;  // the conninfo's hosts, tried in turn
     std::size_t preferred_target_ = 0;    // the host of the latest connection: tried first
     std::vector<PgSlot> slots_;
     ngx_queue_t waiting_;
     ngx_uint_t waiting_count_ = 0;
-
-    DbState db_state_ = DbState::reachable;
-    Backoff backoff_;
-    ngx_event_t retry_timer_{};     // backing_off: when the next probe starts
-    ngx_event_t connect_event_{};   // posted: open the connections the queue needs
-    ngx_msec_t down_since_ = 0;     // when the outage's first connect failed
-    ngx_uint_t refused_ = 0;        // requests refused since the outage's last line
-    ngx_uint_t refused_total_ = 0;  // requests refused during this outage
-    ngx_msec_t last_outage_line_ = 0;
-    std::string last_cause_;      // the latest connect failure, for the reminders
-    LogBudget timeouts_;          // requests that timed out
-    LogBudget lost_connections_;  // open connections that broke
-    LogBudget no_sockets_;        // connects that found no descriptor in this worker
+    ngx_event_t connect_event_{};  // posted: open the connections the queue needs
+    DbHealth health_;
 };
 
 inline PublishOnReturn::~PublishOnReturn() {

@@ -24,7 +24,7 @@ constexpr int kParamCount = 6;
 // evaluated once (an uncorrelated subquery), against the earliest deadline: all rows or none.
 // Text goes into the varchar columns by assignment, so a value too long fails as above (22001).
 constexpr PgBatch kInsertBatch{
-    PgBatch::Kind::combined, "chatterd_insert_chatts",
+    PgBatch::Kind::combined, pg_prepared::insert_chatts,
     "INSERT INTO chatts (username, message, id, imageurl, videourl) "
     "SELECT t.username, t.message, t.id, t.imageurl, t.videourl "
     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::uuid[]) "
@@ -88,7 +88,7 @@ void ChattInsert::start(ngx_http_request_t* r, const ChattRow& row,
     spec_ = loc_conf(r)->pool_spec;
     endpoint_ = endpoint_name(loc_conf(r)->endpoint);
     state_ = State::running;
-    PgQuery query{"chatterd_insert_chatt", kInsertSql, kParamCount, params, &kInsertBatch};
+    PgQuery query{pg_prepared::insert_chatt, kInsertSql, kParamCount, params, &kInsertBatch};
     query.backend_pid = &backend_pid_;
     pg_run(r, query, nullptr, on_done);
 }

@@ -1,6 +1,6 @@
 #include "ngx/metrics.h"
 
-#include "ngx/pg_pool.h"
+#include "ngx/pg_target.h"
 
 #include <cerrno>
 #include <csignal>
@@ -455,13 +455,12 @@ void count_pg_connect(const PgPoolSpec& spec) noexcept {
     if (PoolTotals* totals = pool_totals(spec)) add(totals->connects, 1);
 }
 
-void count_pg_statement(const PgPoolSpec& spec, std::size_t requests,
-                        const PgBatch* batch) noexcept {
+void count_pg_statement(const PgPoolSpec& spec, std::size_t requests, PgServed served) noexcept {
     PoolTotals* totals = pool_totals(spec);
     if (totals == nullptr) return;
     add(totals->queries, 1);
-    if (batch == nullptr || requests < 2) return;
-    std::size_t kind = batch->kind == PgBatch::Kind::combined ? 0 : 1;
+    if (served == PgServed::alone || requests < 2) return;
+    std::size_t kind = served == PgServed::combined ? 0 : 1;
     std::size_t bucket = 0;
     while (bucket + 1 < kBuckets && requests > kBatchBounds[bucket]) bucket++;
     add(totals->batch_buckets[kind][bucket], 1);

@@ -15,8 +15,6 @@
 
 namespace chatterd {
 
-struct PgBatch;
-
 // Configuration time (postconfiguration): the zone, sized for the configured pools, and the
 // log-phase handler that counts every answer of an endpoint's location.
 ngx_int_t metrics_configure(ngx_conf_t* cf) noexcept;
@@ -42,9 +40,9 @@ void count_media_sweep(SweepCount what, ngx_uint_t n = 1) noexcept;
 enum class PgError { connect_failed, connection_lost, timeout, refused, queue_full, no_descriptor };
 void count_pg_error(const PgPoolSpec& spec, PgError error) noexcept;
 void count_pg_connect(const PgPoolSpec& spec) noexcept;
-// A statement sent for `requests` requests (batch: how they were served together, or null).
-void count_pg_statement(const PgPoolSpec& spec, std::size_t requests,
-                        const PgBatch* batch) noexcept;
+// A statement sent for `requests` requests, and how they were served together (PgBatch).
+enum class PgServed { alone, combined, shared };
+void count_pg_statement(const PgPoolSpec& spec, std::size_t requests, PgServed served) noexcept;
 
 // What one worker's pool looks like now; down_since is the unix time the outage began (0: up).
 struct PgGauges {

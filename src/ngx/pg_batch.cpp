@@ -9,7 +9,7 @@
 namespace chatterd {
 
 namespace {
-// A batch's values are copied into its text arrays: bound them, so that a slot keeps little.
+// A batch's values are copied into its text arrays: bound them, so that a connection keeps little.
 constexpr std::size_t kMaxBatchBytes = 256 * 1024;
 
 std::size_t value_bytes(const PgQuery& query) {
@@ -43,13 +43,13 @@ PgOutcome outcome_for(const PgCall* call, const PgOutcome& outcome) {
 // The list of requests a statement's outcome goes to, one after the other.
 void await_delivery(ngx_queue_t& pending, PgCall* call) {
     ngx_queue_insert_tail(&pending, &call->link);
-    call->state = CallState::awaiting_delivery;
+    set_call_state(call, CallState::awaiting_delivery);
 }
 
 PgCall* next_delivery(ngx_queue_t& pending) {
     PgCall* call = ngx_queue_data(ngx_queue_head(&pending), PgCall, link);
     ngx_queue_remove(&call->link);
-    call->state = CallState::outside;
+    set_call_state(call, CallState::outside);
     return call;
 }
 }  // namespace
@@ -67,48 +67,77 @@ bool PgPool::may_start(const PgCall* call) const {
     const PgBatch* batch = call->query.batch;
     if (batch == nullptr || call->alone) return true;
     if (waiting_count_ >= kMaxBatchCalls || waiting_count_ > spec_.queue) return true;
-    for (const PgSlot& slot : slots_) {
-        if (is_busy(slot.state) && slot.query.batch == batch) return false;
+    for (const PgConnection& connection : connections_) {
+        if (connection.runs(batch)) return false;
     }
     return true;
 }
 
-// Takes into slot, after its first request, the waiting requests of the same batch, in queue
-// order.
-void PgPool::join_waiting_calls(PgSlot& slot, const PgBatch* batch) {
-    std::size_t params = static_cast<std::size_t>(slot.calls.entries[0]->query.param_count);
+// Starts on an idle connection the statement of call and of the waiting requests that join it.
+void PgPool::start_statement(PgConnection& connection, PgCall* call) {
+    PgStatement& statement = connection.next_statement();
+    statement.calls.entries[0] = call;
+    statement.calls.count = 1;
+    set_call_state(call, CallState::running);
+    call->connection = &connection;
+    statement.query = call->query;
+    const PgBatch* batch = call->query.batch;
+    if (batch != nullptr && !call->alone) {
+        join_waiting_calls(statement, batch);
+        std::size_t count = statement.calls.count;
+        if (count > 1) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log_, 0,
+                           "chatterd: one %s statement for %uz requests",
+                           batch->kind == PgBatch::Kind::combined ? "combined" : "shared", count);
+        }
+        if (batch->kind == PgBatch::Kind::combined && count > 1 && !build_batch_query(statement)) {
+            // Out of memory for the batch: the others wait, this one runs alone.
+            StatementCalls others = statement.calls;
+            others.entries[0] = nullptr;
+            statement.calls.count = 1;
+            requeue_at_head(others, false);
+        }
+    }
+    connection.run();
+}
+
+// Takes into the statement, after its first request, the waiting requests of the same batch, in
+// queue order.
+void PgPool::join_waiting_calls(PgStatement& statement, const PgBatch* batch) {
+    StatementCalls& calls = statement.calls;
+    std::size_t params = static_cast<std::size_t>(calls.entries[0]->query.param_count);
     // A shared statement is the same for every request only without parameters.
     if (batch->kind == PgBatch::Kind::shared ? params > 0 : params > kMaxBatchParams) return;
-    std::size_t bytes = value_bytes(slot.calls.entries[0]->query);
+    std::size_t bytes = value_bytes(calls.entries[0]->query);
     ngx_queue_t* link = ngx_queue_head(&waiting_);
-    while (link != ngx_queue_sentinel(&waiting_) && slot.calls.count < kMaxBatchCalls) {
+    while (link != ngx_queue_sentinel(&waiting_) && calls.count < kMaxBatchCalls) {
         PgCall* call = ngx_queue_data(link, PgCall, link);
         link = ngx_queue_next(link);
         if (call->query.batch != batch || call->alone) continue;
         bytes += value_bytes(call->query);
         if (bytes > kMaxBatchBytes) break;
-        unqueue(call);
-        call->state = CallState::running;
-        call->slot = &slot;
-        slot.calls.entries[slot.calls.count++] = call;
+        unqueue(call, CallState::running);
+        call->connection = statement.calls.entries[0]->connection;
+        calls.entries[calls.count++] = call;
     }
 }
 
 // The combined statement, with each parameter the text array of the requests' values.
-bool PgPool::build_batch_query(PgSlot& slot) noexcept try {
-    const PgQuery& first = slot.calls.entries[0]->query;
+bool PgPool::build_batch_query(PgStatement& statement) noexcept try {
+    const StatementCalls& calls = statement.calls;
+    const PgQuery& first = calls.entries[0]->query;
     for (int p = 0; p < first.param_count; p++) {
-        std::string& array = slot.batch_values[p];
+        std::string& array = statement.batch_values[p];
         array.assign(1, '{');
-        for (std::size_t i = 0; i < slot.calls.count; i++) {
+        for (std::size_t i = 0; i < calls.count; i++) {
             if (i > 0) array += ',';
-            append_pg_array_element(array, slot.calls.entries[i]->query.params[p]);
+            append_pg_array_element(array, calls.entries[i]->query.params[p]);
         }
         array += '}';
-        slot.batch_params[p] = array.c_str();
+        statement.batch_params[p] = array.c_str();
     }
-    slot.query = PgQuery{first.batch->name, first.batch->sql, first.param_count, slot.batch_params,
-                         first.batch};
+    statement.query = PgQuery{first.batch->name, first.batch->sql, first.param_count,
+                              statement.batch_params, first.batch};
     return true;
 } catch (const std::exception&) {
     return false;
@@ -121,7 +150,7 @@ bool PgPool::build_batch_query(PgSlot& slot) noexcept try {
 //   - a shared statement that ran: the reader's rows go to every request;
 //   - otherwise the outcome is every request's: the result, or unknown when libpq lost the
 //     connection (the statement may have been committed: never run it again).
-void PgPool::deliver_outcome(const SlotCalls& calls, const PgBatch* batch, PGresult* result) {
+void PgPool::deliver_outcome(const StatementCalls& calls, const PgBatch* batch, PGresult* result) {
     if (result == nullptr) {
         return deliver_all(calls, PgOutcome::unknown("postgres returned no result"));
     }
@@ -144,7 +173,7 @@ void PgPool::deliver_outcome(const SlotCalls& calls, const PgBatch* batch, PGres
 // Delivers one outcome to every request a statement served. Finalizing one request can free
 // another (two HTTP/2 streams of one connection): the requests wait in a list that a request
 // going away leaves (detach), so none is touched after it is gone.
-void PgPool::deliver_all(const SlotCalls& calls, const PgOutcome& outcome) {
+void PgPool::deliver_all(const StatementCalls& calls, const PgOutcome& outcome) {
     ngx_queue_t pending;
     ngx_queue_init(&pending);
     for (std::size_t i = 0; i < calls.count; i++) {
@@ -160,7 +189,7 @@ void PgPool::deliver_all(const SlotCalls& calls, const PgOutcome& outcome) {
 // refused them. The others are answered first, from the reader's rows (or with its refusal),
 // while the reader is there (the reader waits last in the list; a request going away leaves
 // it), then the reader. Without a reader, the others run the statement again.
-void PgPool::deliver_shared(const SlotCalls& calls, PGresult* result) {
+void PgPool::deliver_shared(const StatementCalls& calls, PGresult* result) {
     PgCall* reader = calls.entries[0];
     if (reader == nullptr) return requeue_at_head(calls, false);
     ngx_queue_t pending;
@@ -188,7 +217,7 @@ void PgPool::deliver_shared(const SlotCalls& calls, PGresult* result) {
 
 // Puts the requests of a statement that was not run, or whose batch failed (alone: each then
 // runs its own statement), back at the head of the queue, in their order.
-void PgPool::requeue_at_head(const SlotCalls& calls, bool alone) {
+void PgPool::requeue_at_head(const StatementCalls& calls, bool alone) {
     for (std::size_t i = calls.count; i-- > 0;) {
         if (calls.entries[i] != nullptr) requeue_at_head(calls.entries[i], alone);
     }
@@ -196,10 +225,10 @@ void PgPool::requeue_at_head(const SlotCalls& calls, bool alone) {
 
 void PgPool::requeue_at_head(PgCall* call, bool alone) {
     if (call->query.backend_pid != nullptr) *call->query.backend_pid = 0;
-    call->slot = nullptr;
+    call->connection = nullptr;
     call->alone = call->alone || alone;
     ngx_queue_insert_head(&waiting_, &call->link);
-    call->state = CallState::waiting;
+    set_call_state(call, CallState::waiting);
     waiting_count_++;
 }
 

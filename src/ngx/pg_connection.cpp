@@ -1,9 +1,11 @@
-// The connections of the postgres pool: each slot owns one PGconn whose socket is an nginx
-// connection. Read interest is level-triggered and always on (an idle slot notices a server
-// restart; data libpq left unread fires again instead of waiting for a new edge); write
-// interest only while libpq has bytes to send. A slot that errs or times out is closed (never
-// cancelled: PQcancel blocks) and replaced on demand, from a posted event (pg_health.cpp).
-#include "ngx/pg_pool_impl.h"
+// One connection of the postgres pool: a PGconn whose socket is an nginx connection. Read
+// interest is level-triggered and always on (an idle connection notices a server restart;
+// data libpq left unread fires again instead of waiting for a new edge); write interest only
+// while libpq has bytes to send. A connection that errs or times out is closed (never
+// cancelled: PQcancel blocks); its pool opens another on demand.
+#include "ngx/pg_connection.h"
+
+#include "ngx/metrics.h"
 
 #include <sys/stat.h>
 
@@ -12,58 +14,31 @@
 namespace chatterd {
 
 namespace {
-// Takes the requests a statement served out of its slot, for delivery or requeueing.
-SlotCalls take_calls(PgSlot& slot) {
-    SlotCalls calls = slot.calls;
-    for (std::size_t i = 0; i < calls.count; i++) {
-        if (calls.entries[i] == nullptr) continue;
-        calls.entries[i]->state = CallState::outside;
-        calls.entries[i]->slot = nullptr;
-    }
-    slot.calls.count = 0;
-    return calls;
+PgServed served(const PgBatch* batch) {
+    if (batch == nullptr) return PgServed::alone;
+    return batch->kind == PgBatch::Kind::combined ? PgServed::combined : PgServed::shared;
 }
 
-bool has_calls(const SlotCalls& calls) {
+bool has_calls(const StatementCalls& calls) {
     for (std::size_t i = 0; i < calls.count; i++) {
         if (calls.entries[i] != nullptr) return true;
     }
     return false;
 }
 
-// By the names' text: two statements with the same name are one on the server, whatever
-// string literal holds the name.
-bool is_prepared(const PgSlot& slot, const char* name) {
-    for (std::size_t i = 0; i < slot.prepared_count; i++) {
-        if (std::strcmp(slot.prepared[i], name) == 0) return true;
+const char* state_name(ConnectionState state) {
+    switch (state) {
+    case ConnectionState::closed: return "closed";
+    case ConnectionState::connecting: return "connecting";
+    case ConnectionState::idle: return "idle";
+    case ConnectionState::preparing: return "preparing";
+    case ConnectionState::querying: return "querying";
+    case ConnectionState::copying: return "copying";
     }
-    return false;
+    return "?";
 }
+
 }  // namespace
-
-// ---- opening -------------------------------------------------------------------------------
-
-void PgPool::start() {
-    PublishOnReturn publish(*this);
-    for (PgSlot& slot : slots_) {
-        if (db_state_ != DbState::reachable) return;
-        connect(slot);
-    }
-}
-
-// Reachable: as many connections as waiting requests not covered by one being opened.
-// Probing: the one probe. Backing off: none.
-void PgPool::open_connections() {
-    ngx_uint_t opening = 0;
-    for (const PgSlot& slot : slots_) opening += slot.state == SlotState::connecting;
-    for (PgSlot& slot : slots_) {
-        if (slot.state != SlotState::closed) continue;
-        if (db_state_ == DbState::backing_off) return;
-        if (db_state_ == DbState::probing ? opening > 0 : waiting_count_ <= opening) return;
-        opening++;
-        connect(slot);
-    }
-}
 
 // The conninfo's hosts, each with every other option; before them, what the operator's
 // conninfo may override: text arrives in UTF-8, as the JSON is written (timestamps come in
@@ -102,105 +77,115 @@ std::vector<ConnectTarget> connect_targets(const ngx_str_t& conninfo, ngx_msec_t
     return targets;
 }
 
+PgConnection::PgConnection(const PgPoolSpec& spec, const std::vector<ConnectTarget>& targets,
+                           ngx_log_t* log, ConnectionOwner& owner)
+    : spec_(spec), targets_(targets), log_(log), owner_(owner) {
+    deadline_.data = this;
+    deadline_.log = log_;
+    deadline_.handler = on_deadline;
+}
+
+void PgConnection::set_state(ConnectionState state) {
+    if (state == state_) return;
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres connection %p %s -> %s, fd %d",
+                   this, state_name(state_), state_name(state),
+                   socket_ != nullptr ? socket_->fd : -1);
+    state_ = state;
+}
+
+// Takes the requests the statement served, for delivery or requeueing.
+StatementCalls PgConnection::take_calls() {
+    StatementCalls calls = statement_.calls;
+    for (std::size_t i = 0; i < calls.count; i++) {
+        if (calls.entries[i] == nullptr) continue;
+        set_call_state(calls.entries[i], CallState::outside);
+        calls.entries[i]->connection = nullptr;
+    }
+    statement_.calls.count = 0;
+    return calls;
+}
+
+void PgConnection::forget(const PgCall* call) {
+    StatementCalls& calls = statement_.calls;
+    for (std::size_t i = 0; i < calls.count; i++) {
+        if (calls.entries[i] == call) calls.entries[i] = nullptr;
+    }
+}
+
+// ---- opening -------------------------------------------------------------------------------
+
 // A connect tries the hosts in turn, from the one the latest connection reached, each under
 // its own deadline (see ConnectTarget).
-void PgPool::connect(PgSlot& slot) {
-    slot.state = SlotState::connecting;
-    slot.target = preferred_target_;
-    slot.targets_tried = 0;
-    start_attempt(slot);
+void PgConnection::connect(std::size_t first_target) {
+    set_state(ConnectionState::connecting);
+    target_ = first_target;
+    targets_tried_ = 0;
+    start_attempt();
 }
 
-void PgPool::start_attempt(PgSlot& slot) {
-    const ConnectTarget& target = targets_[slot.target];
+void PgConnection::start_attempt() {
+    const ConnectTarget& target = targets_[target_];
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres connection %p tries host %uz",
+                   this, target_ + 1);
     count_pg_connect(spec_);
-    slot.conn =
+    conn_ =
         PQconnectStartParams(target.keywords.data(), target.values.data(), target.expand_dbname);
-    if (slot.conn == nullptr) return no_socket(slot, "out of memory");
-    if (PQstatus(slot.conn) == CONNECTION_BAD || PQsetnonblocking(slot.conn, 1) != 0) {
-        return attempt_failed(slot, PQerrorMessage(slot.conn));
+    if (conn_ == nullptr) return no_socket("out of memory");
+    if (PQstatus(conn_) == CONNECTION_BAD || PQsetnonblocking(conn_, 1) != 0) {
+        return attempt_failed(PQerrorMessage(conn_));
     }
-    PQsetNoticeProcessor(slot.conn, log_notice, &slot);
-    if (!follow_socket(slot)) return no_socket(slot, "its socket cannot be watched");
-    ngx_add_timer(&slot.deadline, target.deadline);
+    PQsetNoticeProcessor(conn_, log_notice, this);
+    if (!follow_socket()) return no_socket("its socket cannot be watched");
+    ngx_add_timer(&deadline_, target.deadline);
     // libpq: before the first PQconnectPoll, behave as if it asked to wait for writability.
-    if (!want_write(slot, true)) no_socket(slot, "its socket cannot be watched");
+    if (!want_write(true)) no_socket("its socket cannot be watched");
 }
 
-void PgPool::advance_connect(PgSlot& slot) {
-    PostgresPollingStatusType status = PQconnectPoll(slot.conn);
-    if (status == PGRES_POLLING_FAILED) return attempt_failed(slot, PQerrorMessage(slot.conn));
-    if (!follow_socket(slot)) return no_socket(slot, "its socket cannot be watched");
+void PgConnection::advance_connect() {
+    PostgresPollingStatusType status = PQconnectPoll(conn_);
+    if (status == PGRES_POLLING_FAILED) return attempt_failed(PQerrorMessage(conn_));
+    if (!follow_socket()) return no_socket("its socket cannot be watched");
     if (status != PGRES_POLLING_OK) {
-        if (!want_write(slot, status == PGRES_POLLING_WRITING)) {
-            no_socket(slot, "its socket cannot be watched");
-        }
+        if (!want_write(status == PGRES_POLLING_WRITING)) no_socket("its socket cannot be watched");
         return;
     }
-    if (!want_write(slot, false)) return no_socket(slot, "its socket cannot be watched");
-    ngx_del_timer(&slot.deadline);
-    slot.state = SlotState::idle;
-    preferred_target_ = slot.target;
+    if (!want_write(false)) return no_socket("its socket cannot be watched");
+    ngx_del_timer(&deadline_);
+    set_state(ConnectionState::idle);
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres connected, fd %d, host %uz",
-                   slot.socket->fd, slot.target + 1);
-    database_answered();
-    dispatch();
+                   socket_->fd, target_ + 1);
+    owner_.connected(*this);
 }
 
 // One host refused or did not answer: the next one is tried, until each had its turn. A
 // socket this worker could not create is no news of the database.
-void PgPool::attempt_failed(PgSlot& slot, const char* cause) {
-    if (std::strstr(cause, "could not create socket") != nullptr) return no_socket(slot, cause);
-    if (++slot.targets_tried >= targets_.size()) return connect_failed(slot, cause);
+void PgConnection::attempt_failed(const char* cause) {
+    if (std::strstr(cause, "could not create socket") != nullptr) return no_socket(cause);
+    if (++targets_tried_ >= targets_.size()) {
+        // The database refused or did not answer on any host.
+        std::string why(OneLine(cause).view());
+        close();
+        return owner_.connect_failed(why.c_str());
+    }
     OneLine line(cause);
     std::string_view why = line.view();
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres host %uz failed: %*s",
-                   slot.target + 1, why.size(), why.data());
-    close_slot(slot);
-    slot.state = SlotState::connecting;
-    slot.target = (slot.target + 1) % targets_.size();
-    start_attempt(slot);
-}
-
-// The database refused or did not answer a new connection on any host: the pool backs off,
-// and the requests no open connection can take are answered now. Nothing here opens a
-// connection.
-void PgPool::connect_failed(PgSlot& slot, const char* cause) {
-    std::string why(OneLine(cause).view());
-    count_pg_error(spec_, PgError::connect_failed);
-    close_slot(slot);
-    database_refused(why.c_str());
-    refuse_waiting_if_down();
+                   target_ + 1, why.size(), why.data());
+    std::size_t next = (target_ + 1) % targets_.size();
+    std::size_t tried = targets_tried_;
+    close();
+    set_state(ConnectionState::connecting);
+    target_ = next;
+    targets_tried_ = tried;
+    start_attempt();
 }
 
 // This worker could not get a socket for the connect (descriptors or worker_connections used
-// up, no memory): the database may be fine, so it is not marked down and nothing backs off.
-// Requests that no connection, open or opening, can take get 503 now; the next request asks
-// for a connection again.
-void PgPool::no_socket(PgSlot& slot, const char* cause) {
-    count_pg_error(spec_, PgError::no_descriptor);
-    ngx_uint_t others = 0;
-    if (no_sockets_.take(10 * 1000, others)) {
-        OneLine line(cause);
-        std::string_view why = line.view();
-        ngx_log_error(NGX_LOG_ERR, log_, 0,
-                      "chatterd: postgres (%s): this worker has no socket for a new connection: "
-                      "%*s (%ui other connects since the last such line); the database is not "
-                      "marked down; raise worker_rlimit_nofile (and the system's limit) or "
-                      "worker_connections",
-                      target_.c_str(), why.size(), why.data(), others);
-    }
-    close_slot(slot);
-    if (db_state_ == DbState::probing) retry_later();
-    if (has_open_slot() || has_slot(SlotState::connecting)) return;
-    while (!ngx_queue_empty(&waiting_)) {
-        PgCall* call = ngx_queue_data(ngx_queue_head(&waiting_), PgCall, link);
-        unqueue(call);
-        ngx_log_error(NGX_LOG_INFO, call->log, 0,
-                      "chatterd: postgres (%s): no socket for a connection in this worker; 503",
-                      target_.c_str());
-        deliver(call, PgOutcome::not_sent("no socket for a postgres connection"));
-    }
+// up, no memory): the database may be fine, the pool decides what the requests get.
+void PgConnection::no_socket(const char* cause) {
+    std::string why(cause);
+    close();
+    owner_.no_socket(why.c_str());
 }
 
 // ---- sockets -------------------------------------------------------------------------------
@@ -209,35 +194,33 @@ void PgPool::no_socket(PgSlot& slot, const char* cause) {
 // fallback), closing the old one first, so the new one often gets the same number while the
 // kernel has dropped the old one's epoll registration. The socket is followed by identity
 // (its inode), not by number, and registered again whenever it changed.
-bool PgPool::follow_socket(PgSlot& slot) {
-    int fd = PQsocket(slot.conn);
+bool PgConnection::follow_socket() {
+    int fd = PQsocket(conn_);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) return false;
-    if (slot.socket != nullptr && slot.socket->fd == fd && slot.socket_inode == st.st_ino) {
-        return true;
-    }
-    detach_socket(slot);  // the old descriptor, if any, is already closed by libpq
-    slot.socket_inode = st.st_ino;
-    return attach_socket(slot);
+    if (socket_ != nullptr && socket_->fd == fd && socket_inode_ == st.st_ino) return true;
+    detach_socket();  // the old descriptor, if any, is already closed by libpq
+    socket_inode_ = st.st_ino;
+    return attach_socket();
 }
 
-bool PgPool::attach_socket(PgSlot& slot) {
-    ngx_connection_t* c = ngx_get_connection(PQsocket(slot.conn), log_);
+bool PgConnection::attach_socket() {
+    ngx_connection_t* c = ngx_get_connection(PQsocket(conn_), log_);
     if (c == nullptr) return false;
-    c->data = &slot;
+    c->data = this;
     c->log = log_;
     c->read->log = log_;
     c->write->log = log_;
     c->read->handler = on_socket_event;
     c->write->handler = on_socket_event;
-    slot.socket = c;
+    socket_ = c;
     return ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT) == NGX_OK;
 }
 
 // libpq owns the descriptor: nginx forgets it here (NGX_CLOSE_EVENT: no epoll_ctl, the
 // descriptor is or will be closed), PQfinish (or libpq itself) closes it.
-void PgPool::detach_socket(PgSlot& slot) {
-    ngx_connection_t* c = slot.socket;
+void PgConnection::detach_socket() {
+    ngx_connection_t* c = socket_;
     if (c == nullptr) return;
     if (c->read->active) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
     if (c->write->active) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
@@ -250,12 +233,12 @@ void PgPool::detach_socket(PgSlot& slot) {
     }
     c->fd = (ngx_socket_t) -1;
     ngx_free_connection(c);
-    slot.socket = nullptr;
-    slot.socket_inode = 0;
+    socket_ = nullptr;
+    socket_inode_ = 0;
 }
 
-bool PgPool::want_write(PgSlot& slot, bool on) {
-    ngx_event_t* wev = slot.socket->write;
+bool PgConnection::want_write(bool on) {
+    ngx_event_t* wev = socket_->write;
     if (on && !wev->active) return ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) == NGX_OK;
     if (!on && wev->active) return ngx_del_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) == NGX_OK;
     return true;
@@ -263,148 +246,138 @@ bool PgPool::want_write(PgSlot& slot, bool on) {
 
 // ---- closing -------------------------------------------------------------------------------
 
-void PgPool::log_connection_failure(PgSlot& slot, const char* what) {
-    count_pg_error(spec_, PgError::connection_lost);
-    ngx_uint_t others = 0;
-    if (!lost_connections_.take(10 * 1000, others)) return;
-    OneLine line(slot.conn ? PQerrorMessage(slot.conn) : "");
-    std::string_view message = line.view();
-    ngx_log_error(NGX_LOG_ERR, log_, 0,
-                  "chatterd: postgres (%s) %s failed: %*s (%ui other connections failed since "
-                  "the last such line); the connection is closed and reopened on demand",
-                  target_.c_str(), what, message.size(), message.data(), others);
+void PgConnection::failed(const char* what) {
+    owner_.connection_failed(what, conn_ != nullptr ? PQerrorMessage(conn_) : "");
 }
 
 // An open connection broke: its requests get 503 (their statement may or may not have run).
-void PgPool::connection_lost(PgSlot& slot, const char* what) {
-    log_connection_failure(slot, what);
-    drop_slot(slot, "the postgres connection was lost");
+void PgConnection::lost(const char* what) {
+    failed(what);
+    drop("the postgres connection was lost");
 }
 
-// Closes a busy slot whose statement's outcome is not known (broken, timed out).
-void PgPool::drop_slot(PgSlot& slot, const char* reason) {
-    SlotCalls calls = take_calls(slot);
-    close_slot(slot);
-    deliver_all(calls, PgOutcome::unknown(reason));
-    dispatch();
+void PgConnection::drop(const char* reason) {
+    StatementCalls calls = take_calls();
+    close();
+    owner_.statement_lost(calls, reason);
 }
 
-void PgPool::close_slot(PgSlot& slot) {
-    if (slot.deadline.timer_set) ngx_del_timer(&slot.deadline);
-    detach_socket(slot);
-    if (slot.final_result != nullptr) PQclear(slot.final_result);
-    if (slot.conn != nullptr) PQfinish(slot.conn);
-    slot.final_result = nullptr;
-    slot.conn = nullptr;
-    take_calls(slot);
-    slot.prepared_count = 0;
-    slot.state = SlotState::closed;
+void PgConnection::close() {
+    if (deadline_.timer_set) ngx_del_timer(&deadline_);
+    detach_socket();
+    if (final_result_ != nullptr) PQclear(final_result_);
+    if (conn_ != nullptr) PQfinish(conn_);
+    final_result_ = nullptr;
+    conn_ = nullptr;
+    take_calls();
+    prepared_count_ = 0;
+    set_state(ConnectionState::closed);
 }
 
-// ---- queries -------------------------------------------------------------------------------
+// ---- statements ----------------------------------------------------------------------------
 
-void PgPool::start_query(PgSlot& slot, PgCall* call) {
-    slot.calls.entries[0] = call;
-    slot.calls.count = 1;
-    call->state = CallState::running;
-    call->slot = &slot;
-    slot.query = call->query;
-    const PgBatch* batch = call->query.batch;
-    if (batch != nullptr && !call->alone) {
-        join_waiting_calls(slot, batch);
-        if (slot.calls.count > 1) {
-            ngx_log_debug2(
-                NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: one %s statement for %uz requests",
-                batch->kind == PgBatch::Kind::combined ? "combined" : "shared", slot.calls.count);
-        }
-        if (batch->kind == PgBatch::Kind::combined && slot.calls.count > 1
-            && !build_batch_query(slot)) {
-            // Out of memory for the batch: the others wait, this one runs alone.
-            SlotCalls others = slot.calls;
-            others.entries[0] = nullptr;
-            slot.calls.count = 1;
-            requeue_at_head(others, false);
-        }
+void PgConnection::run() {
+    for (std::size_t i = 0; i < statement_.calls.count; i++) {
+        if (int* pid = statement_.calls.entries[i]->query.backend_pid) *pid = PQbackendPID(conn_);
     }
-    for (std::size_t i = 0; i < slot.calls.count; i++) {
-        if (int* pid = slot.calls.entries[i]->query.backend_pid) *pid = PQbackendPID(slot.conn);
-    }
-    if (!send_query(slot)) {
+    if (!send_query()) {
         // Nothing reached the server: the requests may safely go to another connection.
-        log_connection_failure(slot, "send");
-        SlotCalls calls = take_calls(slot);
-        close_slot(slot);
-        requeue_at_head(calls, false);
-        return;
+        failed("send");
+        StatementCalls calls = take_calls();
+        close();
+        return owner_.statement_not_sent(calls);
     }
-    count_pg_statement(spec_, slot.calls.count, slot.query.batch);
-    ngx_add_timer(&slot.deadline, slot.query.timeout ? slot.query.timeout : spec_.timeout);
-    if (!flush(slot)) connection_lost(slot, "query");
+    count_pg_statement(spec_, statement_.calls.count, served(statement_.query.batch));
+    const PgQuery& q = statement_.query;
+    ngx_add_timer(&deadline_, q.timeout ? q.timeout : spec_.timeout);
+    if (!flush()) lost("query");
+}
+
+// By the names' text: two statements with the same name are one on the server, whatever
+// string literal holds the name.
+bool PgConnection::is_prepared(const char* name) const {
+    for (std::size_t i = 0; i < prepared_count_; i++) {
+        if (std::strcmp(prepared_[i], name) == 0) return true;
+    }
+    return false;
+}
+
+// Only the names of kPreparedNames, for which each connection keeps room: any other is a
+// mistake of the module's, told rather than prepared.
+bool PgConnection::may_prepare(const char* name) const {
+    for (const char* declared : kPreparedNames) {
+        if (std::strcmp(declared, name) == 0) return prepared_count_ < kPreparedStatements;
+    }
+    ngx_log_error(NGX_LOG_ALERT, log_, 0,
+                  "chatterd: statement \"%s\" is not among the prepared statements the module "
+                  "declares (kPreparedNames); sent unprepared",
+                  name);
+    return false;
 }
 
 // Sends the query, or first its preparation when this connection has not prepared it yet:
 // the statement is then parsed and planned once per connection, not once per request.
-bool PgPool::send_query(PgSlot& slot) {
-    const PgQuery& q = slot.query;
-    bool prepared = q.name != nullptr && is_prepared(slot, q.name);
-    if (q.name != nullptr && !prepared
-        && slot.prepared_count < sizeof(slot.prepared) / sizeof(slot.prepared[0])) {
-        slot.state = SlotState::preparing;
-        return PQsendPrepare(slot.conn, q.name, q.sql, q.param_count, nullptr);
+bool PgConnection::send_query() {
+    const PgQuery& q = statement_.query;
+    bool prepared = q.name != nullptr && is_prepared(q.name);
+    if (q.name != nullptr && !prepared && may_prepare(q.name)) {
+        set_state(ConnectionState::preparing);
+        return PQsendPrepare(conn_, q.name, q.sql, q.param_count, nullptr);
     }
-    slot.state = SlotState::querying;
-    return prepared ? PQsendQueryPrepared(slot.conn, q.name, q.param_count, q.params, nullptr,
-                                          nullptr, 0)
-                    : PQsendQueryParams(slot.conn, q.sql, q.param_count, nullptr, q.params, nullptr,
-                                        nullptr, 0);
+    set_state(ConnectionState::querying);
+    return prepared
+               ? PQsendQueryPrepared(conn_, q.name, q.param_count, q.params, nullptr, nullptr, 0)
+               : PQsendQueryParams(conn_, q.sql, q.param_count, nullptr, q.params, nullptr, nullptr,
+                                   0);
 }
 
 // The preparation is done: run the statement for the request, still under its deadline. A
 // failed preparation (say, a missing table) is the request's answer.
-void PgPool::finish_preparing(PgSlot& slot) {
-    PGresult* result = slot.final_result;
-    if (result == nullptr || PQresultStatus(result) != PGRES_COMMAND_OK) return finish_query(slot);
-    slot.prepared[slot.prepared_count++] = slot.query.name;
-    if (!has_calls(slot.calls)) return finish_query(slot);
+void PgConnection::finish_preparing() {
+    PGresult* result = final_result_;
+    if (result == nullptr || PQresultStatus(result) != PGRES_COMMAND_OK) return finish_query();
+    prepared_[prepared_count_++] = statement_.query.name;
+    if (!has_calls(statement_.calls)) return finish_query();
     PQclear(result);
-    slot.final_result = nullptr;
-    if (!send_query(slot) || !flush(slot)) connection_lost(slot, "query");
+    final_result_ = nullptr;
+    if (!send_query() || !flush()) lost("query");
 }
 
-bool PgPool::flush(PgSlot& slot) {
-    int pending = PQflush(slot.conn);
-    return pending >= 0 && want_write(slot, pending == 1);
+bool PgConnection::flush() {
+    int pending = PQflush(conn_);
+    return pending >= 0 && want_write(pending == 1);
 }
 
-void PgPool::advance_query(PgSlot& slot, bool writable) {
+void PgConnection::advance_query(bool writable) {
     if (writable) {
-        if (!flush(slot)) connection_lost(slot, "query");
+        if (!flush()) lost("query");
         return;
     }
-    if (!PQconsumeInput(slot.conn) || !flush(slot)) return connection_lost(slot, "query");
+    if (!PQconsumeInput(conn_) || !flush()) return lost("query");
     while (true) {
-        if (slot.state == SlotState::copying) {
-            CopyProgress progress = take_copy_data(slot);
-            if (progress == CopyProgress::failed) return connection_lost(slot, "COPY");
+        if (state_ == ConnectionState::copying) {
+            CopyProgress progress = take_copy_data();
+            if (progress == CopyProgress::failed) return lost("COPY");
             if (progress == CopyProgress::needs_input) return;
         }
-        if (PQisBusy(slot.conn)) return;
-        PGresult* result = PQgetResult(slot.conn);
+        if (PQisBusy(conn_)) return;
+        PGresult* result = PQgetResult(conn_);
         if (result == nullptr) {
-            return slot.state == SlotState::preparing ? finish_preparing(slot) : finish_query(slot);
+            return state_ == ConnectionState::preparing ? finish_preparing() : finish_query();
         }
-        keep_result(slot, result);
+        keep_result(result);
     }
 }
 
 // Hands every CopyData message libpq has read to the request (a shared statement's reader),
 // until the COPY ends (its final result follows) or more input is needed. A request that went
 // away, or that did not ask for a COPY, gets none: the data is read and dropped.
-PgPool::CopyProgress PgPool::take_copy_data(PgSlot& slot) {
+PgConnection::CopyProgress PgConnection::take_copy_data() {
     char* data = nullptr;
     int length;
-    while ((length = PQgetCopyData(slot.conn, &data, 1)) > 0) {
-        PgCall* call = slot.calls.count > 0 ? slot.calls.entries[0] : nullptr;  // the reader
+    while ((length = PQgetCopyData(conn_, &data, 1)) > 0) {
+        const StatementCalls& calls = statement_.calls;
+        PgCall* call = calls.count > 0 ? calls.entries[0] : nullptr;  // the reader
         if (call != nullptr && call->on_row != nullptr && !call->rows_refused) {
             std::string_view message(data, static_cast<std::size_t>(length));
             call->rows_refused = !call->on_row(call->request, message);
@@ -412,49 +385,48 @@ PgPool::CopyProgress PgPool::take_copy_data(PgSlot& slot) {
         PQfreemem(data);
     }
     if (length == 0) return CopyProgress::needs_input;
-    slot.state = SlotState::querying;
+    set_state(ConnectionState::querying);
     return length == -1 ? CopyProgress::done : CopyProgress::failed;
 }
 
-void PgPool::keep_result(PgSlot& slot, PGresult* result) {
+void PgConnection::keep_result(PGresult* result) {
     if (PQresultStatus(result) == PGRES_COPY_OUT) {
-        slot.state = SlotState::copying;
+        set_state(ConnectionState::copying);
         PQclear(result);
         return;
     }
-    if (slot.final_result == nullptr) {
-        slot.final_result = result;
+    if (final_result_ == nullptr) {
+        final_result_ = result;
     } else {
         PQclear(result);
     }
 }
 
-void PgPool::finish_query(PgSlot& slot) {
-    ngx_del_timer(&slot.deadline);
-    SlotCalls calls = take_calls(slot);
-    PGresult* result = slot.final_result;
-    const PgBatch* batch = calls.count > 1 ? slot.query.batch : nullptr;
-    slot.final_result = nullptr;
-    slot.state = SlotState::idle;
+void PgConnection::finish_query() {
+    ngx_del_timer(&deadline_);
+    StatementCalls calls = take_calls();
+    PGresult* result = final_result_;
+    const PgBatch* batch = calls.count > 1 ? statement_.query.batch : nullptr;
+    final_result_ = nullptr;
+    set_state(ConnectionState::idle);
     // A connection left inside a transaction or broken is not reused.
-    if (PQstatus(slot.conn) != CONNECTION_OK || PQtransactionStatus(slot.conn) != PQTRANS_IDLE) {
-        log_connection_failure(slot, "connection state check");
-        close_slot(slot);
+    if (PQstatus(conn_) != CONNECTION_OK || PQtransactionStatus(conn_) != PQTRANS_IDLE) {
+        failed("connection state check");
+        close();
     }
-    deliver_outcome(calls, batch, result);
+    owner_.statement_done(calls, batch, result);
     if (result != nullptr) PQclear(result);
-    dispatch();
 }
 
-void PgPool::on_idle_event(PgSlot& slot) {
+void PgConnection::on_idle_event() {
     // An idle connection only hears from the server when it goes away (restart, idle timeout).
-    if (!PQconsumeInput(slot.conn) || PQstatus(slot.conn) == CONNECTION_BAD) {
-        log_connection_failure(slot, "idle connection");
-        close_slot(slot);
+    if (!PQconsumeInput(conn_) || PQstatus(conn_) == CONNECTION_BAD) {
+        failed("idle connection");
+        close();
         return;
     }
-    while (!PQisBusy(slot.conn)) {
-        PGresult* stray = PQgetResult(slot.conn);
+    while (!PQisBusy(conn_)) {
+        PGresult* stray = PQgetResult(conn_);
         if (stray == nullptr) break;
         PQclear(stray);
     }
@@ -462,43 +434,42 @@ void PgPool::on_idle_event(PgSlot& slot) {
 
 // ---- event plumbing ------------------------------------------------------------------------
 
-void PgPool::on_socket_event(ngx_event_t* ev) noexcept {
+void PgConnection::on_socket_event(ngx_event_t* ev) noexcept {
     auto* c = static_cast<ngx_connection_t*>(ev->data);
-    auto* slot = static_cast<PgSlot*>(c->data);
-    PgPool* pool = slot->pool;
-    PublishOnReturn publish(*pool);
-    switch (slot->state) {
-    case SlotState::connecting: pool->advance_connect(*slot); break;
-    case SlotState::preparing:
-    case SlotState::querying:
-    case SlotState::copying: pool->advance_query(*slot, ev->write); break;
-    case SlotState::idle:
-        if (!ev->write) pool->on_idle_event(*slot);
+    auto* connection = static_cast<PgConnection*>(c->data);
+    switch (connection->state_) {
+    case ConnectionState::connecting: connection->advance_connect(); break;
+    case ConnectionState::preparing:
+    case ConnectionState::querying:
+    case ConnectionState::copying: connection->advance_query(ev->write); break;
+    case ConnectionState::idle:
+        if (!ev->write) connection->on_idle_event();
         break;
-    case SlotState::closed: break;
+    case ConnectionState::closed: break;
     }
+    connection->owner_.event_handled();
 }
 
-void PgPool::on_slot_deadline(ngx_event_t* ev) noexcept {
-    auto* slot = static_cast<PgSlot*>(ev->data);
-    PgPool* pool = slot->pool;
-    PublishOnReturn publish(*pool);
-    if (slot->state == SlotState::connecting) {
+void PgConnection::on_deadline(ngx_event_t* ev) noexcept {
+    auto* connection = static_cast<PgConnection*>(ev->data);
+    if (connection->state_ == ConnectionState::connecting) {
         char cause[64];
         *ngx_snprintf(reinterpret_cast<u_char*>(cause), sizeof(cause) - 1,
                       "no answer to a connect within %M ms",
-                      pool->targets_[slot->target].deadline) = '\0';
-        return pool->attempt_failed(*slot, cause);
+                      connection->targets_[connection->target_].deadline) = '\0';
+        connection->attempt_failed(cause);
+    } else {
+        connection->failed("query (timed out)");
+        connection->drop("postgres timed out");
     }
-    pool->log_connection_failure(*slot, "query (timed out)");
-    pool->drop_slot(*slot, "postgres timed out");
+    connection->owner_.event_handled();
 }
 
-void PgPool::log_notice(void* data, const char* message) noexcept {
-    auto* slot = static_cast<PgSlot*>(data);
+void PgConnection::log_notice(void* data, const char* message) noexcept {
+    auto* connection = static_cast<PgConnection*>(data);
     OneLine line(message);
     std::string_view text = line.view();
-    ngx_log_error(NGX_LOG_NOTICE, slot->pool->log_, 0, "postgres: %*s", text.size(), text.data());
+    ngx_log_error(NGX_LOG_NOTICE, connection->log_, 0, "postgres: %*s", text.size(), text.data());
 }
 
 }  // namespace chatterd

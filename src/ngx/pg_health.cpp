@@ -6,7 +6,10 @@
 // database cannot be reached, a reminder at most once a minute while it stays so, and one
 // line when it answers again; request timeouts and broken connections are told at most once
 // per ten seconds, with the number of the others.
-#include "ngx/pg_pool_impl.h"
+#include "ngx/pg_health.h"
+
+#include "ngx/metrics.h"
+#include "ngx/pg_target.h"
 
 #include <algorithm>
 
@@ -24,27 +27,16 @@ constexpr ngx_msec_t kRepeatInterval = 10 * 1000;
 ngx_msec_t elapsed_since(ngx_msec_t then) {
     return ngx_current_msec - then;
 }
-}  // namespace
 
-// host, hostaddr, port, dbname and user as configured (never the password): which database
-// the lines are about.
-std::string pg_target(const ngx_str_t& conninfo) {
-    char* error = nullptr;
-    PQconninfoOption* options =
-        PQconninfoParse(reinterpret_cast<const char*>(conninfo.data), &error);
-    PQfreemem(error);
-    if (options == nullptr) return "?";
-    std::string text;
-    for (std::string_view key : {"host", "hostaddr", "port", "dbname", "user"}) {
-        for (PQconninfoOption* o = options; o->keyword != nullptr; o++) {
-            if (key != o->keyword || o->val == nullptr || o->val[0] == '\0') continue;
-            if (!text.empty()) text += ' ';
-            text.append(key).append("=").append(o->val);
-        }
+const char* state_name(DbState state) {
+    switch (state) {
+    case DbState::reachable: return "reachable";
+    case DbState::backing_off: return "backing_off";
+    case DbState::probing: return "probing";
     }
-    PQconninfoFree(options);
-    return text.empty() ? "libpq defaults" : text;
+    return "?";
 }
+}  // namespace
 
 bool LogBudget::take(ngx_msec_t interval, ngx_uint_t& others) {
     if (logged_once && elapsed_since(last_line) < interval) {
@@ -58,70 +50,51 @@ bool LogBudget::take(ngx_msec_t interval, ngx_uint_t& others) {
     return true;
 }
 
-PgPool::PgPool(PgPoolSpec& spec, ngx_log_t* log)
+DbHealth::DbHealth(const PgPoolSpec& spec, ngx_log_t* log, ProbeOpener& opener)
     : spec_(spec),
       log_(log),
+      opener_(opener),
       target_(pg_target(spec.conninfo)),
-      targets_(connect_targets(spec.conninfo, spec.timeout)),
-      slots_(spec.size),
       backoff_(std::clamp(spec.backoff_max, kShortestRetry, kFirstRetry), spec.backoff_max) {
-    ngx_queue_init(&waiting_);
-    for (PgSlot& slot : slots_) {
-        slot.pool = this;
-        slot.deadline.data = &slot;
-        slot.deadline.log = log_;
-        slot.deadline.handler = on_slot_deadline;
-    }
     retry_timer_.data = this;
     retry_timer_.log = log_;
     retry_timer_.handler = on_retry_timer;
     retry_timer_.cancelable = 1;  // a worker shutting down does not wait for the next probe
-    connect_event_.data = this;
-    connect_event_.log = log_;
-    connect_event_.handler = on_connect_event;
 }
 
-PgPool::~PgPool() {
+DbHealth::~DbHealth() {
     if (retry_timer_.timer_set) ngx_del_timer(&retry_timer_);
-    if (connect_event_.posted) {
-        ngx_delete_posted_event(&connect_event_);
-    }
-    for (PgSlot& slot : slots_) close_slot(slot);
 }
 
-void PgPool::on_connect_event(ngx_event_t* ev) noexcept {
-    auto* pool = static_cast<PgPool*>(ev->data);
-    PublishOnReturn publish(*pool);
-    pool->open_connections();
+time_t DbHealth::down_since() const {
+    if (state_ == DbState::reachable) return 0;
+    return ngx_time() - static_cast<time_t>(elapsed_since(down_since_) / 1000);
 }
 
-void PgPool::on_retry_timer(ngx_event_t* ev) noexcept {
-    auto* pool = static_cast<PgPool*>(ev->data);
-    PublishOnReturn publish(*pool);
-    pool->db_state_ = DbState::probing;
-    pool->open_connections();
+void DbHealth::set_state(DbState state) {
+    if (state == state_) return;
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log_, 0, "chatterd: postgres (%s) database %s -> %s",
+                   target_.c_str(), state_name(state_), state_name(state));
+    state_ = state;
 }
 
-// Connections are opened from a posted event, never inside the code that found the need for
-// them: a connect that fails at once (a unix socket nobody listens on) cannot start the next
-// one from within itself, whatever path led to it.
-void PgPool::want_connections() {
-    // ngx_post_event is a multi-statement macro: braces are required.
-    if (!connect_event_.posted) {
-        ngx_post_event(&connect_event_, &ngx_posted_events);
-    }
+void DbHealth::on_retry_timer(ngx_event_t* ev) noexcept {
+    auto* health = static_cast<DbHealth*>(ev->data);
+    health->set_state(DbState::probing);
+    health->opener_.open_probe();
 }
 
 // The probe could not tell: the next one after the next delay.
-void PgPool::retry_later() {
-    db_state_ = DbState::backing_off;
+void DbHealth::retry_later() {
+    set_state(DbState::backing_off);
     ngx_add_timer(&retry_timer_, static_cast<ngx_msec_t>(backoff_.next(ngx_random())));
 }
 
-void PgPool::database_refused(const char* cause) {
+void DbHealth::connect_failed(const char* cause) {
+    count_pg_error(spec_, PgError::connect_failed);
     last_cause_ = std::string(OneLine(cause).view());
-    if (db_state_ == DbState::backing_off) return;  // a connect started before the first failure
-    bool outage_starts = db_state_ == DbState::reachable;
+    if (state_ == DbState::backing_off) return;  // a connect started before the first failure
+    bool outage_starts = state_ == DbState::reachable;
     retry_later();
     if (outage_starts) {
         down_since_ = ngx_current_msec;
@@ -147,11 +120,11 @@ void PgPool::database_refused(const char* cause) {
     refused_ = 0;
 }
 
-void PgPool::database_answered() {
+void DbHealth::answered() {
     backoff_.reset();
-    if (db_state_ == DbState::reachable) return;
+    if (state_ == DbState::reachable) return;
     if (retry_timer_.timer_set) ngx_del_timer(&retry_timer_);
-    db_state_ = DbState::reachable;
+    set_state(DbState::reachable);
     ngx_msec_t down = elapsed_since(down_since_);
     ngx_log_error(NGX_LOG_ERR, log_, 0,
                   "chatterd: postgres (%s) is reachable again after %M.%03M s; %ui requests "
@@ -159,9 +132,37 @@ void PgPool::database_answered() {
                   target_.c_str(), down / 1000, down % 1000, refused_total_);
 }
 
+void DbHealth::no_socket(const char* cause) {
+    count_pg_error(spec_, PgError::no_descriptor);
+    ngx_uint_t others = 0;
+    if (no_sockets_.take(kRepeatInterval, others)) {
+        OneLine line(cause);
+        std::string_view why = line.view();
+        ngx_log_error(NGX_LOG_ERR, log_, 0,
+                      "chatterd: postgres (%s): this worker has no socket for a new connection: "
+                      "%*s (%ui other connects since the last such line); the database is not "
+                      "marked down; raise worker_rlimit_nofile (and the system's limit) or "
+                      "worker_connections",
+                      target_.c_str(), why.size(), why.data(), others);
+    }
+    if (state_ == DbState::probing) retry_later();
+}
+
+void DbHealth::connection_failed(const char* what, const char* message) {
+    count_pg_error(spec_, PgError::connection_lost);
+    ngx_uint_t others = 0;
+    if (!lost_connections_.take(kRepeatInterval, others)) return;
+    OneLine line(message);
+    std::string_view text = line.view();
+    ngx_log_error(NGX_LOG_ERR, log_, 0,
+                  "chatterd: postgres (%s) %s failed: %*s (%ui other connections failed since "
+                  "the last such line); the connection is closed and reopened on demand",
+                  target_.c_str(), what, text.size(), text.data(), others);
+}
+
 // Counted for the outage's lines; told per request only at info level, where an operator who
 // asks for it sees the cause next to each 503.
-void PgPool::request_refused(ngx_log_t* log) {
+void DbHealth::request_refused(ngx_log_t* log) {
     count_pg_error(spec_, PgError::refused);
     refused_++;
     refused_total_++;
@@ -170,7 +171,7 @@ void PgPool::request_refused(ngx_log_t* log) {
                   target_.c_str(), elapsed_since(down_since_), last_cause_.c_str());
 }
 
-void PgPool::request_timed_out(ngx_log_t* log) {
+void DbHealth::request_timed_out(ngx_log_t* log) {
     count_pg_error(spec_, PgError::timeout);
     ngx_uint_t others = 0;
     if (!timeouts_.take(kRepeatInterval, others)) return;

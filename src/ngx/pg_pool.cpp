@@ -1,22 +1,90 @@
 // Per-worker libpq pool on nginx's event loop: the requests' side. See pg_pool.h for the
-// contract and pg_connection.cpp for the connections.
+// contract, pg_connection.cpp for one connection, pg_health.cpp for the database's state.
 #include "ngx/pg_pool_impl.h"
+
+#include "ngx/metrics.h"
 
 #include <new>
 
 namespace chatterd {
 
+PgPool::PgPool(PgPoolSpec& spec, ngx_log_t* log)
+    : spec_(spec),
+      log_(log),
+      targets_(connect_targets(spec.conninfo, spec.timeout)),
+      health_(spec, log, *this) {
+    ConnectionOwner& owner = *this;
+    for (ngx_uint_t i = 0; i < spec.size; i++)
+        connections_.emplace_back(spec, targets_, log, owner);
+    ngx_queue_init(&waiting_);
+    connect_event_.data = this;
+    connect_event_.log = log_;
+    connect_event_.handler = on_connect_event;
+}
+
+PgPool::~PgPool() {
+    if (connect_event_.posted) {
+        ngx_delete_posted_event(&connect_event_);
+    }
+    for (PgConnection& connection : connections_) connection.close();
+}
+
+// ---- opening -------------------------------------------------------------------------------
+
+void PgPool::start() {
+    PublishOnReturn publish(*this);
+    for (PgConnection& connection : connections_) {
+        if (!health_.reachable()) return;
+        connection.connect(preferred_target_);
+    }
+}
+
+void PgPool::on_connect_event(ngx_event_t* ev) noexcept {
+    auto* pool = static_cast<PgPool*>(ev->data);
+    PublishOnReturn publish(*pool);
+    pool->open_connections();
+}
+
+void PgPool::open_probe() noexcept {
+    PublishOnReturn publish(*this);
+    open_connections();
+}
+
+// Connections are opened from a posted event, never inside the code that found the need for
+// them: a connect that fails at once (a unix socket nobody listens on) cannot start the next
+// one from within itself, whatever path led to it.
+void PgPool::want_connections() {
+    // ngx_post_event is a multi-statement macro: braces are required.
+    if (!connect_event_.posted) {
+        ngx_post_event(&connect_event_, &ngx_posted_events);
+    }
+}
+
+// Reachable: as many connections as waiting requests not covered by one being opened.
+// Probing: the one probe. Backing off: none.
+void PgPool::open_connections() {
+    ngx_uint_t opening = 0;
+    for (const PgConnection& c : connections_) opening += c.state() == ConnectionState::connecting;
+    for (PgConnection& connection : connections_) {
+        if (connection.state() != ConnectionState::closed) continue;
+        if (health_.state() == DbState::backing_off) return;
+        if (health_.state() == DbState::probing ? opening > 0 : waiting_count_ <= opening) return;
+        opening++;
+        connection.connect(preferred_target_);
+    }
+}
+
 // ---- waiting requests ----------------------------------------------------------------------
 
 void PgPool::submit(PgCall* call) {
     PublishOnReturn publish(*this);
-    if (db_state_ != DbState::reachable && !has_open_slot()) {
-        request_refused(call->log);
+    if (!health_.reachable() && !has_open_connection()) {
+        health_.request_refused(call->log);
         deliver(call, PgOutcome::refused());
         return;
     }
     // The queue bounds waiting: a request an idle connection can take at once never waits.
-    if (waiting_count_ >= spec_.queue && !has_slot(SlotState::idle)) {
+    if (waiting_count_ >= spec_.queue && !has_connection(ConnectionState::idle)) {
         // The clients' load, not a fault: told per request at info only, and counted.
         ngx_log_error(NGX_LOG_INFO, call->log, 0,
                       "chatterd: postgres request queue is full (chatterd_pg_queue %ui); 503",
@@ -26,22 +94,23 @@ void PgPool::submit(PgCall* call) {
         return;
     }
     ngx_queue_insert_tail(&waiting_, &call->link);
-    call->state = CallState::waiting;
+    set_call_state(call, CallState::waiting);
     waiting_count_++;
     ngx_add_timer(&call->deadline, call->query.timeout ? call->query.timeout : spec_.timeout);
     dispatch();
 }
 
-bool PgPool::has_slot(SlotState state) const {
-    for (const PgSlot& slot : slots_) {
-        if (slot.state == state) return true;
+bool PgPool::has_connection(ConnectionState state) const {
+    for (const PgConnection& connection : connections_) {
+        if (connection.state() == state) return true;
     }
     return false;
 }
 
-bool PgPool::has_open_slot() const {
-    for (const PgSlot& slot : slots_) {
-        if (slot.state != SlotState::closed && slot.state != SlotState::connecting) return true;
+bool PgPool::has_open_connection() const {
+    for (const PgConnection& connection : connections_) {
+        ConnectionState state = connection.state();
+        if (state != ConnectionState::closed && state != ConnectionState::connecting) return true;
     }
     return false;
 }
@@ -50,18 +119,18 @@ bool PgPool::has_open_slot() const {
 // may_start); asks for new connections (never opens them here, see want_connections) when
 // requests are left.
 void PgPool::dispatch() {
-    for (PgSlot& slot : slots_) {
-        if (slot.state != SlotState::idle) continue;
+    for (PgConnection& connection : connections_) {
+        if (connection.state() != ConnectionState::idle) continue;
         PgCall* call = first_startable_call();
         if (call == nullptr) break;
-        unqueue(call);
-        start_query(slot, call);
+        unqueue(call, CallState::running);
+        start_statement(connection, call);
     }
     if (ngx_queue_empty(&waiting_)) return;
-    if (db_state_ != DbState::reachable) return refuse_waiting_if_down();
+    if (!health_.reachable()) return refuse_waiting_if_down();
     ngx_uint_t opening = 0;
-    for (const PgSlot& slot : slots_) opening += slot.state == SlotState::connecting;
-    if (waiting_count_ > opening && has_slot(SlotState::closed)) want_connections();
+    for (const PgConnection& c : connections_) opening += c.state() == ConnectionState::connecting;
+    if (waiting_count_ > opening && has_connection(ConnectionState::closed)) want_connections();
 }
 
 PgCall* PgPool::first_startable_call() const {
@@ -76,19 +145,20 @@ PgCall* PgPool::first_startable_call() const {
 // While the database is known to be down, waiting for it helps nobody: the requests that no
 // open connection will take are answered now.
 void PgPool::refuse_waiting_if_down() {
-    if (db_state_ == DbState::reachable || has_open_slot()) return;
+    if (health_.reachable() || has_open_connection()) return;
     while (!ngx_queue_empty(&waiting_)) {
         PgCall* call = ngx_queue_data(ngx_queue_head(&waiting_), PgCall, link);
         unqueue(call);
-        request_refused(call->log);
+        health_.request_refused(call->log);
         deliver(call, PgOutcome::refused());
     }
 }
 
-void PgPool::unqueue(PgCall* call) {
+// Takes a waiting call out of the queue, to next (running: its statement starts now).
+void PgPool::unqueue(PgCall* call, CallState next) {
     if (call->state != CallState::waiting) return;
     ngx_queue_remove(&call->link);
-    call->state = CallState::outside;
+    set_call_state(call, next);
     waiting_count_--;
 }
 
@@ -98,32 +168,26 @@ void PgPool::detach(PgCall* call) {
     switch (call->state) {
     case CallState::waiting: unqueue(call); break;
     case CallState::awaiting_delivery: ngx_queue_remove(&call->link); break;
-    case CallState::running: {
-        // The statement still runs; its outcome is not this call's any more.
-        SlotCalls& calls = call->slot->calls;
-        for (std::size_t i = 0; i < calls.count; i++) {
-            if (calls.entries[i] == call) calls.entries[i] = nullptr;
-        }
-        break;
-    }
+    // The statement still runs; its outcome is not this call's any more.
+    case CallState::running: call->connection->forget(call); break;
     case CallState::outside: break;
     }
-    call->state = CallState::outside;
-    call->slot = nullptr;
+    set_call_state(call, CallState::outside);
+    call->connection = nullptr;
 }
 
 void PgPool::call_timed_out(PgCall* call) {
     PublishOnReturn publish(*this);
-    request_timed_out(call->log);
-    PgSlot* slot = call->state == CallState::running ? call->slot : nullptr;
+    health_.request_timed_out(call->log);
+    PgConnection* connection = call->state == CallState::running ? call->connection : nullptr;
     detach(call);
-    deliver(call, slot != nullptr ? PgOutcome::unknown("postgres timed out")
-                                  : PgOutcome::not_sent("no postgres connection in time"));
+    deliver(call, connection != nullptr ? PgOutcome::unknown("postgres timed out")
+                                        : PgOutcome::not_sent("no postgres connection in time"));
     // The connection is in an unknown state mid-query: drop it rather than wait. Requests
     // batched with this one get an unknown outcome too: their rows may have been stored, so
     // they cannot be sent again.
-    if (slot != nullptr && is_busy(slot->state)) {
-        drop_slot(*slot, "postgres timed out");
+    if (connection != nullptr && connection->busy()) {
+        connection->drop("postgres timed out");
     } else {
         dispatch();
     }
@@ -131,17 +195,67 @@ void PgPool::call_timed_out(PgCall* call) {
 
 void PgPool::publish_gauges() noexcept {
     PgGauges gauges;
-    for (const PgSlot& slot : slots_) {
-        gauges.connecting += slot.state == SlotState::connecting;
-        gauges.idle += slot.state == SlotState::idle;
-        gauges.busy += is_busy(slot.state);
+    for (const PgConnection& connection : connections_) {
+        gauges.connecting += connection.state() == ConnectionState::connecting;
+        gauges.idle += connection.state() == ConnectionState::idle;
+        gauges.busy += connection.busy();
     }
     gauges.waiting = waiting_count_;
-    if (db_state_ != DbState::reachable) {
-        gauges.down_since =
-            ngx_time() - static_cast<time_t>((ngx_current_msec - down_since_) / 1000);
-    }
+    gauges.down_since = health_.down_since();
     publish_pg_gauges(spec_, gauges);
+}
+
+// ---- what the connections tell ---------------------------------------------------------------
+
+void PgPool::connected(PgConnection& connection) {
+    preferred_target_ = connection.target();
+    health_.answered();
+    dispatch();
+}
+
+// No host answered: the pool backs off, and the requests no open connection can take are
+// answered now. Nothing here opens a connection.
+void PgPool::connect_failed(const char* cause) {
+    health_.connect_failed(cause);
+    refuse_waiting_if_down();
+}
+
+// The database may be fine, so it is not marked down and nothing backs off. Requests that no
+// connection, open or opening, can take get 503 now; the next request asks for a connection
+// again.
+void PgPool::no_socket(const char* cause) {
+    health_.no_socket(cause);
+    if (has_open_connection() || has_connection(ConnectionState::connecting)) return;
+    while (!ngx_queue_empty(&waiting_)) {
+        PgCall* call = ngx_queue_data(ngx_queue_head(&waiting_), PgCall, link);
+        unqueue(call);
+        ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                      "chatterd: postgres (%s): no socket for a connection in this worker; 503",
+                      health_.target().c_str());
+        deliver(call, PgOutcome::not_sent("no socket for a postgres connection"));
+    }
+}
+
+void PgPool::statement_done(const StatementCalls& calls, const PgBatch* batch, PGresult* result) {
+    deliver_outcome(calls, batch, result);
+    dispatch();
+}
+
+void PgPool::statement_lost(const StatementCalls& calls, const char* reason) {
+    deliver_all(calls, PgOutcome::unknown(reason));
+    dispatch();
+}
+
+void PgPool::statement_not_sent(const StatementCalls& calls) {
+    requeue_at_head(calls, false);
+}
+
+void PgPool::connection_failed(const char* what, const char* message) {
+    health_.connection_failed(what, message);
+}
+
+void PgPool::event_handled() noexcept {
+    publish_gauges();
 }
 
 // Hands the outcome to the request's handler and finalizes the request with its answer, or

@@ -97,11 +97,10 @@ bool MediaFile::write(std::string_view bytes) {
 
 // Left alone, the kernel lets gigabytes of uploaded media pile up dirty in the page cache and
 // then writes them out in bursts; the WAL flush of each upload's commit waits behind the
-// burst (270-370 ms measured, bench/PROFILE.md). Asking for the writeback of every
-// kWritebackChunk as soon as it is written keeps the disk's queue short, as PostgreSQL's own
-// backend_flush_after does. SYNC_FILE_RANGE_WRITE only starts the writeback (no waiting for
-// it; measured: 64 us median, as for the write(2) calls of the same uploads); its failure
-// (a file system that cannot) changes nothing. Linux only; elsewhere the kernel decides.
+// burst (bench/PROFILE.md). Asking for the writeback of every kWritebackChunk as soon as it is
+// written keeps the disk's queue short, as PostgreSQL's own backend_flush_after does.
+// SYNC_FILE_RANGE_WRITE only starts the writeback, without waiting for it; its failure (a file
+// system that cannot) changes nothing. Linux only; elsewhere the kernel decides.
 void MediaFile::start_writeback() {
     if (size_ - written_back_ < kWritebackChunk) return;
 #if (NGX_LINUX)

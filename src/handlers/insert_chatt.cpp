@@ -113,7 +113,7 @@ void ChattInsert::abandon(std::initializer_list<MediaFile*> files) noexcept try 
 // One line per post: its id, why its outcome is unknown, and the files kept meanwhile.
 void ChattInsert::hand_over(ngx_log_t* log, const char* why,
                             std::initializer_list<MediaFile*> files) {
-    UnknownPost post{id_, backend_pid_, endpoint_, -1, {}};
+    UnknownPost post{id_, backend_pid_, 0, endpoint_, -1, {}};
     std::string names;
     for (MediaFile* file : files) {
         if (file == nullptr || file->name().empty()) continue;

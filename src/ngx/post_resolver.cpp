@@ -18,12 +18,17 @@ constexpr ngx_msec_t kRetry = 1000;
 
 // How many of the backends are still there after being asked to end. pg_terminate_backend
 // waits ($2 ms) for each to exit: a backend that exited has ended its transaction, committed or
-// rolled back. The resolver's own connection may be the very one that ran the INSERT (then
-// done with it): never itself. Only backends of this role, which chatterd's INSERTs run as.
+// rolled back. A backend is only ended while it is in a transaction that began before the post
+// was handed over ($3: seconds ago, by this worker's clock, so that the clocks of the two hosts
+// need not agree): the INSERT was running then, and a pool connection that has finished it
+// since runs other requests' statements, which must not be ended. The resolver's own connection
+// may be the very one that ran the INSERT (then done with it): never itself. Only backends of
+// this role, which chatterd's INSERTs run as.
 constexpr const char* kTerminateSql =
-    "SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid, $2::bigint)) "
-    "FROM pg_stat_activity "
-    "WHERE pid = ANY($1::int[]) AND pid <> pg_backend_pid() AND usename = current_user";
+    "SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(a.pid, $2::bigint)) "
+    "FROM pg_stat_activity a JOIN unnest($1::int[], $3::float8[]) AS p(pid, age) ON a.pid = p.pid "
+    "WHERE a.pid <> pg_backend_pid() AND a.usename = current_user "
+    "AND a.xact_start < clock_timestamp() - make_interval(secs => p.age)";
 // Which of the posts' rows exist: once their backends are gone, final.
 constexpr const char* kLookupSql = "SELECT id::text FROM chatts WHERE id = ANY($1::uuid[])";
 
@@ -67,8 +72,8 @@ private:
     std::vector<UnknownPost> round_;    // being settled
     ngx_event_t timer_{};
     PgTask task_;
-    std::string values_[2];  // the current query's parameters
-    const char* params_[2] = {};
+    std::string values_[3];  // the current query's parameters
+    const char* params_[3] = {};
 };
 
 void PostResolver::add(UnknownPost post) {
@@ -111,6 +116,12 @@ void PostResolver::run() {
         }
         values_[0] += '}';
         values_[1] = std::to_string(ngx_max(spec_.timeout / 2, 1));
+        values_[2].assign(1, '{');
+        for (const UnknownPost& post : round_) {
+            if (values_[2].size() > 1) values_[2] += ',';
+            values_[2] += std::to_string((ngx_current_msec - post.handed_over) / 1000.0);
+        }
+        values_[2] += '}';
         return start(kTerminateSql, on_terminated);
     }
     values_[0].assign(1, '{');
@@ -123,9 +134,8 @@ void PostResolver::run() {
 }
 
 void PostResolver::start(const char* sql, PgTaskDone on_done) {
-    params_[0] = values_[0].c_str();
-    params_[1] = values_[1].c_str();
-    int count = step_ == Step::terminating ? 2 : 1;
+    for (std::size_t i = 0; i < 3; i++) params_[i] = values_[i].c_str();
+    int count = step_ == Step::terminating ? 3 : 1;
     if (!task_.start(spec_, PgQuery{nullptr, sql, count, params_, nullptr}, on_done, this, log_)) {
         schedule(kRetry, true);
     }
@@ -217,6 +227,7 @@ std::vector<std::unique_ptr<PostResolver>> resolvers;
 }  // namespace
 
 void resolve_post(PgPoolSpec& spec, UnknownPost post) noexcept try {
+    post.handed_over = ngx_current_msec;
     for (const std::unique_ptr<PostResolver>& resolver : resolvers) {
         if (&resolver->spec() == &spec) return resolver->add(std::move(post));
     }

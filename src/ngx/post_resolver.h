@@ -18,6 +18,7 @@ namespace chatterd {
 struct UnknownPost {
     std::string id;  // the row's uuid, chosen by chatterd
     int backend_pid;
+    ngx_msec_t handed_over;  // when the resolver took it (set by resolve_post)
     const char* endpoint;
     int media_dir;                   // the worker's descriptor of the media root; -1 without files
     std::vector<std::string> files;  // the names the row would hold

@@ -114,14 +114,12 @@ void ChattInsert::abandon(std::initializer_list<MediaFile*> files) noexcept try 
 void ChattInsert::hand_over(ngx_log_t* log, const char* why,
                             std::initializer_list<MediaFile*> files) {
     UnknownPost post{id_, backend_pid_, 0, endpoint_, -1, {}};
-    std::string names;
     for (MediaFile* file : files) {
         if (file == nullptr || file->name().empty()) continue;
         post.media_dir = file->directory();
         post.files.push_back(file->hand_over());
-        names.append(names.empty() ? "" : " ").append(post.files.back());
     }
-    if (names.empty()) {
+    if (post.files.empty()) {
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "chatterd: %s: whether the row of post %s was stored is unknown (%s); it "
                       "is settled once postgres answers",
@@ -130,7 +128,7 @@ void ChattInsert::hand_over(ngx_log_t* log, const char* why,
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "chatterd: %s: whether the row of post %s was stored is unknown (%s); its "
                       "files (%s) are kept until it is settled, once postgres answers",
-                      endpoint_, id_, why, names.c_str());
+                      endpoint_, id_, why, media_names(post.files).c_str());
     }
     if (spec_ != nullptr) resolve_post(*spec_, std::move(post));
 }

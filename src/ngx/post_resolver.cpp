@@ -32,12 +32,13 @@ constexpr const char* kTerminateSql =
 // Which of the posts' rows exist: once their backends are gone, final.
 constexpr const char* kLookupSql = "SELECT id::text FROM chatts WHERE id = ANY($1::uuid[])";
 
-std::string join(const std::vector<std::string>& names) {
+}  // namespace
+
+std::string media_names(const std::vector<std::string>& names) {
     std::string text;
     for (const std::string& name : names) text.append(text.empty() ? "" : " ").append(name);
     return text.empty() ? "no file" : text;
 }
-}  // namespace
 
 class PostResolver {
 public:
@@ -189,7 +190,7 @@ void PostResolver::settle(const PGresult* found) {
     std::set<std::string> stored;
     for (int row = 0; row < PQntuples(found); row++) stored.insert(PQgetvalue(found, row, 0));
     for (const UnknownPost& post : round_) {
-        std::string files = join(post.files);
+        std::string files = media_names(post.files);
         if (stored.count(post.id) > 0) {
             count_media_files(MediaFate::kept, post.files.size());
             ngx_log_error(NGX_LOG_NOTICE, log_, 0,
@@ -212,7 +213,7 @@ PostResolver::~PostResolver() {
     if (timer_.timer_set) ngx_del_timer(&timer_);
     for (const std::vector<UnknownPost>* posts : {&round_, &waiting_}) {
         for (const UnknownPost& post : *posts) {
-            std::string files = join(post.files);
+            std::string files = media_names(post.files);
             ngx_log_error(NGX_LOG_WARN, log_, 0,
                           "chatterd: %s: post %s: whether it was stored is still unknown at "
                           "worker exit; kept %s for the media sweep",

@@ -24,6 +24,9 @@ struct UnknownPost {
     std::vector<std::string> files;  // the names the row would hold
 };
 
+// The files' names, space-separated, for the log ("no file" without any).
+std::string media_names(const std::vector<std::string>& names);
+
 // Takes the post over; settled on the pool of spec, from the event loop (never inside this
 // call). Logs nothing itself: the caller has said why the outcome is unknown.
 void resolve_post(PgPoolSpec& spec, UnknownPost post) noexcept;

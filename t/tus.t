@@ -186,10 +186,12 @@ my $JPEG = media('jpeg', 200_000, 7);
     is(-s "$UPLOADS/$id", 50_000, '... from the data file too');
     $res = patch($id, 50_000, $chunk, 'Upload-Checksum' => 'sha1 ' . sha1_base64($chunk) . '=');
     is($res->{status}, 204, 'PATCH whose sha1 matches: 204');
+    my $completed = counter('completed');
     $res = patch($id, 100_000, substr($JPEG, 100_000),
                  'Upload-Checksum' => 'sha256 ' . Digest::SHA::sha256_base64(substr($JPEG, 100_000)) . '=');
     is($res->{status}, 204, 'last PATCH, with sha256: 204');
     is($res->{headers}{'upload-offset'}, length $JPEG, 'the upload is complete');
+    is(counter('completed'), $completed + 1, 'the status page counts it completed');
     is(sha256_hex(slurp("$UPLOADS/$id") // ''), sha256_hex($JPEG), 'the data file holds the bytes sent');
     is(patch($id, length $JPEG, 'x')->{status}, 413, 'a byte more: 413');
 

@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 
 namespace chatterd {
@@ -149,6 +150,7 @@ UploadOpen UploadFile::open(std::string_view media_root, std::string_view id, ng
     if (!info) return UploadOpen::not_found;
     info_ = std::move(*info);
     offset_ = held.st_size;
+    written_back_ = offset_;
     mtime_ = held.st_mtime;
     return mtime_ + expiry_seconds(expiry) <= time(nullptr) ? UploadOpen::expired
                                                             : UploadOpen::open;
@@ -165,7 +167,19 @@ bool UploadFile::append(std::string_view bytes) {
     }
     offset_ += static_cast<off_t>(bytes.size());
     time(&mtime_);
+    start_writeback();
     return true;
+}
+
+// As MediaFile's (media_file.cpp): the writeback of each kWritebackChunk starts as soon as it is
+// written, so that the fdatasync before a PATCH's answer waits for little more than its last
+// chunk, and uploads do not pile up dirty pages that the database's WAL flushes wait behind.
+void UploadFile::start_writeback() {
+    if (offset_ - written_back_ < kWritebackChunk) return;
+#if (NGX_LINUX)
+    sync_file_range(fd_, written_back_, offset_ - written_back_, SYNC_FILE_RANGE_WRITE);
+#endif
+    written_back_ = offset_;
 }
 
 bool UploadFile::read_head(char* into, std::size_t n) const {
@@ -178,6 +192,7 @@ bool UploadFile::truncate(off_t offset) {
         return false;
     }
     offset_ = offset;
+    written_back_ = std::min(written_back_, offset);
     return true;
 }
 

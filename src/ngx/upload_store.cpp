@@ -1,6 +1,7 @@
 #include "ngx/upload_store.h"
 
 #include "core/media_name.h"
+#include "ngx/media_file.h"
 #include "ngx/media_root.h"
 
 #include <fcntl.h>
@@ -167,19 +168,10 @@ bool UploadFile::append(std::string_view bytes) {
     }
     offset_ += static_cast<off_t>(bytes.size());
     time(&mtime_);
-    start_writeback();
+    // As media files': the fdatasync before a PATCH's answer then waits for little more than
+    // its last chunk.
+    written_back_ = start_writeback(fd_, written_back_, offset_);
     return true;
-}
-
-// As MediaFile's (media_file.cpp): the writeback of each kWritebackChunk starts as soon as it is
-// written, so that the fdatasync before a PATCH's answer waits for little more than its last
-// chunk, and uploads do not pile up dirty pages that the database's WAL flushes wait behind.
-void UploadFile::start_writeback() {
-    if (offset_ - written_back_ < kWritebackChunk) return;
-#if (NGX_LINUX)
-    sync_file_range(fd_, written_back_, offset_ - written_back_, SYNC_FILE_RANGE_WRITE);
-#endif
-    written_back_ = offset_;
 }
 
 bool UploadFile::read_head(char* into, std::size_t n) const {

@@ -60,7 +60,6 @@ public:
 
 private:
     void log_errno(const char* what) const;
-    void start_writeback();
 
     ngx_log_t* log_;
     int root_fd_ = -1;  // the worker's, never closed here
@@ -68,9 +67,8 @@ private:
     std::string id_;
     UploadInfo info_;
     off_t offset_ = 0;
-    off_t written_back_ = 0;  // bytes whose writeback was asked for
+    off_t written_back_ = 0;  // bytes whose writeback was asked for (start_writeback)
     time_t mtime_ = 0;
-    static constexpr off_t kWritebackChunk = 512 * 1024;
 };
 
 // Removes the upload id of the uploads directory dir_fd when its last activity is older than

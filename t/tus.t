@@ -442,5 +442,33 @@ $ng->stop;
     $ng->stop;
 }
 
+# ---- the media sweep leaves uploads alone ------------------------------------------------------
+
+SKIP: {
+    skip 'TEST_NGINX_PG_CONNINFO is not set (run through make test)', 6
+        unless $ENV{TEST_NGINX_PG_CONNINFO} && $ENV{TEST_NGINX_PSQL};
+    Chatterd::Db::truncate_chatts();
+    $ng = Chatterd::Nginx::start_nginx(
+        workers     => 1,
+        media_root  => $MEDIA,
+        http_config => "chatterd_pg_timeout 1s;\nchatterd_media_sweep 2s;\n",
+        config      => "location /files/ { chatterd uploads; }\n"
+                     . "location ~ ^/postimages/?\$ { chatterd postimages; }\n"
+                     . "location = /status { chatterd_status; }\n");
+    my $id = create(length $JPEG);
+    is(patch($id, 0, substr($JPEG, 0, 1000))->{status}, 204, 'an upload begun');
+    my $orphan = 'nobody-' . ('0123456789abcdef' x 2) . '.jpeg';
+    open(my $fh, '>', "$MEDIA/$orphan") or die $!;
+    close $fh;
+    my $past = time - 3600;
+    utime $past, $past, "$MEDIA/$orphan", "$UPLOADS/$id", "$UPLOADS/$id.info", $UPLOADS;
+    ok(wait_until(sub { !-e "$MEDIA/$orphan" }), 'a sweep round moves an unnamed media file away');
+    ok(-d $UPLOADS, '... but leaves .uploads');
+    is(offset_of($id), 1000, '... and the upload in it');
+    $ng->stop;
+    unlink "$MEDIA.quarantine/$orphan";
+    File::Path::remove_tree($UPLOADS);
+}
+
 File::Path::remove_tree($UPLOADS);
 done_testing();

@@ -340,7 +340,10 @@ sub partial_patch {
     print $first substr($video, 100_000);
     $first->flush;
     my $answer = '';
+    local $SIG{ALRM} = sub { die "no answer to the first PATCH within 60 s\n" };
+    alarm 60;
     while (sysread($first, my $buf, 4096)) { $answer .= $buf; last if $answer =~ /\r\n\r\n/ }
+    alarm 0;
     like($answer, qr{^HTTP/1.1 204}, 'the first PATCH completes: 204');
     close $first;
     is(sha256_hex(slurp("$UPLOADS/$id") // ''), sha256_hex($video), 'the data is intact');
@@ -436,9 +439,9 @@ $ng->stop;
 {
     $ng = start(http => "chatterd_upload_expiry 2s;\n");
     my $expired = counter('expired');
+    # Nothing more is sent to it: the expiry may come at any moment (answers to an expired
+    # upload are checked above, on files aged by hand).
     my $id = create(length $JPEG);
-    is(patch($id, 0, substr($JPEG, 0, 1000))->{status}, 204, 'an upload begun');
-    like(tus(HEAD => "/files/$id")->{headers}{'upload-expires'} // '', qr/GMT$/, 'with its expiry');
     ok(wait_until(sub { !-e "$UPLOADS/$id" && !-e "$UPLOADS/$id.info" }, 30),
        'abandoned for chatterd_upload_expiry, it is removed');
     like(offset_of($id), qr/^status (404|410)$/, 'HEAD: gone');

@@ -196,6 +196,7 @@ private:
 // created (its client never learnt its URL: it goes).
 UploadReceiver::~UploadReceiver() {
     if (state_ != State::receiving) return;
+    off_t reached = file_.offset();
     if (creation_) {
         file_.remove();
     } else if (checksum_) {
@@ -203,7 +204,7 @@ UploadReceiver::~UploadReceiver() {
     }
     ngx_log_error(NGX_LOG_INFO, log_, 0,
                   "chatterd: uploads: upload %s: the body broke off at offset %O; %s",
-                  file_.id().c_str(), file_.offset(),
+                  file_.id().c_str(), reached,
                   creation_   ? "the upload is removed"
                   : checksum_ ? "its unverified bytes are dropped"
                               : "the bytes received are kept");

@@ -23,6 +23,8 @@ bool is_file_name_char(char c) {
     return is_ascii_alnum(c) || c == '_' || c == '.' || c == '-';
 }
 
+}  // namespace
+
 std::string random_hex() {
     unsigned char random[kRandomBytes];
     if (RAND_bytes(random, sizeof random) != 1) {
@@ -39,8 +41,6 @@ std::string random_hex() {
     }
     return hex;
 }
-
-}  // namespace
 
 std::string sanitized_username_prefix(std::string_view username) {
     std::string prefix;

@@ -12,6 +12,10 @@ namespace chatterd {
 // option), at most 64 characters. May be empty (e.g. for "ジョン").
 std::string sanitized_username_prefix(std::string_view username);
 
+// 32 lowercase hex digits from RAND_bytes(16): the unguessable part of every name the module
+// makes (media files, resumable uploads). Throws std::runtime_error if RAND_bytes fails.
+std::string random_hex();
+
 // "<prefix>-<32 lowercase hex digits from RAND_bytes(16)>.<extension>", or "<32 hex>.<extension>"
 // when the prefix is empty: unguessable, collision-free in practice (128 random bits), never a path
 // separator, never a leading dot, at most 98 bytes plus the extension. Throws std::runtime_error if

@@ -76,13 +76,16 @@ sub clean_slate {
     mkdir $Uploads, 0700 or die "$Uploads: $!";
 }
 
+# An info file as the tus location writes it (src/core/upload_info.h).
+sub info { return "tus-upload 1\nlength $_[0]\nmetadata \n" }
+
 # An upload as the tus location leaves it: the first $received bytes (all by default) of a
 # declared length of length($bytes). Returns its id.
 sub make_upload {
     my ($bytes, $received) = @_;
     my $id = unpack 'H*', join '', map { chr int rand 256 } 1 .. 16;
     spew("$Uploads/$id", substr($bytes, 0, $received // length $bytes));
-    spew("$Uploads/$id.info", "Upload-Length: " . length($bytes) . "\n");
+    spew("$Uploads/$id.info", info(length $bytes));
     return $id;
 }
 
@@ -209,7 +212,7 @@ subtest 'refusals: 422 with one reason, no row, no file, the upload kept' => sub
     refused('an unfinished upload', 'Upload not finished', $half, [name => 'videoupload', value => "/uploads/$half"]);
     unlink "$Uploads/$jpeg.info";
     refused('an upload without its .info', 'Unknown upload', $jpeg, [name => 'imageupload', value => "/uploads/$jpeg"]);
-    spew("$Uploads/$jpeg.info", "Upload-Length: " . length($sample{'clean.jpg'}) . "\n");
+    spew("$Uploads/$jpeg.info", info(length $sample{'clean.jpg'}));
     refused('an image upload holding a video', 'Upload is not a supported image', $clip,
             [name => 'imageupload', value => "/uploads/$clip"]);
     refused('a video upload holding an image', 'Upload is not a supported video', $jpeg,

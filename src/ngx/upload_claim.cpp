@@ -1,6 +1,7 @@
 #include "ngx/upload_claim.h"
 
-#include "core/upload_ref.h"
+#include "core/tus_headers.h"
+#include "core/upload_info.h"
 #include "ngx/media_root.h"
 
 #include <fcntl.h>
@@ -13,7 +14,6 @@ namespace chatterd {
 namespace {
 
 constexpr std::size_t kReadChunk = 256 * 1024;
-constexpr std::size_t kMaxInfoBytes = 4096;  // a few header-like lines
 
 // pread of up to size bytes at `at`; -1 on error.
 ssize_t read_at(int fd, char* buffer, std::size_t size, off_t at) {
@@ -21,6 +21,12 @@ ssize_t read_at(int fd, char* buffer, std::size_t size, off_t at) {
         ssize_t n = pread(fd, buffer, size, at);
         if (n >= 0 || errno != EINTR) return n;
     }
+}
+
+// The upload id of the URL the tus location answered in Location, absolute or a path: its last
+// path segment (a query or fragment a client kept is not part of it).
+std::optional<std::string_view> upload_id_of_url(std::string_view url) {
+    return upload_id_of_path(url.substr(0, url.find_first_of("?#")));
 }
 
 }  // namespace
@@ -46,7 +52,7 @@ UploadClaim::Result UploadClaim::refuse(const char* reason) {
 UploadClaim::Result UploadClaim::claim(std::string_view media_root, std::string_view url,
                                        MediaField field, const char* part_name) {
     part_name_ = part_name;
-    std::optional<std::string_view> id = upload_id_from_url(url);
+    std::optional<std::string_view> id = upload_id_of_url(url);
     if (!id) return refuse("Invalid upload URL");
     data_name_ = ".uploads/" + std::string(*id);
     media_root_ = media_root;
@@ -101,14 +107,13 @@ bool UploadClaim::read_length(std::uint64_t& length) {
     std::string info_name = data_name_ + ".info";
     int fd = openat(root_fd_, info_name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return false;
-    char text[kMaxInfoBytes];
+    char text[kMaxUploadInfoSize];
     ssize_t n = read_at(fd, text, sizeof text, 0);
     close(fd);
     if (n <= 0) return false;
-    std::optional<std::uint64_t> parsed =
-        upload_length_from_info({text, static_cast<std::size_t>(n)});
-    if (!parsed) return false;
-    length = *parsed;
+    std::optional<UploadInfo> info = parse_upload_info({text, static_cast<std::size_t>(n)});
+    if (!info) return false;
+    length = static_cast<std::uint64_t>(info->length);
     return true;
 }
 

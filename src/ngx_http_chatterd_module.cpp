@@ -12,6 +12,8 @@
 #include "ngx/pg_pool.h"
 #include "ngx/post_resolver.h"
 #include "ngx/rows_json.h"
+#include "ngx/upload_expiry.h"
+#include "ngx/upload_guard.h"
 
 #include <sys/stat.h>
 
@@ -36,6 +38,7 @@ EndpointEntry endpoints[] = {
     {ngx_string("postchatt"), Endpoint::postchatt, postchatt_handler},
     {ngx_string("getimages"), Endpoint::getimages, getimages_handler},
     {ngx_string("postimages"), Endpoint::postimages, postimages_handler},
+    {ngx_string("uploads"), Endpoint::uploads, uploads_handler},
 };
 
 constexpr ngx_uint_t kDefaultPoolSize = 4;
@@ -53,6 +56,7 @@ constexpr ngx_uint_t kDefaultMediaSweepLimit = 1000;
 constexpr ngx_msec_t kDefaultMediaSweepTimeout = 10 * 60 * 1000;
 constexpr size_t kDefaultAnswerMemoryMax = 256 * 1024 * 1024;
 constexpr off_t kDefaultMediaMaxSize = 10 * 1024 * 1024;
+constexpr ngx_msec_t kDefaultUploadExpiry = 24 * 60 * 60 * 1000;
 
 // ---- directive setters -------------------------------------------------------------------
 
@@ -72,7 +76,7 @@ char* set_endpoint(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     }
     ngx_conf_log_error(
         NGX_LOG_EMERG, cf, 0,
-        "unknown chatterd endpoint \"%V\" (getchatts, postchatt, getimages, postimages)",
+        "unknown chatterd endpoint \"%V\" (getchatts, postchatt, getimages, postimages, uploads)",
         &value[1]);
     return static_cast<char*>(NGX_CONF_ERROR);
 }
@@ -304,6 +308,10 @@ ngx_command_t commands[] = {
     {ngx_string("chatterd_body_time"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_msec_or_off,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, body_time), nullptr},
+    {ngx_string("chatterd_upload_expiry"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, upload_expiry),
+     &positive_msec},
     ngx_null_command,
 };
 
@@ -313,7 +321,8 @@ void* create_main_conf(ngx_conf_t* cf) noexcept {
     auto* mc = static_cast<MainConf*>(ngx_pcalloc(cf->pool, sizeof(MainConf)));
     if (mc == nullptr || ngx_array_init(&mc->pool_specs, cf->pool, 4, sizeof(PgPoolSpec*)) != NGX_OK
         || ngx_array_init(&mc->media_sweeps, cf->pool, 2, sizeof(MediaSweepSpec*)) != NGX_OK
-        || ngx_array_init(&mc->media_roots, cf->pool, 2, sizeof(MediaRootUse)) != NGX_OK)
+        || ngx_array_init(&mc->media_roots, cf->pool, 2, sizeof(MediaRootUse)) != NGX_OK
+        || ngx_array_init(&mc->upload_expiries, cf->pool, 1, sizeof(UploadExpirySpec)) != NGX_OK)
         return nullptr;
     mc->answer_memory_max = NGX_CONF_UNSET_SIZE;
     return mc;
@@ -340,6 +349,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
     lc->media_sweep_limit = NGX_CONF_UNSET_UINT;
     lc->media_sweep_timeout = NGX_CONF_UNSET_MSEC;
     lc->body_time = NGX_CONF_UNSET_MSEC;
+    lc->upload_expiry = NGX_CONF_UNSET_MSEC;
     return lc;
 }
 
@@ -576,6 +586,22 @@ char* add_media_root(ngx_conf_t* cf, const LocConf& lc) noexcept try {
     return static_cast<char*>(NGX_CONF_ERROR);
 }
 
+// An uploads location's media root, expired by worker 0 after the longest of its locations'
+// chatterd_upload_expiry.
+char* add_upload_expiry(ngx_conf_t* cf, const LocConf& lc) {
+    MainConf* mc = main_conf(cf);
+    auto* specs = static_cast<UploadExpirySpec*>(mc->upload_expiries.elts);
+    for (ngx_uint_t i = 0; i < mc->upload_expiries.nelts; i++) {
+        if (to_view(specs[i].media_root) != to_view(lc.media_root)) continue;
+        specs[i].expiry = ngx_max(specs[i].expiry, lc.upload_expiry);
+        return NGX_CONF_OK;
+    }
+    auto* spec = static_cast<UploadExpirySpec*>(ngx_array_push(&mc->upload_expiries));
+    if (spec == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    *spec = {lc.media_root, lc.upload_expiry};
+    return NGX_CONF_OK;
+}
+
 char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexcept {
     auto* prev = static_cast<LocConf*>(parent_conf);
     auto* conf = static_cast<LocConf*>(child_conf);
@@ -597,8 +623,16 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
     ngx_conf_merge_msec_value(conf->media_sweep_timeout, prev->media_sweep_timeout,
                               kDefaultMediaSweepTimeout);
     ngx_conf_merge_msec_value(conf->body_time, prev->body_time, 0);
+    ngx_conf_merge_msec_value(conf->upload_expiry, prev->upload_expiry, kDefaultUploadExpiry);
 
     if (conf->endpoint == Endpoint::none) return NGX_CONF_OK;
+    if (conf->endpoint == Endpoint::uploads) {
+        // Uploads live on disk only: no database.
+        if (conf->media_root.len != 0) return add_upload_expiry(cf, *conf);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chatterd uploads\" needs \"chatterd_media_root\" to be set");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
     if (conf->pg_conninfo.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"chatterd\" needs \"chatterd_pg\" to be set");
         return static_cast<char*>(NGX_CONF_ERROR);
@@ -614,9 +648,14 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
     return NGX_CONF_OK;
 }
 
+ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept {
+    ngx_int_t rc = metrics_configure(cf);
+    return rc == NGX_OK ? upload_guard_configure(cf) : rc;
+}
+
 ngx_http_module_t module_ctx = {
     nullptr,            // preconfiguration
-    metrics_configure,  // postconfiguration
+    postconfiguration,  // postconfiguration
     create_main_conf,   // create main configuration
     init_main_conf,     // init main configuration
     nullptr,            // create server configuration
@@ -634,9 +673,11 @@ ngx_int_t init_process(ngx_cycle_t* cycle) noexcept {
     // The gauge slot first: the pools publish theirs as they start.
     ngx_int_t rc = metrics_start(cycle);
     if (rc == NGX_OK) rc = pg_pools_start(cycle);
+    if (rc == NGX_OK) rc = upload_expiry_start(cycle);
     return rc == NGX_OK ? media_sweeps_start(cycle) : rc;
 }
 void exit_process(ngx_cycle_t* cycle) noexcept {
+    upload_expiry_stop();
     media_sweeps_stop(cycle);  // before the pools its queries run on
     post_resolvers_stop();     // likewise
     pg_pools_stop(cycle);

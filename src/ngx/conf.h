@@ -44,11 +44,12 @@ struct MediaRootUse {
     bool swept;
 };
 
-enum class Endpoint : ngx_uint_t { none, getchatts, postchatt, getimages, postimages };
+enum class Endpoint : ngx_uint_t { none, getchatts, postchatt, getimages, postimages, uploads };
 
 // The endpoint's name, as the directive and the log lines spell it.
 inline const char* endpoint_name(Endpoint endpoint) {
-    static const char* const names[] = {"-", "getchatts", "postchatt", "getimages", "postimages"};
+    static const char* const names[] = {"-",         "getchatts",  "postchatt",
+                                        "getimages", "postimages", "uploads"};
     return names[static_cast<ngx_uint_t>(endpoint)];
 }
 
@@ -71,14 +72,23 @@ struct LocConf {
     ngx_str_t media_quarantine;      // chatterd_media_quarantine; empty: "<media_root>.quarantine"
     ngx_uint_t media_sweep_limit;    // chatterd_media_sweep_limit
     ngx_msec_t media_sweep_timeout;  // chatterd_media_sweep_timeout
-    ngx_msec_t body_time;   // chatterd_body_time: the longest a whole body may take; 0: off
-    PgPoolSpec* pool_spec;  // resolved at merge time for locations that serve an endpoint
+    ngx_msec_t body_time;      // chatterd_body_time: the longest a whole body may take; 0: off
+    ngx_msec_t upload_expiry;  // chatterd_upload_expiry: a resumable upload left this long goes
+    PgPoolSpec* pool_spec;     // resolved at merge time for locations that serve an endpoint
+};
+
+// The resumable uploads of one media root (ngx/upload_store.h), removed by worker 0 once
+// abandoned for expiry (the longest of its uploads locations').
+struct UploadExpirySpec {
+    ngx_str_t media_root;
+    ngx_msec_t expiry;
 };
 
 struct MainConf {
     ngx_array_t pool_specs;       // of PgPoolSpec*
     ngx_array_t media_sweeps;     // of MediaSweepSpec*
     ngx_array_t media_roots;      // of MediaRootUse: every postimages location's
+    ngx_array_t upload_expiries;  // of UploadExpirySpec: one per uploads location's media root
     ngx_shm_zone_t* status_zone;  // the metrics of every worker (metrics.h)
     size_t answer_memory_max;     // chatterd_answer_memory_max: all answers of a worker; 0: none
 };

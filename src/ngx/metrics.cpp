@@ -10,7 +10,7 @@ namespace chatterd {
 
 namespace {
 
-constexpr std::size_t kEndpoints = 5;   // Endpoint's values, none included
+constexpr std::size_t kEndpoints = 6;   // Endpoint's values, none included
 constexpr std::size_t kStatuses = 600;  // by status; 0 holds any status outside 100..599
 // Workers that publish gauges at once: a reload's new workers start while the old ones still
 // finish their requests, and a worker that died leaves its slot to the next one.
@@ -29,8 +29,9 @@ const char* const kBatchKindNames[kBatchKinds] = {"combined", "shared"};
 struct alignas(kLine) Totals {
     ngx_atomic_t requests[kEndpoints][kStatuses];
     ngx_atomic_t upload_bytes[kEndpoints];
-    ngx_atomic_t media[3];  // by MediaFate
-    ngx_atomic_t sweep[6];  // by SweepCount
+    ngx_atomic_t media[3];    // by MediaFate
+    ngx_atomic_t sweep[6];    // by SweepCount
+    ngx_atomic_t uploads[4];  // by UploadCount
     ngx_atomic_t answers_over_memory_bound;
 };
 
@@ -203,9 +204,9 @@ void render_totals(Page& page) {
         }
     }
     page.family("chatterd_upload_bytes_total", "counter",
-                "Request body bytes read by postchatt and postimages (postimages: as they "
-                "arrive, refused uploads included).");
-    for (Endpoint e : {Endpoint::postchatt, Endpoint::postimages}) {
+                "Request body bytes read by postchatt, postimages and uploads (postimages and "
+                "uploads: as they arrive, refused uploads included).");
+    for (Endpoint e : {Endpoint::postchatt, Endpoint::postimages, Endpoint::uploads}) {
         std::size_t i = static_cast<std::size_t>(e);
         page.sample("chatterd_upload_bytes_total",
                     {"endpoint", endpoint_name(static_cast<Endpoint>(i))}, totals.upload_bytes[i]);
@@ -251,6 +252,17 @@ void render_sweep_totals(Page& page) {
                 count(SweepCount::rounds_skipped));
     page.sample("chatterd_media_sweep_rounds_total", {"result", "stopped"},
                 count(SweepCount::rounds_stopped));
+}
+
+void render_upload_totals(Page& page) {
+    const Totals& totals = zone.totals();
+    page.family("chatterd_uploads_total", "counter",
+                "Resumable (tus) uploads: started (created), completed (every byte received), "
+                "expired (removed after chatterd_upload_expiry without activity), terminated "
+                "(removed by DELETE).");
+    static const char* const kNames[] = {"started", "completed", "expired", "terminated"};
+    for (std::size_t i = 0; i < 4; i++)
+        page.sample("chatterd_uploads_total", {"event", kNames[i]}, totals.uploads[i]);
 }
 
 void pool_counter(Page& page, const char* name, const char* help, const std::string* labels,
@@ -446,6 +458,10 @@ void count_media_sweep(SweepCount what, ngx_uint_t n) noexcept {
     if (zone.base != nullptr && n > 0) add(zone.totals().sweep[static_cast<std::size_t>(what)], n);
 }
 
+void count_uploads(UploadCount what) noexcept {
+    if (zone.base != nullptr) add(zone.totals().uploads[static_cast<std::size_t>(what)], 1);
+}
+
 void count_pg_error(const PgPoolSpec& spec, PgError error) noexcept {
     if (PoolTotals* totals = pool_totals(spec))
         add(totals->errors[static_cast<std::size_t>(error)], 1);
@@ -503,6 +519,7 @@ bool render_metrics(const MainConf& conf, std::string& text) {
     Page page(text);
     render_totals(page);
     render_sweep_totals(page);
+    render_upload_totals(page);
     render_gauges(page, labels.data(), targets.data(), pools);
     render_pool_totals(page, labels.data(), pools);
     return true;

@@ -36,6 +36,10 @@ void count_media_files(MediaFate fate, ngx_uint_t files = 1) noexcept;
 enum class SweepCount { judged, quarantined, emptied, rounds_done, rounds_skipped, rounds_stopped };
 void count_media_sweep(SweepCount what, ngx_uint_t n = 1) noexcept;
 
+// Resumable uploads (ngx/upload_store.h) by what happened to them.
+enum class UploadCount { started, completed, expired, terminated };
+void count_uploads(UploadCount what) noexcept;
+
 // The pools' counters.
 enum class PgError { connect_failed, connection_lost, timeout, refused, queue_full, no_descriptor };
 void count_pg_error(const PgPoolSpec& spec, PgError error) noexcept;

@@ -113,7 +113,8 @@ const char* Postimages::claim_uploads(ReceivedForm& form, bool& failed) {
           Use{form.videoupload, form.video, video_upload_, MediaField::video, "video"}}) {
         if (!use.url) continue;
         UploadClaim& claim = use.claim.emplace(log);
-        switch (claim.claim(to_view(conf.media_root), *use.url, use.field, use.name)) {
+        switch (claim.claim(to_view(conf.media_root), *use.url, conf.upload_expiry, use.field,
+                            use.name)) {
         case UploadClaim::Result::refused: return claim.refusal();
         case UploadClaim::Result::failed: failed = true; return nullptr;
         case UploadClaim::Result::claimed: break;

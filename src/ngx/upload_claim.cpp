@@ -1,13 +1,12 @@
 #include "ngx/upload_claim.h"
 
 #include "core/tus_headers.h"
-#include "core/upload_info.h"
 #include "ngx/media_root.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 
 namespace chatterd {
@@ -32,7 +31,7 @@ std::optional<std::string_view> upload_id_of_url(std::string_view url) {
 }  // namespace
 
 UploadClaim::~UploadClaim() {
-    if (fd_ >= 0) close(fd_);  // releases the lock
+    if (fd_ >= 0) close(fd_);  // upload_ closes its own, which releases the lock
 }
 
 void UploadClaim::log_errno(const char* what) const {
@@ -44,77 +43,47 @@ UploadClaim::Result UploadClaim::refuse(const char* reason) {
     refusal_ = reason;
     ngx_log_error(NGX_LOG_INFO, log_, 0, "chatterd: postimages: form part \"%supload\": %s (%s)",
                   part_name_, reason, data_name_.empty() ? "no upload id" : data_name_.c_str());
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
+    upload_.close();
     return Result::refused;
 }
 
 UploadClaim::Result UploadClaim::claim(std::string_view media_root, std::string_view url,
-                                       MediaField field, const char* part_name) {
+                                       ngx_msec_t expiry, MediaField field, const char* part_name) {
     part_name_ = part_name;
     std::optional<std::string_view> id = upload_id_of_url(url);
     if (!id) return refuse("Invalid upload URL");
-    data_name_ = ".uploads/" + std::string(*id);
+    data_name_ = upload_data_path(*id);
     media_root_ = media_root;
-    root_fd_ = media_root_fd(media_root, log_);
-    if (root_fd_ < 0) return Result::failed;
-
-    fd_ = openat(root_fd_, data_name_.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    switch (upload_.open(media_root, *id, expiry, true)) {
+    case UploadOpen::open: break;
+    case UploadOpen::not_found: return refuse("Unknown upload");
+    case UploadOpen::expired: return refuse("Upload expired");
+    case UploadOpen::locked: return refuse("Upload in progress");
+    case UploadOpen::failed: return Result::failed;
+    }
+    if (upload_.offset() != upload_.info().length) return refuse("Upload not finished");
+    // A descriptor of our own for reading, stripping and linking; the lock stays upload_'s,
+    // and while it is held nobody else renames or removes the file.
+    fd_ = openat(media_root_fd(media_root, log_), data_name_.c_str(), O_RDWR | O_CLOEXEC);
     if (fd_ < 0) {
-        if (errno == ENOENT) return refuse("Unknown upload");
         log_errno("opening");
         return Result::failed;
     }
-    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK) return refuse("Upload in progress");
-        log_errno("locking");
-        return Result::failed;
-    }
-    // Between the open and the lock, the upload may have been posted (or deleted) by another
-    // request: the name must still be this file.
-    struct stat held, named;
-    if (fstat(fd_, &held) != 0) {
-        log_errno("fstat");
-        return Result::failed;
-    }
-    if (fstatat(root_fd_, data_name_.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0
-        || named.st_ino != held.st_ino || named.st_dev != held.st_dev || !S_ISREG(held.st_mode))
-        return refuse("Unknown upload");
-    size_ = held.st_size;
-
-    std::uint64_t length = 0;
-    if (!read_length(length)) return refuse("Unknown upload");
-    if (static_cast<std::uint64_t>(size_) != length) return refuse("Upload not finished");
+    size_ = upload_.offset();
 
     char head[kSniffBytes];
-    ssize_t n = read_at(fd_, head, sizeof head, 0);
-    if (n < 0) {
+    std::size_t n = std::min<std::size_t>(sizeof head, static_cast<std::size_t>(size_));
+    if (!upload_.read_head(head, n)) {
         log_errno("reading");
         return Result::failed;
     }
-    std::optional<MediaType> type = sniff_media_type(field, {head, static_cast<std::size_t>(n)});
+    std::optional<MediaType> type = sniff_media_type(field, {head, n});
     if (!type) {
         return refuse(field == MediaField::image ? "Upload is not a supported image"
                                                  : "Upload is not a supported video");
     }
     type_ = *type;
     return Result::claimed;
-}
-
-// The Upload-Length written at the upload's creation; false when there is none (an upload
-// whose creation has not finished, or not an upload at all).
-bool UploadClaim::read_length(std::uint64_t& length) {
-    std::string info_name = data_name_ + ".info";
-    int fd = openat(root_fd_, info_name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return false;
-    char text[kMaxUploadInfoSize];
-    ssize_t n = read_at(fd, text, sizeof text, 0);
-    close(fd);
-    if (n <= 0) return false;
-    std::optional<UploadInfo> info = parse_upload_info({text, static_cast<std::size_t>(n)});
-    if (!info) return false;
-    length = static_cast<std::uint64_t>(info->length);
-    return true;
 }
 
 bool UploadClaim::take_into(MediaFile& file, MediaScrubber::Policy policy) {
@@ -207,13 +176,8 @@ bool UploadClaim::scrub_copy(MediaFile& file) {
 
 void UploadClaim::remove() {
     if (fd_ < 0) return;
-    // The data first: without it the upload is unknown, whatever its .info says.
-    if (unlinkat(root_fd_, data_name_.c_str(), 0) != 0) log_errno("removing");
-    std::string info_name = data_name_ + ".info";
-    if (unlinkat(root_fd_, info_name.c_str(), 0) != 0 && errno != ENOENT)
-        log_errno("removing the .info");
-    close(fd_);
-    fd_ = -1;
+    upload_.remove();
+    upload_.close();
 }
 
 }  // namespace chatterd

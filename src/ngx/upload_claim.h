@@ -10,6 +10,7 @@
 #include "core/media_type.h"
 #include "ngx/media_file.h"
 #include "ngx/ngx.h"
+#include "ngx/upload_store.h"
 
 #include <string>
 #include <string_view>
@@ -18,17 +19,17 @@ namespace chatterd {
 
 class UploadClaim {
 public:
-    explicit UploadClaim(ngx_log_t* log) : log_(log) {}
+    explicit UploadClaim(ngx_log_t* log) : log_(log), upload_(log) {}
     ~UploadClaim();  // unlocks; the upload stays unless remove() was called
     UploadClaim(const UploadClaim&) = delete;
     UploadClaim& operator=(const UploadClaim&) = delete;
 
     enum class Result { claimed, refused, failed };
-    // Finds and locks the upload that url names, finished and of a type field accepts.
-    // refused: logged, and refusal() is the reason for the client (a 422); failed: a disk
-    // error, logged.
-    Result claim(std::string_view media_root, std::string_view url, MediaField field,
-                 const char* part_name);
+    // Finds and locks the upload that url names (not expired after expiry), finished and of
+    // a type field accepts. refused: logged, and refusal() is the reason for the client (a
+    // 422); failed: a disk error, logged.
+    Result claim(std::string_view media_root, std::string_view url, ngx_msec_t expiry,
+                 MediaField field, const char* part_name);
     const char* refusal() const { return refusal_; }
     const MediaType& type() const { return type_; }
 
@@ -43,7 +44,6 @@ public:
 
 private:
     Result refuse(const char* reason);
-    bool read_length(std::uint64_t& length);
     bool scrub_in_place();
     bool scrub_copy(MediaFile& file);
     bool feed_all(MediaScrubber& scrubber, std::string_view& chunk, off_t& chunk_at);
@@ -52,8 +52,8 @@ private:
 
     ngx_log_t* log_;
     std::string media_root_;
-    int root_fd_ = -1;       // the worker's (media_root.h), not closed here
-    int fd_ = -1;            // the upload's data file, locked
+    UploadFile upload_;      // holds the lock
+    int fd_ = -1;            // the upload's data file, claimed
     std::string data_name_;  // ".uploads/<id>", relative to the media root
     off_t size_ = 0;
     MediaType type_{};

@@ -7,8 +7,9 @@
 #     upload's files gone;
 #   - the file is taken over, not copied, where stripping moves no byte (a clip: the served
 #     file is the upload's own inode), and stripped in place;
+#   - an upload made through the tus location (POST, PATCH) posts, and its URL is then 404;
 #   - every 422, with its one reason: a URL that names no upload, an unknown, unfinished,
-#     locked (a PATCH holds it) or already posted upload, an image upload that is a video and
+#     locked (a PATCH holds it), expired or already posted upload, an image upload that is a video and
 #     the reverse, a media part sent with its upload field; none leaves a row or a file, and
 #     the upload stays;
 #   - a failed INSERT (the database refuses the row) keeps the upload, and the same upload
@@ -61,7 +62,8 @@ my $ng = Chatterd::Nginx->start(
     http_config => qq{chatterd_pg "\$TEST_NGINX_PG_CONNINFO";\nchatterd_media_root \$TEST_NGINX_MEDIA_ROOT;\n},
     config => qq{location = /postimages { chatterd postimages; }\n}
               . qq{location = /postimages-keep { chatterd postimages; chatterd_media_metadata keep; }\n}
-              . qq{location /media/ { alias \$TEST_NGINX_MEDIA_ROOT/; }\n});
+              . qq{location /media/ { alias \$TEST_NGINX_MEDIA_ROOT/; }\n}
+              . qq{location /uploads/ { chatterd uploads; }\n});
 
 # The media root's files, .uploads left out.
 sub media_files {
@@ -187,6 +189,34 @@ subtest 'imageupload and videoupload in one post' => sub {
     ok(!upload_exists($image) && !upload_exists($video), 'both uploads gone');
 };
 
+# One tus request to the uploads location; (status, headers).
+sub tus {
+    my ($method, $path, $body, @headers) = @_;
+    my $head = "$method $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nTus-Resumable: 1.0.0\r\n";
+    $head .= "$_\r\n" for @headers;
+    my $res = http_request($ng->port, $head . 'Content-Length: ' . length($body) . "\r\n\r\n$body", timeout => 20);
+    return ($res->{status} // 0, $res->{headers} // {});
+}
+
+subtest 'an upload made through the tus location (POST, PATCHes): posted, then its URL is 404' => sub {
+    clean_slate();
+    my $bytes = $sample{'clip.mp4'};
+    my ($status, $h) = tus(POST => '/uploads/', '', 'Upload-Length: ' . length $bytes);
+    is($status, 201, 'created: 201');
+    my ($path) = ($h->{location} // '') =~ m{(/uploads/[0-9a-f]{32})\z} or return fail('a Location');
+    my $half = int(length($bytes) / 2);
+    for my $piece ([0, $half], [$half, length($bytes) - $half]) {
+        ($status) = tus(PATCH => $path, substr($bytes, $piece->[0], $piece->[1]),
+                        'Content-Type: application/offset+octet-stream', "Upload-Offset: $piece->[0]");
+        is($status, 204, "PATCH at $piece->[0]: 204");
+    }
+    is(post('/postimages-keep', [name => 'videoupload', value => $h->{location}]), '200 {}', 'posted with its Location');
+    my $file = served('video') or return;
+    is(sha256_hex($file->[1]), sha256_hex($bytes), 'sha256 of the source');
+    ($status) = tus(HEAD => $path, '');
+    is($status, 404, 'HEAD of the upload URL: 404');
+};
+
 # ---- refusals -------------------------------------------------------------------------------
 
 sub refused {
@@ -235,6 +265,12 @@ subtest 'refusals: 422 with one reason, no row, no file, the upload kept' => sub
     sql('TRUNCATE chatts');
     unlink map { "$Root/$_" } media_files();
     refused('an upload already posted', 'Unknown upload', undef, [name => 'videoupload', value => "/uploads/$clip"]);
+    my $old = make_upload($sample{'clean.jpg'});
+    my $two_days_ago = time - 2 * 86400;
+    utime $two_days_ago, $two_days_ago, "$Uploads/$old" or die "utime: $!";
+    # (not checked to stay: the expiry may remove it at any time)
+    refused('an upload idle past chatterd_upload_expiry', 'Upload expired', undef,
+            [name => 'imageupload', value => "/uploads/$old"]);
 };
 
 subtest 'a failed INSERT keeps the upload, which posts once the database takes rows' => sub {

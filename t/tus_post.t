@@ -19,7 +19,8 @@ use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
 use Chatterd::Nginx;
 use Chatterd::Http qw(http_request http_get multipart_body);
-use Chatterd::Db qw(sql media_root);
+use Chatterd::Db qw(sql media_root pause_pg resume_pg);
+use Chatterd::Wait qw(wait_until);
 use Digest::SHA qw(sha256_hex);
 use Fcntl qw(:flock);
 use File::Path ();
@@ -63,7 +64,8 @@ my $ng = Chatterd::Nginx->start(
     config => qq{location = /postimages { chatterd postimages; }\n}
               . qq{location = /postimages-keep { chatterd postimages; chatterd_media_metadata keep; }\n}
               . qq{location /media/ { alias \$TEST_NGINX_MEDIA_ROOT/; }\n}
-              . qq{location /uploads/ { chatterd uploads; }\n});
+              . qq{location /uploads/ { chatterd uploads; }\n}
+              . qq{location = /postimages-2s { chatterd postimages; chatterd_pg_timeout 2s; }\n});
 
 # The media root's files, .uploads left out.
 sub media_files {
@@ -288,6 +290,25 @@ subtest 'a failed INSERT keeps the upload, which posts once the database takes r
     my $file = served('video') or return;
     is_deeply([identifying_tags($file->[1])], [], 'stripped');
     ok(!upload_exists($id), 'the upload is gone');
+};
+
+subtest 'an unknown outcome (no answer from the database) removes the upload; the resolver settles the file' => sub {
+    clean_slate();
+    is(post('/postimages-2s'), '200 {}', 'the pool has a connection');
+    sql('TRUNCATE chatts');
+    my $id = make_upload($sample{'clean.jpg'});
+    $ng->mark_error_log;
+    pause_pg();
+    my $answer = post('/postimages-2s', [name => 'imageupload', value => "/uploads/$id"]);
+    my @kept = media_files();
+    resume_pg();
+    is($answer, '503 "Service unavailable"', 'no answer within chatterd_pg_timeout: 503');
+    ok(!upload_exists($id), 'the upload is removed at once: a retry cannot store the chatt twice');
+    is(scalar @kept, 1, 'the file is kept meanwhile (its row may exist)');
+    ok($ng->wait_for_error_log(qr/post \S+, whose outcome was unknown, was (not )?stored/, timeout => 30),
+       'the resolver settles the post once the database answers');
+    my $rows = () = sql('SELECT 1 FROM chatts');
+    is_deeply([media_files()], $rows ? \@kept : [], 'its file stays only with its row');
 };
 
 File::Path::remove_tree($Uploads);

@@ -13,7 +13,10 @@
 #     the reverse, a media part sent with its upload field; none leaves a row or a file, and
 #     the upload stays;
 #   - a failed INSERT (the database refuses the row) keeps the upload, and the same upload
-#     posts once the database takes rows again.
+#     posts once the database takes rows again;
+#   - while a post's INSERT waits, the upload stays locked (a second post of it: 422); when no
+#     answer comes (503) the upload is removed at once, and the post resolver keeps its file
+#     only with its row.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
@@ -26,6 +29,7 @@ use Fcntl qw(:flock);
 use File::Path ();
 use File::Spec;
 use File::Temp ();
+use POSIX ();
 
 plan skip_all => 'TEST_NGINX_PSQL is not set (run through make test)' unless $ENV{TEST_NGINX_PSQL};
 $ENV{TEST_NGINX_PG_CONNINFO} //= 'host=/var/run/postgresql dbname=chatterdb user=chatter';
@@ -65,7 +69,8 @@ my $ng = Chatterd::Nginx->start(
               . qq{location = /postimages-keep { chatterd postimages; chatterd_media_metadata keep; }\n}
               . qq{location /media/ { alias \$TEST_NGINX_MEDIA_ROOT/; }\n}
               . qq{location /uploads/ { chatterd uploads; }\n}
-              . qq{location = /postimages-2s { chatterd postimages; chatterd_pg_timeout 2s; }\n});
+              . qq{location = /postimages-2s { chatterd postimages; chatterd_pg_timeout 2s; }\n}
+              . qq{location = /postimages-30s { chatterd postimages; chatterd_pg_timeout 30s; }\n});
 
 # The media root's files, .uploads left out.
 sub media_files {
@@ -289,6 +294,42 @@ subtest 'a failed INSERT keeps the upload, which posts once the database takes r
     is(post('/postimages', [name => 'videoupload', value => "/uploads/$id"]), '200 {}', 'posted again: 200');
     my $file = served('video') or return;
     is_deeply([identifying_tags($file->[1])], [], 'stripped');
+    ok(!upload_exists($id), 'the upload is gone');
+};
+
+# The post at $path of the upload $id, in a child process; returns a function that waits for it
+# and gives its answer.
+sub post_in_background {
+    my ($path, $id) = @_;
+    my $answers = File::Temp->new;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        print {$answers} post($path, [name => 'imageupload', value => "/uploads/$id"]);
+        close $answers;
+        POSIX::_exit(0);
+    }
+    return sub {
+        waitpid $pid, 0;
+        open my $fh, '<', $answers->filename or die $!;
+        local $/;
+        return scalar <$fh>;
+    };
+}
+
+subtest 'while a post of an upload waits for the database, the upload is its own (422 to another post)' => sub {
+    clean_slate();
+    is(post('/postimages-30s'), '200 {}', 'the pool has a connection');
+    sql('TRUNCATE chatts');
+    my $id = make_upload($sample{'clean.jpg'});
+    pause_pg();
+    my $first = post_in_background('/postimages-30s', $id);
+    # Once its file is published, the first post's INSERT waits for the paused database.
+    ok(wait_until(sub { (() = media_files()) == 1 }), 'the first post published its file');
+    is(post('/postimages-30s', [name => 'imageupload', value => "/uploads/$id"]), '422 "Upload in progress"',
+       'a second post of the same upload meanwhile: 422 "Upload in progress"');
+    resume_pg();
+    is($first->(), '200 {}', 'the first post is stored once the database answers');
+    is(scalar(() = sql('SELECT 1 FROM chatts')), 1, 'one row');
     ok(!upload_exists($id), 'the upload is gone');
 };
 

@@ -162,9 +162,9 @@ ngx_int_t Postimages::answer_and_keep_media(ngx_http_request_t* r, const PgOutco
         }
         post.remove_uploads();
         break;
-    case InsertFate::not_stored:
+    case InsertFate::not_stored:  // the uploads stay: the client may post them again
         form.discard_media();
-        break;  // the uploads stay, to retry
+        break;
     // Removed now rather than by the resolver: a retry with the same upload could store a
     // second row if the first was stored; the client sends the bytes again, as after a 503
     // for a media part.

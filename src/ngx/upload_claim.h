@@ -36,7 +36,10 @@ public:
     // Puts the claimed bytes into file, unpublished: the upload's own file when nothing moves
     // (nothing to strip: WebM, Matroska, chatterd_media_metadata keep), the same file stripped
     // in place when stripping keeps every offset (ISO-BMFF, WebP), a stripped copy otherwise
-    // (JPEG, PNG, GIF). False: a disk error, logged.
+    // (JPEG, PNG, GIF). False: a disk error, logged. Synchronous on the event loop, as a
+    // media part's writes are: stripping reads the whole file (at most chatterd_media_max_size,
+    // just written, so from the page cache) and writes back only the bytes it changes; a
+    // link reads nothing.
     bool take_into(MediaFile& file, MediaScrubber::Policy policy);
 
     // The post's row is or may be stored: the upload's names go (its URL is then unknown).

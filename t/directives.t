@@ -110,6 +110,11 @@ subtest 'chatterd: the four endpoints, in a location only' => sub {
     accepted('regex locations of nginx.conf.example', http => $PG,
              server => 'location ~ ^/getchatts/?$ { chatterd getchatts; } '
                      . 'location ~ ^/postchatt/?$ { chatterd postchatt; }');
+    accepted('chatterd uploads, without a database',
+             location => "chatterd uploads; chatterd_media_root $prefix/media;");
+    refused('chatterd uploads without a media root',
+            qr/"chatterd uploads" needs "chatterd_media_root" to be set/,
+            location => 'chatterd uploads;');
     refused('unknown endpoint', qr/unknown chatterd endpoint "getchat"/,
             http => $PG, location => 'chatterd getchat;');
     refused('endpoint name is case-sensitive', qr/unknown chatterd endpoint "GetChatts"/,
@@ -198,6 +203,10 @@ my @numeric = (
      [[0, '"chatterd_media_sweep_timeout" directive must be greater than 0'],
       ['-1s', '"chatterd_media_sweep_timeout" directive invalid value'],
       ['never', '"chatterd_media_sweep_timeout" directive invalid value']]],
+    ['chatterd_upload_expiry', ['1s', '24h', '7d'],
+     [[0, '"chatterd_upload_expiry" directive must be greater than 0'],
+      ['-1s', '"chatterd_upload_expiry" directive invalid value'],
+      ['never', '"chatterd_upload_expiry" directive invalid value']]],
     ['chatterd_body_time', ['off', '1s', '5m'],
      [map { [$_, '"chatterd_body_time" directive takes a time greater than 0, or "off"'] }
       0, '0s', '-1s', 'soon', 'on']],

@@ -15,6 +15,7 @@ use Chatterd::Http qw(http_request build_request);
 use Chatterd::Nginx;
 use Chatterd::Upload qw(media filler);
 use Chatterd::Wait qw(wait_until);
+use Chatterd::Workers qw(open_in);
 
 my $MEDIA = media_root();
 my $UPLOADS = "$MEDIA/.uploads";
@@ -185,10 +186,12 @@ my $JPEG = media('jpeg', 200_000, 7);
     is(-s "$UPLOADS/$id", 50_000, '... from the data file too');
     $res = patch($id, 50_000, $chunk, 'Upload-Checksum' => 'sha1 ' . sha1_base64($chunk) . '=');
     is($res->{status}, 204, 'PATCH whose sha1 matches: 204');
+    my $completed = counter('completed');
     $res = patch($id, 100_000, substr($JPEG, 100_000),
                  'Upload-Checksum' => 'sha256 ' . Digest::SHA::sha256_base64(substr($JPEG, 100_000)) . '=');
     is($res->{status}, 204, 'last PATCH, with sha256: 204');
     is($res->{headers}{'upload-offset'}, length $JPEG, 'the upload is complete');
+    is(counter('completed'), $completed + 1, 'the status page counts it completed');
     is(sha256_hex(slurp("$UPLOADS/$id") // ''), sha256_hex($JPEG), 'the data file holds the bytes sent');
     is(patch($id, length $JPEG, 'x')->{status}, 413, 'a byte more: 413');
 
@@ -340,6 +343,88 @@ sub partial_patch {
     is(tus(DELETE => "/files/$id")->{status}, 204, 'then DELETE: 204');
 }
 
+# ---- bodies beyond Upload-Length, creations that fail ---------------------------------------
+
+{
+    my $id = create(2000);
+    is(patch($id, 0, substr($JPEG, 0, 500))->{status}, 204, '500 bytes');
+    my $chunked = sprintf("%x\r\n%s\r\n", 1000, substr($JPEG, 500, 1000))
+                . sprintf("%x\r\n%s\r\n", 1000, substr($JPEG, 1500, 1000)) . "0\r\n\r\n";
+    my $res = tus(PATCH => "/files/$id", body => $chunked,
+                  headers => ['Content-Type' => 'application/offset+octet-stream',
+                              'Upload-Offset' => 500, 'Transfer-Encoding' => 'chunked']);
+    is($res->{status}, 413, 'a chunked PATCH crossing Upload-Length: 413');
+    is(offset_of($id), 500, '... and none of its bytes are kept');
+    tus(DELETE => "/files/$id");
+
+    my @before = glob("$UPLOADS/*");
+    $res = tus(POST => '/files/', body => filler(1000, 4),
+               headers => ['Upload-Length' => 5000,
+                           'Content-Type' => 'application/offset+octet-stream']);
+    is($res->{status}, 415, 'creation-with-upload of no media: 415');
+    is(scalar(() = glob("$UPLOADS/*")), scalar(@before), '... and no upload is left');
+
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->port) or die $!;
+    binmode $sock;
+    print $sock "POST /files/ HTTP/1.1\r\nHost: localhost\r\nTus-Resumable: 1.0.0\r\n"
+              . "Upload-Length: 200000\r\nContent-Type: application/offset+octet-stream\r\n"
+              . "Content-Length: 200000\r\n\r\n" . substr($JPEG, 0, 50_000);
+    $sock->flush;
+    ok(wait_until(sub { grep { -s $_ == 50_000 } glob("$UPLOADS/*") }),
+       'a creation-with-upload in progress');
+    close $sock;
+    ok(wait_until(sub { scalar(() = glob("$UPLOADS/*")) == @before }),
+       'broken off, the upload whose URL its client never learnt is removed');
+}
+
+# ---- expired uploads -------------------------------------------------------------------------
+
+{
+    my $expired = counter('expired');
+    my @ids = map { create(length $JPEG) } 1 .. 3;
+    is(patch($_, 0, substr($JPEG, 0, 100))->{status}, 204, 'an upload begun') for @ids;
+    my $past = time - 2 * 86400;
+    utime $past, $past, "$UPLOADS/$_" for @ids;    # last written two days ago
+    my $res = tus(HEAD => "/files/$ids[0]");
+    is($res->{status}, 410, 'HEAD of an upload untouched for chatterd_upload_expiry: 410');
+    ok(-e "$UPLOADS/$ids[0]", '... which leaves it to the expiry');
+    is(patch($ids[1], 100, substr($JPEG, 100, 100))->{status}, 410, 'PATCH of it: 410');
+    ok(!-e "$UPLOADS/$ids[1]" && !-e "$UPLOADS/$ids[1].info", '... which removes it');
+    is(tus(DELETE => "/files/$ids[2]")->{status}, 410, 'DELETE of it: 410');
+    ok(!-e "$UPLOADS/$ids[2]", '... removed');
+    is(counter('expired'), $expired + 2, 'both counted as expired');
+    is(tus(HEAD => "/files/$ids[1]")->{status}, 404, 'then HEAD: 404');
+    unlink "$UPLOADS/$ids[0]", "$UPLOADS/$ids[0].info";
+}
+
+# ---- two nodes sharing the media root ----------------------------------------------------------
+
+{
+    my $other = start();
+    my $video = media('mp4', 300_000, 21);
+    my $id = create(length $video);
+    is(patch($id, 0, substr($video, 0, 100_000), )->{status}, 204, 'node A: the first PATCH');
+    my $res = tus(HEAD => "/files/$id", port => $other->port);
+    is($res->{headers}{'upload-offset'}, 100_000, 'node B: HEAD sees its offset');
+    my $sock = partial_patch($id, 100_000, substr($video, 100_000), 50_000);
+    ok(wait_until(sub { offset_of($id) == 150_000 }), 'node A: a PATCH in progress');
+    $res = tus(PATCH => "/files/$id", port => $other->port, body => substr($video, 150_000),
+               headers => ['Content-Type' => 'application/offset+octet-stream',
+                           'Upload-Offset' => 150_000]);
+    is($res->{status}, 423, 'node B: a PATCH meanwhile: 423');
+    close $sock;
+    ok(wait_until(sub { !open_in($ng, $UPLOADS) }), 'node A lets go of the upload');
+    $res = tus(PATCH => "/files/$id", port => $other->port, body => substr($video, 150_000),
+               headers => ['Content-Type' => 'application/offset+octet-stream',
+                           'Upload-Offset' => 150_000]);
+    is($res->{status}, 204, 'node B: then the rest');
+    is(sha256_hex(slurp("$UPLOADS/$id") // ''), sha256_hex($video), 'the bytes of both nodes, intact');
+    is(tus(DELETE => "/files/$id", port => $other->port)->{status}, 204, 'node B: DELETE');
+    is(tus(HEAD => "/files/$id")->{status}, 404, 'node A: gone');
+    $other->stop;
+}
+
+ok(wait_until(sub { !open_in($ng, $UPLOADS) }), 'no worker holds a file of .uploads open');
 $ng->stop;
 
 # ---- expiry ------------------------------------------------------------------------------------

@@ -115,12 +115,17 @@ bool MediaFile::write(std::string_view bytes) {
 // written keeps the disk's queue short, as PostgreSQL's own backend_flush_after does.
 // SYNC_FILE_RANGE_WRITE only starts the writeback, without waiting for it; its failure (a file
 // system that cannot) changes nothing. Linux only; elsewhere the kernel decides.
-void MediaFile::start_writeback() {
-    if (size_ - written_back_ < kWritebackChunk) return;
+off_t start_writeback(int fd, off_t written_back, off_t size) {
+    constexpr off_t kWritebackChunk = 512 * 1024;
+    if (size - written_back < kWritebackChunk) return written_back;
 #if (NGX_LINUX)
-    sync_file_range(fd_, written_back_, size_ - written_back_, SYNC_FILE_RANGE_WRITE);
+    sync_file_range(fd, written_back, size - written_back, SYNC_FILE_RANGE_WRITE);
 #endif
-    written_back_ = size_;
+    return size;
+}
+
+void MediaFile::start_writeback() {
+    written_back_ = chatterd::start_writeback(fd_, written_back_, size_);
 }
 
 // Synchronous on the event loop: start_writeback has already sent all but the last chunk on

@@ -10,6 +10,10 @@
 
 namespace chatterd {
 
+// Starts the writeback of fd's bytes from written_back up to size once they make a chunk;
+// returns the new written_back (media_file.cpp says why).
+off_t start_writeback(int fd, off_t written_back, off_t size);
+
 class MediaFile {
 public:
     explicit MediaFile(ngx_log_t* log) : log_(log) {}
@@ -59,7 +63,6 @@ private:
     int fd_ = -1;
     std::string temp_name_;   // only when O_TMPFILE is not available
     std::string final_name_;  // set once published
-    static constexpr off_t kWritebackChunk = 512 * 1024;
 
     off_t size_ = 0;
     off_t written_back_ = 0;                         // bytes whose writeback was asked for

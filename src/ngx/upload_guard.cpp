@@ -8,7 +8,8 @@ namespace {
 // Whether the path has a segment ".uploads". nginx has already decoded and normalized the URI
 // ("%2e", "//", "/./", "/../"), so no other spelling reaches the directory.
 bool names_uploads_directory(std::string_view path) {
-    const std::string segment = "/" + std::string(kUploadsDirectory);
+    constexpr std::string_view segment = "/.uploads";
+    static_assert(segment.substr(1) == kUploadsDirectory);
     for (std::size_t at = path.find(segment); at != std::string_view::npos;
          at = path.find(segment, at + 1)) {
         std::size_t end = at + segment.size();

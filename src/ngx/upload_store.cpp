@@ -1,12 +1,14 @@
 #include "ngx/upload_store.h"
 
 #include "core/media_name.h"
+#include "ngx/media_file.h"
 #include "ngx/media_root.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 
 namespace chatterd {
@@ -149,6 +151,7 @@ UploadOpen UploadFile::open(std::string_view media_root, std::string_view id, ng
     if (!info) return UploadOpen::not_found;
     info_ = std::move(*info);
     offset_ = held.st_size;
+    written_back_ = offset_;
     mtime_ = held.st_mtime;
     return mtime_ + expiry_seconds(expiry) <= time(nullptr) ? UploadOpen::expired
                                                             : UploadOpen::open;
@@ -165,6 +168,9 @@ bool UploadFile::append(std::string_view bytes) {
     }
     offset_ += static_cast<off_t>(bytes.size());
     time(&mtime_);
+    // As media files': the fdatasync before a PATCH's answer then waits for little more than
+    // its last chunk.
+    written_back_ = start_writeback(fd_, written_back_, offset_);
     return true;
 }
 
@@ -178,6 +184,7 @@ bool UploadFile::truncate(off_t offset) {
         return false;
     }
     offset_ = offset;
+    written_back_ = std::min(written_back_, offset);
     return true;
 }
 

@@ -67,6 +67,7 @@ private:
     std::string id_;
     UploadInfo info_;
     off_t offset_ = 0;
+    off_t written_back_ = 0;  // bytes whose writeback was asked for (start_writeback)
     time_t mtime_ = 0;
 };
 

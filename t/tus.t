@@ -1,18 +1,21 @@
-# Resumable uploads (tus 1.0.0, `chatterd uploads`) with raw requests: the protocol and every
-# error it defines, the state on disk (<media root>/.uploads/<id> and <id>.info), a resume
-# after a connection broken mid-PATCH, two PATCHes at once, expiry, the ids' format, and
-# partial uploads never served by a /media/ location (here one without nginx.conf.example's
-# rule against dot paths).
+# Resumable uploads (tus 1.0.0, `chatterd uploads`) with raw requests (and curl --http2): the
+# protocol and every error it defines, the state on disk (<media root>/.uploads/<id> and
+# <id>.info), a resume after a connection broken mid-PATCH (HTTP/1.1 and HTTP/2), two PATCHes at
+# once (one node, and two nodes sharing the media root), expiry (answered 410, removed by worker
+# 0, counted), the ids' format, partial uploads never served by a /media/ location (here one
+# without nginx.conf.example's rule against dot paths) nor touched by the media sweep.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
 use Digest::SHA qw(sha1_base64 sha256_hex);
 use File::Path ();
+use File::Temp ();
 use IO::Socket::INET;
 
 use Chatterd::Db qw(media_root);
 use Chatterd::Http qw(http_request build_request);
 use Chatterd::Nginx;
+use Chatterd::NginxProcess ();
 use Chatterd::Upload qw(media filler);
 use Chatterd::Wait qw(wait_until);
 use Chatterd::Workers qw(open_in);
@@ -31,7 +34,8 @@ sub start {
         main_config => $> == 0 ? "user root root;\n" : undef,
         http_config => "chatterd_media_root $MEDIA;\nchatterd_media_max_size " . MAX . ";\n"
                      . "client_max_body_size 2m;\n" . ($opt{http} // ''),
-        config      => "location /files/ { chatterd uploads; }\n"
+        config      => ($opt{server} // '')
+                     . "location /files/ { chatterd uploads; }\n"
                      . "location /media/ { alias $MEDIA/; }\n"
                      . "location = /status { chatterd_status; }\n");
 }
@@ -336,7 +340,10 @@ sub partial_patch {
     print $first substr($video, 100_000);
     $first->flush;
     my $answer = '';
+    local $SIG{ALRM} = sub { die "no answer to the first PATCH within 60 s\n" };
+    alarm 60;
     while (sysread($first, my $buf, 4096)) { $answer .= $buf; last if $answer =~ /\r\n\r\n/ }
+    alarm 0;
     like($answer, qr{^HTTP/1.1 204}, 'the first PATCH completes: 204');
     close $first;
     is(sha256_hex(slurp("$UPLOADS/$id") // ''), sha256_hex($video), 'the data is intact');
@@ -432,14 +439,82 @@ $ng->stop;
 {
     $ng = start(http => "chatterd_upload_expiry 2s;\n");
     my $expired = counter('expired');
+    # Nothing more is sent to it: the expiry may come at any moment (answers to an expired
+    # upload are checked above, on files aged by hand).
     my $id = create(length $JPEG);
-    is(patch($id, 0, substr($JPEG, 0, 1000))->{status}, 204, 'an upload begun');
-    like(tus(HEAD => "/files/$id")->{headers}{'upload-expires'} // '', qr/GMT$/, 'with its expiry');
     ok(wait_until(sub { !-e "$UPLOADS/$id" && !-e "$UPLOADS/$id.info" }, 30),
        'abandoned for chatterd_upload_expiry, it is removed');
     like(offset_of($id), qr/^status (404|410)$/, 'HEAD: gone');
     ok(wait_until(sub { counter('expired') > $expired }), 'the status page counts it');
     $ng->stop;
+}
+
+# ---- HTTP/2 (curl --http2 over TLS), a client killed mid-PATCH ----------------------------
+
+SKIP: {
+    my $certs = File::Temp::tempdir(CLEANUP => 1);
+    skip 'openssl cannot make a certificate', 8
+        if system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost"
+                  . " -keyout $certs/k -out $certs/c >/dev/null 2>&1") != 0;
+    my $tls = Chatterd::NginxProcess::free_port();
+    $ng = start(server => "listen 127.0.0.1:$tls ssl http2;\nssl_certificate $certs/c;\n"
+                        . "ssl_certificate_key $certs/k;\n");
+    my $video = media('mp4', 1_000_000, 31);
+    open(my $fh, '>:raw', "$certs/video") or die $!;
+    print {$fh} $video;
+    close $fh;
+    my $id = create(length $video);
+    my @curl = ('curl', '-sS', '--http2', '-k', '-o', '/dev/null', '-w', '%{http_version} %{http_code}',
+                '-X', 'PATCH', '-H', 'Tus-Resumable: 1.0.0', '-H', 'Upload-Offset: 0',
+                '-H', 'Content-Type: application/offset+octet-stream');
+    my $pid = open(my $curl, '-|', @curl, '--limit-rate', '100k', '-T', "$certs/video",
+                   "https://127.0.0.1:$tls/files/$id") or die "curl: $!";
+    ok(wait_until(sub { offset_of($id) =~ /^\d+$/ && offset_of($id) > 0 }), 'HTTP/2: a slow PATCH in progress');
+    kill 'KILL', $pid;
+    close $curl;
+    ok(wait_until(sub { !open_in($ng, $UPLOADS) }), 'the client killed, the worker lets go of the upload');
+    my $kept = offset_of($id);
+    ok($kept > 0 && $kept < length $video, "HEAD: $kept bytes kept");
+    is(-s "$UPLOADS/$id", $kept, '... all of them on disk');
+    open($fh, '>:raw', "$certs/rest") or die $!;
+    print {$fh} substr($video, $kept);
+    close $fh;
+    $curl[13] = "Upload-Offset: $kept";
+    open($curl, '-|', @curl, '-T', "$certs/rest", "https://127.0.0.1:$tls/files/$id") or die $!;
+    my $out = do { local $/; <$curl> };
+    close $curl;
+    is($out, '2 204', 'HTTP/2: the resumed PATCH, 204');
+    is(sha256_hex(slurp("$UPLOADS/$id") // ''), sha256_hex($video), 'sha256 of the data file is that of the source');
+    tus(DELETE => "/files/$id");
+    $ng->stop;
+}
+
+# ---- the media sweep leaves uploads alone ------------------------------------------------------
+
+SKIP: {
+    skip 'TEST_NGINX_PG_CONNINFO is not set (run through make test)', 6
+        unless $ENV{TEST_NGINX_PG_CONNINFO} && $ENV{TEST_NGINX_PSQL};
+    Chatterd::Db::truncate_chatts();
+    $ng = Chatterd::Nginx::start_nginx(
+        workers     => 1,
+        media_root  => $MEDIA,
+        http_config => "chatterd_pg_timeout 1s;\nchatterd_media_sweep 2s;\n",
+        config      => "location /files/ { chatterd uploads; }\n"
+                     . "location ~ ^/postimages/?\$ { chatterd postimages; }\n"
+                     . "location = /status { chatterd_status; }\n");
+    my $id = create(length $JPEG);
+    is(patch($id, 0, substr($JPEG, 0, 1000))->{status}, 204, 'an upload begun');
+    my $orphan = 'nobody-' . ('0123456789abcdef' x 2) . '.jpeg';
+    open(my $fh, '>', "$MEDIA/$orphan") or die $!;
+    close $fh;
+    my $past = time - 3600;
+    utime $past, $past, "$MEDIA/$orphan", "$UPLOADS/$id", "$UPLOADS/$id.info", $UPLOADS;
+    ok(wait_until(sub { !-e "$MEDIA/$orphan" }), 'a sweep round moves an unnamed media file away');
+    ok(-d $UPLOADS, '... but leaves .uploads');
+    is(offset_of($id), 1000, '... and the upload in it');
+    $ng->stop;
+    unlink "$MEDIA.quarantine/$orphan";
+    File::Path::remove_tree($UPLOADS);
 }
 
 File::Path::remove_tree($UPLOADS);

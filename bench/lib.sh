@@ -158,12 +158,13 @@ wanted() { [ -z "${ONLY:-}" ] || [[ " $ONLY " = *" $1 "* ]]; }
 # wrk_run PREPARE SCENARIO SYSTEM CONNS BYTES URL [METHOD BODY_FILE CONTENT_TYPE]
 # PREPARE (a function, or :) runs before the warm-up and again before the measured run.
 # SERVER_PIDS (the caller's function SYSTEM -> pids) names the processes whose CPU is counted.
+# BENCH_LOAD (a command taking wrk's arguments and printing its BENCH line) replaces wrk.
 wrk_run() {
     wanted "$2" || return 0
     local prepare=$1 scenario=$2 system=$3 conns=$4 bytes=$5 url=$6
     local -x BENCH_METHOD="${7:-GET}" BENCH_BODY="${8:-}" BENCH_CTYPE="${9:-}"
     local log="$logs/$scenario.$system.c$conns.$rep.txt" pids s0 d0 w0 w1 busy=""
-    local wrk=(wrk -t1 -c"$conns" --timeout 10s -s "$bench/wrk.lua" "$url")
+    local wrk=(${BENCH_LOAD:-wrk} -t1 -c"$conns" --timeout 10s -s "$bench/wrk.lua" "$url")
     $prepare
     if [ "$WARMUP" != 0 ]; then
         "${wrk[@]}" -d"${WARMUP}s" >"$log.warmup" 2>&1 || true

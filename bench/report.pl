@@ -52,7 +52,7 @@ if (open my $mh, '<', "$out/memory.tsv") {
 }
 
 # ---------------------------------------------------------------- what is compared with what
-# The targets of issues 14 and 21 (post-meta). key, label; target => [scenario, system, rate ratio at least, p99 ratio
+# The targets of issues 14, 21 (post-meta) and 22 (post-tus). key, label; target => [scenario, system, rate ratio at least, p99 ratio
 # at most (posts only)] of the baseline the target is set against; at => the connections where
 # the target holds (others are informative); others => [[scenario, system]] informative
 # baselines. pgbench's INSERT run ("insert") is the baseline of postimages without media and
@@ -68,6 +68,8 @@ my @scenarios = (
       target => ['post-meta', 'keep', 0.98], others => [] },
     { key => 'post-vid', label => 'postimages, 1 MiB JPEG + 8 MiB MP4',
       target => ['post-vid', 'dav', 0.95], others => [['post-vid', 'nofsync']] },
+    { key => 'post-tus', label => 'tus upload, 9 MiB MP4 in 1 MiB PATCHes (issue 22; uploads/s)',
+      target => ['post-tus', 'dav', 0.9], others => [['post-tus', 'nofsync']] },
     { key => 'get-1k', label => 'getimages, 1,000 rows', at => [8, 64],
       target => ['get-1k', 'pgbench', 1.0], others => [['get-1k', 'static']] },
     { key => 'get-10k', label => 'getimages, 10,000 rows', at => [8, 64],
@@ -77,7 +79,7 @@ my @scenarios = (
 );
 my %chart_label = ('post-none' => 'postimages\nno media', 'post-img' => 'postimages\n1 MiB',
                    'post-meta' => 'postimages\nphoto, strip',
-                   'post-vid' => 'postimages\n9 MiB (8 conns)', 'get-1k' => 'getimages\n1,000 rows',
+                   'post-vid' => 'postimages\n9 MiB (8 conns)', 'post-tus' => 'tus upload\n9 MiB (8 conns)', 'get-1k' => 'getimages\n1,000 rows',
                    'get-10k' => 'getimages\n10,000 rows', 'postchatt' => 'postchatt',
                    'media' => 'GET /media\n1 MiB');
 

@@ -34,6 +34,8 @@ set -euo pipefail
 #   put SCENARIO C BODY                nginx DAV PUT of the same body into a fresh file
 #   get SCENARIO SYSTEM C PREPARE URL  GET after PREPARE (seed_1k, seed_10k or :)
 #   static SCENARIO C FILE             nginx static, the same bytes chatterd answered
+#   upload SCENARIO SYSTEM C METHOD URL BODY   whole uploads of BODY, one after the other per
+#                                      connection (bench/tus.pl): TUS (POST + 1 MiB PATCHes) or PUT
 #   pgbench_run PREPARE SCENARIO C SQL [args]   the same SQL straight on PostgreSQL
 matrix() {
     local c=$1
@@ -65,6 +67,9 @@ once() {
     post post-vid chatterd 8 /postimages form-vid.body
     post post-vid nofsync 8 /nofsync/postimages form-vid.body
     put post-vid 8 form-vid.body
+    upload post-tus chatterd 8 TUS "$BASE/tus/" video9.mp4
+    upload post-tus nofsync 8 TUS "$BASE/tus-nofsync/" video9.mp4
+    upload post-tus dav 8 PUT "$BASE/put/x" video9.mp4
     [ -n "$PEER_URL" ] || return 0
     post post-none peer 8 /postimages form-none.body
     post postchatt peer 8 /postchatt chatt.json
@@ -111,6 +116,10 @@ post() { # SCENARIO SYSTEM C PATH BODY
 put() { wrk_run reset_inserts "$1" dav "$2" "$(size "$pay/$3")" "$BASE/put/x" PUT "$pay/$3" "$CTYPE"; }
 get() { wrk_run "$4" "$1" "$2" "$3" "${bytes[$2.$1]}" "$5"; }
 static() { wrk_run : "$1" static "$2" "$(size "$static_dir/$3")" "$BASE/static/$3"; }
+upload() { # SCENARIO SYSTEM C METHOD URL BODY
+    local BENCH_LOAD="perl $bench/tus.pl"
+    wrk_run reset_inserts "$1" "$2" "$3" "$(size "$pay/$6")" "$5" "$4" "$pay/$6" video/mp4
+}
 
 reset_inserts() { # no rows, no media files (bench/lib.sh retire_dir)
     psql_chatter -c 'TRUNCATE chatts' >/dev/null
@@ -275,6 +284,7 @@ done
 check 200 "postimages, chatterd_media_fsync off" -H "Content-Type: $CTYPE" --data-binary "@$pay/form-img.body" "$BASE/nofsync/postimages"
 check 200 "postimages, chatterd_media_metadata keep" -H "Content-Type: $CTYPE" --data-binary "@$pay/form-meta.body" "$BASE/keep/postimages"
 check 201 "DAV PUT" -X PUT -H "Content-Type: $CTYPE" --data-binary "@$pay/form-img.body" "$BASE/put/x"
+check 201 "tus POST" -X POST -H "Tus-Resumable: 1.0.0" -H "Upload-Length: 1" "$BASE/tus/"
 
 # chatterd's getimages answers, saved as the static baseline's files; the bytes of every answer.
 declare -A bytes

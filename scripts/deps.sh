@@ -1,7 +1,7 @@
 #!/bin/bash
 # Installs, with apt-get, only the Debian packages that are missing (Node.js and npm only when
-# there is no node at all), and the npm packages of tools/openapi (npm ci, when its
-# package-lock.json changed). Run as root or with sudo.
+# there is no node at all), and the npm packages of tools/openapi and tools/tus-client (npm ci,
+# when a package-lock.json changed). Run as root or with sudo.
 #   scripts/deps.sh --reference   also what the reference chatterd (Python/Starlette) runs on, for
 #                                 scripts/compare-reference.sh and make bench PEER_RUN=...
 set -euo pipefail
@@ -43,10 +43,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm ci, unless node_modules holds what this package-lock.json names (its copy, made after the
-# last npm ci, is the same).
-openapi="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools/openapi" && pwd)"
-if ! cmp -s "$openapi/package-lock.json" "$openapi/node_modules/.installed-package-lock.json"; then
-    echo "npm ci in $openapi"
-    (cd "$openapi" && npm ci --no-audit --no-fund --loglevel=error)
-    cp "$openapi/package-lock.json" "$openapi/node_modules/.installed-package-lock.json"
-fi
+# last npm ci, is the same): t/openapi.t's validator, and t/tus_client.t's tus-js-client.
+for tool in openapi tus-client; do
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools/$tool" && pwd)"
+    if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-package-lock.json"; then
+        echo "npm ci in $dir"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        cp "$dir/package-lock.json" "$dir/node_modules/.installed-package-lock.json"
+    fi
+done

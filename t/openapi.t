@@ -135,6 +135,9 @@ ask('postimages 400 (too long)', $ng, POST => '/postimages',
 ask('postimages 400 (bad Host)', $ng, POST => '/postimages',
     headers => [Host => 'evil"><script>', 'Content-Type' => $form_type],
     body => multipart_body('openapiBoundary', text_part(username => 'e'), text_part(message => 'm')));
+ask('postimages 422 (an unknown upload)', $ng, POST => '/postimages',
+    form(text_part(username => 'g'), text_part(message => 'm'),
+         text_part(videoupload => '/uploads/' . ('0' x 32))));
 ask('postimages 415 (not an image)', $ng, POST => '/postimages',
     form(text_part(username => 'f'), text_part(message => 'm'), image_part('plain text, no image')));
 ask('postimages 413 (media part over chatterd_media_max_size)', $ng, POST => '/postimages',

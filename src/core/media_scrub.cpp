@@ -350,6 +350,16 @@ void MediaScrubber::step() {
 }
 
 // The first 12 bytes say the container; the parse then starts over on them.
+ScrubEffect scrub_effect(std::string_view extension) {
+    for (std::string_view shrinking : {"jpeg", "png", "gif"}) {
+        if (extension == shrinking) return ScrubEffect::shrinks;
+    }
+    for (std::string_view same_size : {"mp4", "mov", "3gp", "heic", "avif", "webp"}) {
+        if (extension == same_size) return ScrubEffect::same_size;
+    }
+    return ScrubEffect::none;
+}
+
 void MediaScrubber::sniff() {
     std::string_view head(held_);
     std::size_t header = 0;

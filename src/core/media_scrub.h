@@ -29,6 +29,12 @@
 
 namespace chatterd {
 
+// What the strip policy can do to a file of a sniffed type (MediaType::extension): nothing
+// (WebM, Matroska), only overwrites that keep every byte's offset (ISO-BMFF, WebP), or
+// removals that shorten the file (JPEG, PNG, GIF).
+enum class ScrubEffect { none, same_size, shrinks };
+ScrubEffect scrub_effect(std::string_view extension);
+
 class MediaScrubber {
 public:
     // Receives the filtered bytes in order; false stops the filter (feed and finish return false).

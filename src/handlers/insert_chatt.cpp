@@ -101,13 +101,16 @@ InsertFate ChattInsert::settle(ngx_http_request_t* r, const PgOutcome& outcome,
     return fate;
 }
 
-void ChattInsert::abandon(std::initializer_list<MediaFile*> files) noexcept try {
+bool ChattInsert::abandon(std::initializer_list<MediaFile*> files) noexcept {
     // Not sent (or taken back unsent): the request's files go with it.
-    if (state_ != State::running || backend_pid_ == 0) return;
+    if (state_ != State::running || backend_pid_ == 0) return false;
     state_ = State::settled;
-    hand_over(ngx_cycle->log, "the request ended while it ran", files);
-} catch (const std::exception& e) {
-    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "chatterd: %s: %s", endpoint_, e.what());
+    try {
+        hand_over(ngx_cycle->log, "the request ended while it ran", files);
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0, "chatterd: %s: %s", endpoint_, e.what());
+    }
+    return true;
 }
 
 // One line per post: its id, why its outcome is unknown, and the files kept meanwhile.

@@ -39,8 +39,9 @@ public:
     // handed over; none of them is then the request's to remove.
     InsertFate settle(ngx_http_request_t* r, const PgOutcome& outcome,
                       std::initializer_list<MediaFile*> files);
-    // The request ends: an INSERT sent whose outcome never came is handed over with its files.
-    void abandon(std::initializer_list<MediaFile*> files) noexcept;
+    // The request ends: an INSERT sent whose outcome never came is handed over with its files
+    // (then true).
+    bool abandon(std::initializer_list<MediaFile*> files) noexcept;
 
 private:
     enum class State { idle, running, settled };

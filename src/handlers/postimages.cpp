@@ -8,6 +8,7 @@
 #include "core/media_name.h"
 #include "ngx/conf.h"
 #include "ngx/reply.h"
+#include "ngx/upload_claim.h"
 
 namespace chatterd {
 namespace {
@@ -52,10 +53,14 @@ class Postimages final : public FormReceiver {
 public:
     Postimages(ngx_http_request_t* r, std::string_view boundary, std::string base_url)
         : FormReceiver(r, boundary), base_url_(std::move(base_url)) {}
-    ~Postimages() override { insert_.abandon({file(form().image), file(form().video)}); }
+    ~Postimages() override {
+        if (insert_.abandon({file(form().image), file(form().video)})) remove_uploads();
+    }
 
 private:
     void on_form(ReceivedForm& form) override;
+    const char* claim_uploads(ReceivedForm& form, bool& failed);
+    void remove_uploads();
     const char* publish(std::optional<ReceivedMedia>& media, bool& failed);
     static ngx_int_t answer_and_keep_media(ngx_http_request_t* r, const PgOutcome& outcome);
     static MediaFile* file(std::optional<ReceivedMedia>& media) {
@@ -64,12 +69,19 @@ private:
 
     std::string base_url_;
     ChattInsert insert_;
+    std::optional<UploadClaim> image_upload_;  // imageupload's upload, locked till settled
+    std::optional<UploadClaim> video_upload_;
 };
 
 void Postimages::on_form(ReceivedForm& form) {
     ngx_http_request_t* r = request();
     bool failed = false;
     try {
+        if (const char* refusal = claim_uploads(form, failed)) {
+            form.discard_media();
+            ngx_http_finalize_request(r, send_failure(r, Failure::unprocessable, refusal));
+            return;
+        }
         ChattRow row{pool_c_string(r, *form.username), pool_c_string(r, *form.message),
                      publish(form.image, failed), publish(form.video, failed)};
         if (!failed && row.username != nullptr && row.message != nullptr) {
@@ -82,6 +94,46 @@ void Postimages::on_form(ReceivedForm& form) {
     }
     form.discard_media();  // an image named before the video failed must not stay servable
     ngx_http_finalize_request(r, send_failure(r, Failure::internal, "Cannot store media"));
+}
+
+// The finished uploads the form names become its image and video, unpublished. Returns why
+// one cannot (the 422's text), or null; failed: a disk error.
+const char* Postimages::claim_uploads(ReceivedForm& form, bool& failed) {
+    struct Use {
+        std::optional<std::string>& url;
+        std::optional<ReceivedMedia>& media;
+        std::optional<UploadClaim>& claim;
+        MediaField field;
+        const char* name;
+    };
+    ngx_log_t* log = request()->connection->log;
+    const LocConf& conf = *loc_conf(request());
+    for (const Use& use :
+         {Use{form.imageupload, form.image, image_upload_, MediaField::image, "image"},
+          Use{form.videoupload, form.video, video_upload_, MediaField::video, "video"}}) {
+        if (!use.url) continue;
+        UploadClaim& claim = use.claim.emplace(log);
+        switch (claim.claim(to_view(conf.media_root), *use.url, conf.upload_expiry, use.field,
+                            use.name)) {
+        case UploadClaim::Result::refused: return claim.refusal();
+        case UploadClaim::Result::failed: failed = true; return nullptr;
+        case UploadClaim::Result::claimed: break;
+        }
+        use.media.emplace(log);
+        use.media->type = claim.type();
+        if (!claim.take_into(use.media->file, scrub_policy(conf))) {
+            failed = true;
+            return nullptr;
+        }
+    }
+    return nullptr;
+}
+
+// The post's row is, or may be, stored: the uploads it took over are used up.
+void Postimages::remove_uploads() {
+    for (std::optional<UploadClaim>* claim : {&image_upload_, &video_upload_}) {
+        if (*claim) (*claim)->remove();
+    }
 }
 
 // Gives a received file its final name and returns its URL, or null on failure.
@@ -108,9 +160,15 @@ ngx_int_t Postimages::answer_and_keep_media(ngx_http_request_t* r, const PgOutco
         for (std::optional<ReceivedMedia>* media : {&form.image, &form.video}) {
             if (*media) (*media)->file.commit();
         }
+        post.remove_uploads();
         break;
-    case InsertFate::not_stored: form.discard_media(); break;
-    case InsertFate::unknown: break;
+    case InsertFate::not_stored:  // the uploads stay: the client may post them again
+        form.discard_media();
+        break;
+    // Removed now rather than by the resolver: a retry with the same upload could store a
+    // second row if the first was stored; the client sends the bytes again, as after a 503
+    // for a media part.
+    case InsertFate::unknown: post.remove_uploads(); break;
     }
     return insert_answer(r, outcome);
 }

@@ -49,6 +49,12 @@ std::optional<Failure> FormReceiver::on_end() {
          {std::pair{&*form_.username, "username"}, std::pair{&*form_.message, "message"}}) {
         if (std::optional<Failure> failure = check_text(*value, name)) return failure;
     }
+    if ((form_.image && form_.imageupload) || (form_.video && form_.videoupload)) {
+        const char* field = form_.image && form_.imageupload ? "image" : "video";
+        ngx_log_error(NGX_LOG_INFO, log_, 0,
+                      "chatterd: postimages: form has both \"%s\" and \"%supload\"", field, field);
+        return Failure::unprocessable;
+    }
     on_form(form_);
     return std::nullopt;
 }
@@ -89,6 +95,8 @@ bool FormReceiver::on_part_begin(const PartHeaders& part) {
     if (part.name == "message") return begin_text(form_.message, "message");
     if (part.name == "image") return begin_media(form_.image, MediaField::image, part);
     if (part.name == "video") return begin_media(form_.video, MediaField::video, part);
+    if (part.name == "imageupload") return begin_text(form_.imageupload, "imageupload");
+    if (part.name == "videoupload") return begin_text(form_.videoupload, "videoupload");
     return true;  // unknown parts are ignored
 }
 
@@ -121,11 +129,8 @@ bool FormReceiver::begin_media(std::optional<ReceivedMedia>& slot, MediaField fi
     slot.emplace(log_);
     if (!slot->file.create(to_view(conf_.media_root))) return reject(Failure::internal);
     media_ = &*slot;
-    const auto policy = static_cast<MediaMetadata>(conf_.media_metadata) == MediaMetadata::keep
-                            ? MediaScrubber::Policy::keep
-                            : MediaScrubber::Policy::strip;
     scrubber_.emplace([file = &slot->file](std::string_view bytes) { return file->write(bytes); },
-                      policy);
+                      scrub_policy(conf_));
     media_field_ = field;
     head_size_ = 0;
     identified_ = false;
@@ -192,6 +197,12 @@ bool FormReceiver::identify_media() {
     }
     media_->type = *type;
     return true;
+}
+
+MediaScrubber::Policy scrub_policy(const LocConf& conf) {
+    return static_cast<MediaMetadata>(conf.media_metadata) == MediaMetadata::keep
+               ? MediaScrubber::Policy::keep
+               : MediaScrubber::Policy::strip;
 }
 
 std::optional<std::string_view> form_boundary(ngx_http_request_t* r) {

@@ -29,12 +29,16 @@ struct ReceivedForm {
     std::optional<std::string> message;
     std::optional<ReceivedMedia> image;
     std::optional<ReceivedMedia> video;
+    // Instead of image or video: the URL of a finished resumable upload (ngx/upload_claim.h).
+    std::optional<std::string> imageupload;
+    std::optional<std::string> videoupload;
 
     // No row will name the media: their names go now, not when the request is freed.
     void discard_media();
 };
 
-// Receives r's body as the form. Every refusal (malformed, a missing or repeated part, text
+// Receives r's body as the form. Every refusal (malformed, a missing or repeated part, a media
+// part sent with its upload field, text
 // that is not UTF-8, too long or holds a NUL, a media part over chatterd_media_max_size or
 // not an image/video, disk errors) is logged, answered, and leaves no file.
 class FormReceiver : public BodyStream, private MultipartSink {
@@ -80,6 +84,9 @@ private:
 
     std::optional<Failure> failure_;  // why a sink callback stopped the parser
 };
+
+// chatterd_media_metadata as the scrubber's policy.
+MediaScrubber::Policy scrub_policy(const LocConf& conf);
 
 // The boundary of r's multipart/form-data body, or std::nullopt (logged).
 std::optional<std::string_view> form_boundary(ngx_http_request_t* r);

@@ -69,6 +69,20 @@ bool MediaFile::create(std::string_view media_root) {
     return true;
 }
 
+bool MediaFile::adopt(std::string_view media_root, int fd) {
+    fd_ = fd;
+    dir_fd_ = media_root_fd(media_root, log_);
+    if (dir_fd_ < 0) return false;
+    struct stat st;
+    if (fstat(fd_, &st) != 0 || fchmod(fd_, kMediaMode) != 0) {
+        log_errno("taking over a file in", media_root);
+        return false;
+    }
+    size_ = st.st_size;
+    written_back_ = size_;
+    return true;
+}
+
 bool MediaFile::open_unnamed() {
     fd_ = openat(dir_fd_, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, kMediaMode);
     if (fd_ < 0 && temp_files_unsupported(errno)) {

@@ -26,6 +26,10 @@ public:
     // worker's one descriptor of that directory (media_root.h).
     bool create(std::string_view media_root);
     bool write(std::string_view bytes);
+    // Instead of create and write: the complete file is an existing one inside media_root,
+    // open as fd (owned from here, closed by publish or at the end). publish gives it its
+    // final name as one more link to the same bytes, without copying them.
+    bool adopt(std::string_view media_root, int fd);
     // Gives the complete file its final name (never replacing an existing file). durable: its
     // data is on disk before it has a name, and its name before this returns (the row that
     // names it is sent afterwards), so that a power loss never leaves a committed row naming

@@ -69,7 +69,8 @@ ngx_int_t send_json_text(ngx_http_request_t* r, ngx_uint_t status, std::string_v
 
 ngx_int_t send_failure(ngx_http_request_t* r, Failure failure, std::string_view cause) {
     FailureAnswer answer = answer_for(failure);
-    if (failure == Failure::internal && !cause.empty()) answer.text = cause;
+    bool explained = failure == Failure::internal || failure == Failure::unprocessable;
+    if (explained && !cause.empty()) answer.text = cause;
     try {
         return send_json_text(r, answer.status, json_string(answer.text));
     } catch (const std::exception&) {

@@ -478,3 +478,18 @@ TEST(MediaScrubAnyInput, Throughput) {
 
 }  // namespace
 }  // namespace chatterd
+
+namespace chatterd {
+namespace {
+
+TEST(ScrubEffect, SaysWhetherTheStripPolicyMovesBytes) {
+    for (const char* extension : {"jpeg", "png", "gif"})
+        EXPECT_EQ(scrub_effect(extension), ScrubEffect::shrinks) << extension;
+    for (const char* extension : {"mp4", "mov", "3gp", "heic", "avif", "webp"})
+        EXPECT_EQ(scrub_effect(extension), ScrubEffect::same_size) << extension;
+    for (const char* extension : {"webm", "mkv"})
+        EXPECT_EQ(scrub_effect(extension), ScrubEffect::none) << extension;
+}
+
+}  // namespace
+}  // namespace chatterd

@@ -1,7 +1,8 @@
 # Durable resumable uploads (chatterd_media_fsync, on by default): an strace of the worker shows
-# a PATCH's bytes synced (fdatasync) before its 204 is written to the client, and a creation's
-# info file synced, then the uploads directory (fsync), before its 201; with chatterd_media_fsync
-# off, neither sync.
+# the PATCH that completes an upload synced (fdatasync) before its 204 is written to the client,
+# a PATCH that leaves it unfinished not synced (a crash can only cost it its tail, and a tus
+# client asks HEAD for the offset before it resumes), and a creation's info file synced, then
+# the uploads directory (fsync), before its 201; with chatterd_media_fsync off, no sync at all.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
@@ -29,7 +30,8 @@ sub tus {
         headers => ['Tus-Resumable' => '1.0.0', @headers]));
 }
 
-# A creation and one PATCH while strace follows the worker; returns the syscalls as lines.
+# A creation and two PATCHes (half, then the rest) while strace follows the worker; returns the
+# syscalls as lines.
 sub traced_upload {
     my ($fsync) = @_;
     my $ng = Chatterd::Nginx->start(
@@ -57,11 +59,15 @@ sub traced_upload {
     my $res = tus($ng, POST => '/files/', undef, 'Upload-Length' => length $video);
     is($res->{status}, 201, 'created');
     my ($path) = ($res->{headers}{location} // '') =~ m{^(/files/[0-9a-f]{32})$};
-    $res = tus($ng, PATCH => $path, $video, 'Content-Type' => 'application/offset+octet-stream',
-               'Upload-Offset' => 0);
-    is($res->{status}, 204, 'the PATCH: 204');
-    ok(wait_until(sub { (() = slurp("$dir/trace") =~ /204 No Content/g) >= 2 }, 5),
-       'the PATCH\'s answer is in the trace');
+    my $half = length($video) / 2;
+    for my $part ([0, substr($video, 0, $half)], [$half, substr($video, $half)]) {
+        $res = tus($ng, PATCH => $path, $part->[1],
+                   'Content-Type' => 'application/offset+octet-stream',
+                   'Upload-Offset' => $part->[0]);
+        is($res->{status}, 204, "the PATCH at $part->[0]: 204");
+    }
+    ok(wait_until(sub { (() = slurp("$dir/trace") =~ /204 No Content/g) >= 3 }, 5),
+       'both PATCHes\' answers are in the trace');
     kill 'INT', $pid;
     waitpid $pid, 0;
     tus($ng, DELETE => $path);
@@ -78,12 +84,17 @@ sub first_index {
     return undef;
 }
 
-subtest 'on (the default): a creation and a PATCH are on disk before their answers' => sub {
+subtest 'on (the default): a creation and a completing PATCH are on disk before their answers' => sub {
     my @trace = traced_upload(1);
     my $rename  = first_index(qr/rename\w*\(.*\.tmp"/, @trace);
     my $created = first_index(qr/201 Created/, @trace);
-    my $answer  = first_index(qr/204 No Content/, @trace);
-    ok(defined $rename && defined $created && defined $answer, 'the rename and both answers are traced')
+    my $half    = first_index(qr/204 No Content/, @trace);
+    my $answer  = defined $half ? first_index(qr/204 No Content/, @trace[$half + 1 .. $#trace]) : undef;
+    $answer += $half + 1 if defined $answer;
+    ok(defined $rename && defined $created && defined $answer, 'the rename and the answers are traced')
+        or diag(join "\n", @trace);
+    is(scalar(grep { /^\d+\s+f(data)?sync\(/ } @trace[$created .. $half]), 0,
+       'the first PATCH, which leaves the upload unfinished, is not synced')
         or diag(join "\n", @trace);
     my @before_rename = @trace[0 .. ($rename // 0)];
     ok(grep({ /^\d+\s+fdatasync\(/ } @before_rename), 'the info file is synced before its rename')
@@ -91,8 +102,8 @@ subtest 'on (the default): a creation and a PATCH are on disk before their answe
     my $dir = first_index(qr/^\d+\s+fsync\(/, @trace);
     ok(defined $dir && $dir > $rename && $dir < $created, 'the directory is synced before the 201')
         or diag(join "\n", @trace);
-    my $data = first_index(qr/^\d+\s+fdatasync\(/, @trace[$created .. $#trace]);
-    ok(defined $data && $created + $data < $answer, 'the PATCH\'s bytes are synced before its 204')
+    my $data = first_index(qr/^\d+\s+fdatasync\(/, @trace[$half .. $#trace]);
+    ok(defined $data && $half + $data < $answer, 'the completing PATCH\'s bytes are synced before its 204')
         or diag(join "\n", @trace);
 };
 

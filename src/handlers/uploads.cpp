@@ -283,7 +283,9 @@ std::optional<Failure> UploadReceiver::on_end() {
                                                       "Upload-Checksum does not match the bytes"));
         return std::nullopt;
     }
-    if (conf_.media_fsync && !file_.sync()) return drop(Failure::internal);
+    // Only the bytes of a finished upload must survive a crash: an unfinished one loses at most
+    // its tail, and a tus client asks HEAD for the offset before it resumes.
+    if (conf_.media_fsync && complete && !file_.sync()) return drop(Failure::internal);
     state_ = State::ended;
     if (complete && file_.offset() > start_) count_uploads(UploadCount::completed);
     file_.close();

@@ -6,6 +6,7 @@
 #include "handlers/handlers.h"
 #include "ngx/answer_blocks.h"
 #include "ngx/conf.h"
+#include "ngx/list_cache.h"
 #include "ngx/media_root.h"
 #include "ngx/media_sweep.h"
 #include "ngx/metrics.h"
@@ -53,6 +54,8 @@ constexpr ngx_uint_t kDefaultMediaSweepLimit = 1000;
 constexpr ngx_msec_t kDefaultMediaSweepTimeout = 10 * 60 * 1000;
 constexpr size_t kDefaultAnswerMemoryMax = 256 * 1024 * 1024;
 constexpr off_t kDefaultMediaMaxSize = 10 * 1024 * 1024;
+// A 100,000-row getimages is about 20 MB: the default caches tables five times that size.
+constexpr off_t kDefaultListCacheMaxSize = 100 * 1024 * 1024;
 
 // ---- directive setters -------------------------------------------------------------------
 
@@ -304,6 +307,12 @@ ngx_command_t commands[] = {
     {ngx_string("chatterd_body_time"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_msec_or_off,
      NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, body_time), nullptr},
+    {ngx_string("chatterd_list_cache"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
+     ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, list_cache), nullptr},
+    {ngx_string("chatterd_list_cache_max_size"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_off_slot, NGX_HTTP_MAIN_CONF_OFFSET, offsetof(MainConf, list_cache_max_size),
+     &positive_size},
     ngx_null_command,
 };
 
@@ -316,12 +325,14 @@ void* create_main_conf(ngx_conf_t* cf) noexcept {
         || ngx_array_init(&mc->media_roots, cf->pool, 2, sizeof(MediaRootUse)) != NGX_OK)
         return nullptr;
     mc->answer_memory_max = NGX_CONF_UNSET_SIZE;
+    mc->list_cache_max_size = NGX_CONF_UNSET;
     return mc;
 }
 
 char* init_main_conf(ngx_conf_t*, void* conf) noexcept {
     auto* mc = static_cast<MainConf*>(conf);
     ngx_conf_init_size_value(mc->answer_memory_max, kDefaultAnswerMemoryMax);
+    ngx_conf_init_value(mc->list_cache_max_size, kDefaultListCacheMaxSize);
     return NGX_CONF_OK;
 }
 
@@ -340,6 +351,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
     lc->media_sweep_limit = NGX_CONF_UNSET_UINT;
     lc->media_sweep_timeout = NGX_CONF_UNSET_MSEC;
     lc->body_time = NGX_CONF_UNSET_MSEC;
+    lc->list_cache = NGX_CONF_UNSET;
     return lc;
 }
 
@@ -597,6 +609,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
     ngx_conf_merge_msec_value(conf->media_sweep_timeout, prev->media_sweep_timeout,
                               kDefaultMediaSweepTimeout);
     ngx_conf_merge_msec_value(conf->body_time, prev->body_time, 0);
+    ngx_conf_merge_value(conf->list_cache, prev->list_cache, 1);
 
     if (conf->endpoint == Endpoint::none) return NGX_CONF_OK;
     if (conf->pg_conninfo.len == 0) {
@@ -610,13 +623,20 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
     }
     conf->pool_spec = pool_spec_for(cf, *conf);
     if (conf->pool_spec == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    bool listing = conf->endpoint == Endpoint::getchatts || conf->endpoint == Endpoint::getimages;
+    if (listing && conf->list_cache) conf->pool_spec->lists_cached = true;
     if (conf->endpoint == Endpoint::postimages) return add_media_root(cf, *conf);
     return NGX_CONF_OK;
 }
 
+ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept {
+    ngx_int_t rc = metrics_configure(cf);
+    return rc == NGX_OK ? list_cache_configure(cf) : rc;
+}
+
 ngx_http_module_t module_ctx = {
     nullptr,            // preconfiguration
-    metrics_configure,  // postconfiguration
+    postconfiguration,  // postconfiguration
     create_main_conf,   // create main configuration
     init_main_conf,     // init main configuration
     nullptr,            // create server configuration
@@ -634,11 +654,13 @@ ngx_int_t init_process(ngx_cycle_t* cycle) noexcept {
     // The gauge slot first: the pools publish theirs as they start.
     ngx_int_t rc = metrics_start(cycle);
     if (rc == NGX_OK) rc = pg_pools_start(cycle);
+    if (rc == NGX_OK) rc = list_cache_start(cycle);
     return rc == NGX_OK ? media_sweeps_start(cycle) : rc;
 }
 void exit_process(ngx_cycle_t* cycle) noexcept {
     media_sweeps_stop(cycle);  // before the pools its queries run on
     post_resolvers_stop();     // likewise
+    list_cache_stop();
     pg_pools_stop(cycle);
     release_answer_blocks();
     close_media_roots();

@@ -157,7 +157,7 @@ seed_100k_cached() {
 # after one new post (the whole listing again), and how soon a post through a second node (nodeb,
 # the same database) is listed by the first (bench/list-delay.pl), at 1,000 rows, then 100,000.
 list_delay() {
-    local tag refresh
+    local tag
     seed_100k
     tag=$(curl -s -o /dev/null -w '%header{etag}' "$CHATTERD/getimages")
     refresh() { curl -s -o /dev/null -w '%{http_code} %{size_header} %{size_download}' -H "If-None-Match: $tag" "$CHATTERD/getimages"; }

@@ -134,6 +134,7 @@ ngx_table_elt_t* add_header(ngx_http_request_t* r, const char* key, std::string_
 // Whether nginx's not_modified filter will answer 304 (a subset of its rule: the one tag the
 // apps send back): the file need not be opened then.
 bool will_not_modify(ngx_http_request_t* r, std::string_view etag) {
+    if (r != r->main || r->disable_not_modified) return false;
     const ngx_table_elt_t* inm = r->headers_in.if_none_match;
     if (inm == nullptr || r->headers_in.if_modified_since != nullptr) return false;
     std::string_view value = to_view(inm->value);

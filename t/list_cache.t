@@ -6,6 +6,7 @@
 #   (b) an unchanged table costs nothing: after the one query that builds the file, 200s and
 #       304s on new connections (both workers) run no statement (the pool's statement counter
 #       stays), the file is not rebuilt (rebuild counter), and one file per listing is kept;
+#       a file removed behind its back is built again;
 #   (c) invalidation: a row inserted, updated and deleted with psql, and a post through another
 #       nginx (node B), show in node A's next listings (polled), with a new ETag;
 #   (d) read-your-writes across workers while the notifications are held back (the LISTEN
@@ -172,6 +173,15 @@ subtest '(b) an unchanged table: no statement, no rebuild' => sub {
     my $bytes = 0;
     $bytes += -s $ng->servroot . "/client_body_temp/$_" for cache_files($ng);
     is(metric($ng, 'chatterd_list_cache_bytes'), $bytes, "the status page tells their $bytes bytes");
+
+    # A file removed behind the node's back (a cleaner of the temporary directory) is rebuilt.
+    my $body = get($ng, '/getimages')->{body};
+    unlink map { $ng->servroot . "/client_body_temp/$_" } cache_files($ng);
+    my $rebuilds = metric($ng, 'chatterd_list_cache_rebuilds_total');
+    is(get($ng, '/getimages')->{body}, $body, 'a removed file: the listing is still right');
+    ok(wait_until(sub { get($ng, '/getimages');
+                        metric($ng, 'chatterd_list_cache_rebuilds_total') > $rebuilds }),
+       'and the file is built again');
 };
 
 subtest '(c) invalidation by psql and by another node' => sub {

@@ -142,6 +142,14 @@ bool will_not_modify(ngx_http_request_t* r, std::string_view etag) {
     return value == etag;
 }
 
+// The file could not be opened: replaced since the look-up (nothing to do), or removed by
+// someone else (a cleaner of the temporary directory): then the next request rebuilds it.
+void forget_lost_file(const ListCacheTicket& ticket) {
+    ZoneLock lock;
+    Entry& entry = shared->entries[ticket.entry];
+    if (entry.ready && ngx_strcmp(entry.path, ticket.path) == 0) entry.ready = 0;
+}
+
 }  // namespace
 
 // ---- life cycle ----------------------------------------------------------------------------
@@ -234,7 +242,10 @@ ngx_int_t list_cache_send(ngx_http_request_t* r, const ListCacheTicket& ticket) 
         if (cleanup == nullptr || b == nullptr || file == nullptr || out == nullptr)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         ngx_fd_t fd = ngx_open_file(ticket.path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-        if (fd == NGX_INVALID_FILE) return NGX_DECLINED;  // replaced since the look-up
+        if (fd == NGX_INVALID_FILE) {
+            forget_lost_file(ticket);
+            return NGX_DECLINED;
+        }
         auto* closer = static_cast<ngx_pool_cleanup_file_t*>(cleanup->data);
         closer->fd = fd;
         closer->name = reinterpret_cast<u_char*>(const_cast<char*>(ticket.path));

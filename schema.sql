@@ -16,3 +16,16 @@ ALTER TABLE chatts ADD COLUMN IF NOT EXISTS imageurl text, ADD COLUMN IF NOT EXI
 
 -- getchatts/getimages read oldest first.
 CREATE INDEX IF NOT EXISTS chatts_time_idx ON chatts (time);
+
+-- chatterd caches each listing once per node (chatterd_list_cache); every statement that
+-- changes chatts, whoever runs it, tells the nodes' LISTEN connections. A transaction that ran
+-- it cannot be PREPAREd (two-phase commit): PostgreSQL refuses PREPARE after NOTIFY.
+CREATE OR REPLACE FUNCTION chatts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('chatts', '');
+    RETURN NULL;
+END;
+$$;
+DROP TRIGGER IF EXISTS chatts_changed ON chatts;
+CREATE TRIGGER chatts_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON chatts
+    FOR EACH STATEMENT EXECUTE FUNCTION chatts_changed();

@@ -11,7 +11,7 @@ set style fill solid 0.9 border -1
 set boxwidth 0.26
 set grid ytics lc rgb "#dddddd"
 set key outside top center horizontal
-set xrange [-0.6:6.6]
+set xrange [-0.6:9.6]
 set bmargin 4
 set ylabel "ratio of req/s (medians)"
 

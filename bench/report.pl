@@ -73,14 +73,19 @@ my @scenarios = (
     { key => 'get-1k', label => 'getimages, 1,000 rows', at => [8, 64],
       target => ['get-1k', 'pgbench', 1.0], others => [['get-1k', 'static']] },
     { key => 'get-10k', label => 'getimages, 10,000 rows', at => [8, 64],
-      target => ['get-10k', 'pgbench', 1.0], others => [['get-10k', 'static']] },
+      target => ['get-10k', 'static', 1.0], others => [['get-10k', 'pgbench']] },
+    { key => 'get-100k', label => 'getimages, 100,000 rows', at => [8, 64],
+      target => ['get-100k', 'static', 1.0], others => [] },
+    { key => 'get-304', label => 'getimages 304 (If-None-Match), 100,000 rows', at => [8, 64],
+      target => ['get-304', 'static', 1.0], others => [] },
     { key => 'media', label => 'GET /media, 1 MiB JPEG',
       target => ['media', 'static', 0.95], others => [] },
 );
 my %chart_label = ('post-none' => 'postimages\nno media', 'post-img' => 'postimages\n1 MiB',
                    'post-meta' => 'postimages\nphoto, strip',
                    'post-vid' => 'postimages\n9 MiB (8 conns)', 'post-tus' => 'tus upload\n9 MiB (8 conns)', 'get-1k' => 'getimages\n1,000 rows',
-                   'get-10k' => 'getimages\n10,000 rows', 'postchatt' => 'postchatt',
+                   'get-10k' => 'getimages\n10,000 rows', 'get-100k' => 'getimages\n100,000 rows',
+                   'get-304' => 'getimages 304\n100,000 rows', 'postchatt' => 'postchatt',
                    'media' => 'GET /media\n1 MiB');
 
 # ---------------------------------------------------------------- statistics

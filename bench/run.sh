@@ -23,6 +23,7 @@
 #                  (PEER_URL defaults to http://127.0.0.1:58001); its Debian packages are installed
 #   BENCH_PG_PORT, BENCH_PORT, BENCH_BASE_PORT, BENCH_TLS_PORT   ports (defaults 55440, 58080,
 #                  58081, 58082: PostgreSQL, chatterd, the baselines, chatterd's HTTPS)
+#   BENCH_NODEB_PORT, BENCH_NODEB_TLS_PORT   the second node of list-delay (58083, 58084)
 set -euo pipefail
 
 # ================================================================ the scenarios
@@ -59,6 +60,14 @@ matrix() {
     pgbench_run seed_10k get-10k "$c" "$bench/pgbench-select.sql"
     static get-10k "$c" getimages-10000.json
 
+    get get-100k chatterd "$c" seed_100k_cached "$CHATTERD/getimages"
+    static get-100k "$c" getimages-100000.json
+
+    # The 304 of a client that holds the current listing (If-None-Match), against nginx static's
+    # own 304 of the same bytes (its ETag).
+    BENCH_HEADER="If-None-Match: ${etag[chatterd]}" wrk_run seed_100k_cached get-304 chatterd "$c" 0 "$CHATTERD/getimages"
+    BENCH_HEADER="If-None-Match: ${etag[static]}" wrk_run : get-304 static "$c" 0 "$BASE/static/getimages-100000.json"
+
     get media chatterd "$c" : "$(upload_image "$CHATTERD")"
     static media "$c" image.jpeg
 }
@@ -70,6 +79,7 @@ once() {
     upload post-tus chatterd 8 TUS "$BASE/tus/" video9.mp4
     upload post-tus nofsync 8 TUS "$BASE/tus-nofsync/" video9.mp4
     upload post-tus dav 8 PUT "$BASE/put/x" video9.mp4
+    wanted list-delay && list_delay
     [ -n "$PEER_URL" ] || return 0
     post post-none peer 8 /postimages form-none.body
     post postchatt peer 8 /postchatt chatt.json
@@ -145,6 +155,32 @@ phone_photo() {
 }
 seed_1k() { seed 1000; }
 seed_10k() { seed 10000; }
+seed_100k() { seed 100000; }
+# As the static baseline's file is in the page cache: chatterd's cached listing built once (by
+# one request) before the run, as it is between two changes of the table.
+seed_100k_cached() {
+    seed_100k
+    curl -sf -o /dev/null "$CHATTERD/getimages"
+}
+# list-delay: what one refresh of getimages costs a phone at 100,000 rows, unchanged (a 304) and
+# after one new post (the whole listing again), and how soon a post through a second node (nodeb,
+# the same database) is listed by the first (bench/list-delay.pl), at 1,000 rows, then 100,000.
+list_delay() {
+    local tag
+    seed_100k
+    tag=$(curl -s -o /dev/null -w '%header{etag}' "$CHATTERD/getimages")
+    refresh() { curl -s -o /dev/null -w '%{http_code} %{size_header} %{size_download}' -H "If-None-Match: $tag" "$CHATTERD/getimages"; }
+    echo "getimages, 100,000 rows, refresh unchanged (code, header bytes, body bytes): $(refresh)" >>"$out/list-cache.txt"
+    curl -sf -o /dev/null -H "Content-Type: application/json" --data-binary "@$pay/chatt.json" "$CHATTERD/postchatt"
+    echo "getimages, 100,000 rows, refresh after one new post (code, header bytes, body bytes): $(refresh)" >>"$out/list-cache.txt"
+    nginx_start nodeb "$NODEB_PORT" - "$NODEB_TLS_PORT"
+    for rows in 1000 100000; do
+        seed "$rows"
+        echo "cross-node visibility, $rows rows (ms: median p90 max, runs): $(perl "$bench/list-delay.pl" "$PORT" "$NODEB_PORT" 50)" >>"$out/list-cache.txt"
+    done
+    nginx_stop nodeb
+    say "list cache: $(tr '\n' ';' <"$out/list-cache.txt")"
+}
 # Posts one 1 MiB image to BASE_URL/postimages and prints the URL of the stored file.
 upload_image() {
     reset_inserts
@@ -180,6 +216,8 @@ CONCURRENCY="${BENCH_CONNS:-${QUICK:+8 256}}" CONCURRENCY="${CONCURRENCY:-8 64 2
 PORT="${BENCH_PORT:-58080}"
 BASE_PORT="${BENCH_BASE_PORT:-58081}"
 TLS_PORT="${BENCH_TLS_PORT:-58082}"
+NODEB_PORT="${BENCH_NODEB_PORT:-58083}"
+NODEB_TLS_PORT="${BENCH_NODEB_TLS_PORT:-58084}"
 PEER_RUN="${PEER_RUN:-}" PEER_URL="${PEER_URL:-}" PEER_MEDIA="${PEER_MEDIA:-}"
 if [ -n "$PEER_RUN" ]; then
     PEER_URL="${PEER_URL:-http://127.0.0.1:58001}"
@@ -194,7 +232,7 @@ report_dir="$bench"
 [ -n "$QUICK$ONLY" ] && report_dir="$out"
 
 mkdir -p "$out" "$logs"
-rm -f "$logs"/* "$out/results.tsv" "$out/memory.tsv" "$out/info.txt"
+rm -f "$logs"/* "$out/results.tsv" "$out/memory.tsv" "$out/info.txt" "$out/list-cache.txt"
 # shellcheck source=bench/lib.sh
 . "$bench/lib.sh"
 
@@ -287,8 +325,8 @@ check 201 "DAV PUT" -X PUT -H "Content-Type: $CTYPE" --data-binary "@$pay/form-i
 check 201 "tus POST" -X POST -H "Tus-Resumable: 1.0.0" -H "Upload-Length: 1" "$BASE/tus/"
 
 # chatterd's getimages answers, saved as the static baseline's files; the bytes of every answer.
-declare -A bytes
-for rows in 1000 10000; do
+declare -A bytes etag
+for rows in 1000 10000 100000; do
     s=get-$((rows / 1000))k
     seed "$rows"
     curl -sf -o "$static_dir/getimages-$rows.json" "$CHATTERD/getimages"
@@ -301,6 +339,8 @@ for rows in 1000 10000; do
             || echo "getimages, $rows rows: chatterd's and the peer's JSON differ (bench/out/logs/peer-getimages-$rows.json)" >>"$out/info.txt"
     fi
 done
+etag[chatterd]=$(curl -s -o /dev/null -w '%header{etag}' "$CHATTERD/getimages")
+etag[static]=$(curl -s -o /dev/null -w '%header{etag}' "$BASE/static/getimages-100000.json")
 cp "$pay/image.jpeg" "$static_dir/image.jpeg"
 bytes[chatterd.media]=$(size "$pay/image.jpeg") bytes[peer.media]=${bytes[chatterd.media]}
 

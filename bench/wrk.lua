@@ -3,6 +3,7 @@
 --   BENCH_BODY    file whose bytes are the request body (read once; wrk then sends the same
 --                 pre-formatted request on every connection, with no Lua work per request)
 --   BENCH_CTYPE   Content-Type of the body
+--   BENCH_HEADER  one more request header, "Name: value" (If-None-Match for the 304 scenarios)
 -- At the end it prints one machine-readable line for run.sh:
 --   BENCH <req/s> <p50 ms> <p99 ms> <requests> <non-2xx> <socket errors> <response bytes> <p90 ms> <max ms>
 -- (p90 and max last: bench/two-nodes.sh reads the fields before them)
@@ -19,6 +20,12 @@ end
 local ctype = os.getenv("BENCH_CTYPE") or ""
 if ctype ~= "" then
   wrk.headers["Content-Type"] = ctype
+end
+
+local header = os.getenv("BENCH_HEADER") or ""
+local name, value = header:match("^([^:]+):%s*(.*)$")
+if name then
+  wrk.headers[name] = value
 end
 
 function done(summary, latency, requests)

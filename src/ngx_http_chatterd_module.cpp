@@ -6,6 +6,7 @@
 #include "handlers/handlers.h"
 #include "ngx/answer_blocks.h"
 #include "ngx/conf.h"
+#include "ngx/list_cache.h"
 #include "ngx/media_root.h"
 #include "ngx/media_sweep.h"
 #include "ngx/metrics.h"
@@ -57,6 +58,8 @@ constexpr ngx_msec_t kDefaultMediaSweepTimeout = 10 * 60 * 1000;
 constexpr size_t kDefaultAnswerMemoryMax = 256 * 1024 * 1024;
 constexpr off_t kDefaultMediaMaxSize = 10 * 1024 * 1024;
 constexpr ngx_msec_t kDefaultUploadExpiry = 24 * 60 * 60 * 1000;
+// A 100,000-row getimages is about 20 MB: the default caches tables five times that size.
+constexpr off_t kDefaultListCacheMaxSize = 100 * 1024 * 1024;
 
 // ---- directive setters -------------------------------------------------------------------
 
@@ -312,6 +315,12 @@ ngx_command_t commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_msec_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, upload_expiry),
      &positive_msec},
+    {ngx_string("chatterd_list_cache"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_FLAG,
+     ngx_conf_set_flag_slot, NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, list_cache), nullptr},
+    {ngx_string("chatterd_list_cache_max_size"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_off_slot, NGX_HTTP_MAIN_CONF_OFFSET, offsetof(MainConf, list_cache_max_size),
+     &positive_size},
     ngx_null_command,
 };
 
@@ -325,12 +334,14 @@ void* create_main_conf(ngx_conf_t* cf) noexcept {
         || ngx_array_init(&mc->upload_expiries, cf->pool, 1, sizeof(UploadExpirySpec)) != NGX_OK)
         return nullptr;
     mc->answer_memory_max = NGX_CONF_UNSET_SIZE;
+    mc->list_cache_max_size = NGX_CONF_UNSET;
     return mc;
 }
 
 char* init_main_conf(ngx_conf_t*, void* conf) noexcept {
     auto* mc = static_cast<MainConf*>(conf);
     ngx_conf_init_size_value(mc->answer_memory_max, kDefaultAnswerMemoryMax);
+    ngx_conf_init_value(mc->list_cache_max_size, kDefaultListCacheMaxSize);
     return NGX_CONF_OK;
 }
 
@@ -350,6 +361,7 @@ void* create_loc_conf(ngx_conf_t* cf) noexcept {
     lc->media_sweep_timeout = NGX_CONF_UNSET_MSEC;
     lc->body_time = NGX_CONF_UNSET_MSEC;
     lc->upload_expiry = NGX_CONF_UNSET_MSEC;
+    lc->list_cache = NGX_CONF_UNSET;
     return lc;
 }
 
@@ -624,6 +636,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
                               kDefaultMediaSweepTimeout);
     ngx_conf_merge_msec_value(conf->body_time, prev->body_time, 0);
     ngx_conf_merge_msec_value(conf->upload_expiry, prev->upload_expiry, kDefaultUploadExpiry);
+    ngx_conf_merge_value(conf->list_cache, prev->list_cache, 1);
 
     if (conf->endpoint == Endpoint::none) return NGX_CONF_OK;
     if (conf->endpoint == Endpoint::uploads) {
@@ -644,13 +657,16 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_conf, void* child_conf) noexce
     }
     conf->pool_spec = pool_spec_for(cf, *conf);
     if (conf->pool_spec == nullptr) return static_cast<char*>(NGX_CONF_ERROR);
+    bool listing = conf->endpoint == Endpoint::getchatts || conf->endpoint == Endpoint::getimages;
+    if (listing && conf->list_cache) conf->pool_spec->lists_cached = true;
     if (conf->endpoint == Endpoint::postimages) return add_media_root(cf, *conf);
     return NGX_CONF_OK;
 }
 
 ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept {
     ngx_int_t rc = metrics_configure(cf);
-    return rc == NGX_OK ? upload_guard_configure(cf) : rc;
+    if (rc == NGX_OK) rc = upload_guard_configure(cf);
+    return rc == NGX_OK ? list_cache_configure(cf) : rc;
 }
 
 ngx_http_module_t module_ctx = {
@@ -674,12 +690,14 @@ ngx_int_t init_process(ngx_cycle_t* cycle) noexcept {
     ngx_int_t rc = metrics_start(cycle);
     if (rc == NGX_OK) rc = pg_pools_start(cycle);
     if (rc == NGX_OK) rc = upload_expiry_start(cycle);
+    if (rc == NGX_OK) rc = list_cache_start(cycle);
     return rc == NGX_OK ? media_sweeps_start(cycle) : rc;
 }
 void exit_process(ngx_cycle_t* cycle) noexcept {
     upload_expiry_stop();
     media_sweeps_stop(cycle);  // before the pools its queries run on
     post_resolvers_stop();     // likewise
+    list_cache_stop();
     pg_pools_stop(cycle);
     release_answer_blocks();
     close_media_roots();

@@ -44,7 +44,9 @@ my $Root = media_root();
 local $ENV{GLIBC_TUNABLES} = 'glibc.malloc.mmap_threshold=32768';
 my $ng = start_nginx(
     media_root  => $Root,
-    http_config => "chatterd_pg_timeout 3s;\nclient_body_timeout 2s;\n",
+    # The listings wait for the database as the posts do, and build their answers in memory:
+    # without the list cache, which would answer them from its file (t/list_cache.t).
+    http_config => "chatterd_pg_timeout 3s;\nclient_body_timeout 2s;\nchatterd_list_cache off;\n",
     config => Chatterd::ExampleConf::endpoint_locations('client_max_body_size 21m;') . <<CONF,
 location = /postimages/bounded { chatterd postimages; client_max_body_size 21m; chatterd_body_time 3s; }
 location /media/ { alias $Root/; }

@@ -40,7 +40,8 @@ chatterd_media_root $MEDIA;
 chatterd_media_sweep off;
 CONF
         config => "location = /postimages { chatterd postimages; }\n"
-                . "location = /getchatts { chatterd getchatts; }\n");
+                # The warm-up's query is strace's sign of life: never a cached listing.
+                . "location = /getchatts { chatterd getchatts; chatterd_list_cache off; }\n");
     my ($worker) = $ng->worker_pids;
     my $dir = File::Temp::tempdir(CLEANUP => 1);
     my $pid = fork // die "fork: $!";

@@ -104,6 +104,12 @@ ask('getchatts HEAD 200', $ng, HEAD => '/getchatts');
 my $rows = ask('getimages 200', $ng, GET => '/getimages');
 ask('getimages/ 200', $ng, GET => '/getimages/');
 ask('getimages HEAD 200', $ng, HEAD => '/getimages');
+for my $listing (qw(getchatts getimages)) {
+    my $tag = ask("$listing 200 (for its ETag)", $ng, GET => "/$listing")->{headers}{etag} // '';
+    ask("$listing 304", $ng, GET => "/$listing", headers => ['If-None-Match' => $tag]);
+    ask("$listing HEAD 304", $ng, HEAD => "/$listing", headers => ['If-None-Match' => $tag]);
+    ask("$listing 200 (another ETag)", $ng, GET => "/$listing", headers => ['If-None-Match' => '"x"']);
+}
 ask('status 200', $ng, GET => '/status');
 ask('status HEAD 200', $ng, HEAD => '/status');
 

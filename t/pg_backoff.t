@@ -40,7 +40,10 @@ my $ng = Chatterd::Nginx->start(
     master      => 1,
     log_level   => 'info',
     http_config => qq{chatterd_pg "host=127.0.0.1 port=$PORT dbname=chatterdb user=chatter }
-                 . qq{password=chattchatt";\nchatterd_pg_pool 2;\nchatterd_pg_timeout 2s;\n},
+                 . qq{password=chattchatt";\nchatterd_pg_pool 2;\nchatterd_pg_timeout 2s;\n}
+                 # The pool's probes alone: the list cache's LISTEN connection reconnects on a
+                 # backoff of its own, and its connects count with the pool's.
+                 . qq{chatterd_list_cache off;\n},
     config      => "location = /getchatts { chatterd getchatts; }\n"
                  . "location = /status { chatterd_status; }\n",
 );

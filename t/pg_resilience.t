@@ -153,9 +153,11 @@ sub start_nginx {
     my (%opt) = @_;
     my $pg = $opt{conninfo} // $CONNINFO;
     my $extra = $opt{http} // '';
+    # The listings are this suite's way into the pool: each must query (t/list_cache.t is the
+    # cache's suite).
     return Chatterd::Nginx->start(
         workers     => 1,
-        http_config => qq{chatterd_pg "$pg";\n$extra},
+        http_config => qq{chatterd_pg "$pg";\nchatterd_list_cache off;\n$extra},
         config      => <<'CONF',
 location ~ ^/getchatts/?$  { chatterd getchatts; }
 location ~ ^/postchatt/?$  { chatterd postchatt; }

@@ -1,5 +1,6 @@
 #include "handlers/insert_chatt.h"
 
+#include "ngx/list_cache.h"
 #include "ngx/post_resolver.h"
 #include "ngx/reply.h"
 
@@ -144,7 +145,11 @@ InsertFate insert_fate(const PgOutcome& outcome) {
 }
 
 ngx_int_t insert_answer(ngx_http_request_t* r, const PgOutcome& outcome) {
-    if (insert_fate(outcome) == InsertFate::stored) return send_json_text(r, NGX_HTTP_OK, "{}");
+    if (insert_fate(outcome) == InsertFate::stored) {
+        // Read-your-writes: a listing asked for after this 200, on any worker, queries.
+        list_cache_changed();
+        return send_json_text(r, NGX_HTTP_OK, "{}");
+    }
     ngx_log_t* log = r->connection->log;
     const char* endpoint = endpoint_name(loc_conf(r)->endpoint);
     // The pool has logged why there is no result.

@@ -1,5 +1,6 @@
 #include "handlers/rows_query.h"
 
+#include "ngx/list_cache.h"
 #include "ngx/metrics.h"
 #include "ngx/reply.h"
 #include "ngx/rows_json.h"
@@ -16,6 +17,7 @@ namespace {
 struct RowsAnswer {
     explicit RowsAnswer(const RowsQuery& query) : query(query) {}
     ~RowsAnswer() {
+        list_cache_abandon(cache);
         if (json != nullptr) json->let_go();
     }
     RowsAnswer(const RowsAnswer&) = delete;
@@ -43,6 +45,7 @@ struct RowsAnswer {
     const RowsQuery& query;
     RowsJson* json = nullptr;
     bool refused_by_bound = false;
+    ListCacheTicket cache;
 };
 
 RowsAnswer* rows_answer(ngx_http_request_t* r) {
@@ -100,8 +103,10 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
         return send_failure(r, Failure::unavailable);
     }
     if (!answer->json->finish(r->connection->log)) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    list_cache_publish(r, answer->cache, *answer->json);
     ngx_chain_t* body = answer->json->body(r->pool);
-    if (body == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (body == nullptr || !set_listing_validators(r, answer->json->etag()))
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     return send_json(r, NGX_HTTP_OK, body, answer->json->length());
 }
 
@@ -119,6 +124,11 @@ ngx_int_t answer_with_rows(ngx_http_request_t* r, const RowsQuery& query) noexce
     cleanup->handler = [](void* data) noexcept { static_cast<RowsAnswer*>(data)->~RowsAnswer(); };
     ngx_http_set_ctx(r, answer, ngx_http_chatterd_module);
 
+    list_cache_look_up(r, answer->cache);
+    if (answer->cache.kind == ListCacheTicket::Kind::hit) {
+        rc = list_cache_send(r, answer->cache);
+        if (rc != NGX_DECLINED) return rc;
+    }
     // A client that leaves while the query runs is noticed and its request released.
     r->read_event_handler = ngx_http_test_reading;
     pg_run(r, PgQuery{nullptr, query.copy_sql, 0, nullptr, &query.shared}, take_rows, answer_rows);

@@ -18,6 +18,7 @@ struct PgPoolSpec {
     ngx_msec_t backoff_max;  // longest wait between connect attempts to a database that is down
     PgPool* pool;            // this worker's pool, or null before init_process
     ngx_uint_t index;        // its place in MainConf's pool_specs (the status page's pool label)
+    bool lists_cached;       // a getchatts/getimages location with chatterd_list_cache on uses it
 };
 
 // One media root swept of the files no row names (media_sweep.h), with the database whose
@@ -74,7 +75,8 @@ struct LocConf {
     ngx_msec_t media_sweep_timeout;  // chatterd_media_sweep_timeout
     ngx_msec_t body_time;      // chatterd_body_time: the longest a whole body may take; 0: off
     ngx_msec_t upload_expiry;  // chatterd_upload_expiry: a resumable upload left this long goes
-    PgPoolSpec* pool_spec;     // resolved at merge time for locations that serve an endpoint
+    ngx_flag_t list_cache;  // chatterd_list_cache: getchatts/getimages answer from the node's file
+    PgPoolSpec* pool_spec;  // resolved at merge time for locations that serve an endpoint
 };
 
 // The resumable uploads of one media root (ngx/upload_store.h), removed by worker 0 once
@@ -91,6 +93,8 @@ struct MainConf {
     ngx_array_t upload_expiries;  // of UploadExpirySpec: one per uploads location's media root
     ngx_shm_zone_t* status_zone;  // the metrics of every worker (metrics.h)
     size_t answer_memory_max;     // chatterd_answer_memory_max: all answers of a worker; 0: none
+    ngx_shm_zone_t* list_cache_zone;  // the cached listings (list_cache.h); null: none cached
+    off_t list_cache_max_size;        // chatterd_list_cache_max_size: the largest file cached
 };
 
 // An ngx_array_t of T* (MainConf's specs), as a range; empty without an http block.

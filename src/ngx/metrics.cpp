@@ -1,5 +1,6 @@
 #include "ngx/metrics.h"
 
+#include "ngx/list_cache.h"
 #include "ngx/pg_target.h"
 
 #include <cerrno>
@@ -33,6 +34,7 @@ struct alignas(kLine) Totals {
     ngx_atomic_t sweep[6];    // by SweepCount
     ngx_atomic_t uploads[4];  // by UploadCount
     ngx_atomic_t answers_over_memory_bound;
+    ngx_atomic_t list_cache[5];  // by ListCacheCount
 };
 
 struct alignas(kLine) PoolTotals {
@@ -50,6 +52,7 @@ struct PoolGauges {
     ngx_atomic_t busy;
     ngx_atomic_t waiting;
     ngx_atomic_t down_since;
+    ngx_atomic_t listening;
 };
 
 struct alignas(kLine) WorkerSlot {
@@ -187,6 +190,7 @@ private:
 struct PoolSums {
     ngx_atomic_uint_t connecting = 0, idle = 0, busy = 0, waiting = 0;
     ngx_atomic_uint_t down_since = 0;  // the earliest of the workers that see it down
+    ngx_atomic_uint_t listening = 0;
 };
 
 void render_totals(Page& page) {
@@ -226,6 +230,39 @@ void render_totals(Page& page) {
                 "getchatts and getimages requests answered 503 because their answer would have "
                 "crossed chatterd_answer_memory_max (every request that shared the refused run).");
     page.sample("chatterd_answers_over_memory_bound_total", {}, totals.answers_over_memory_bound);
+}
+
+// A family of one sample without labels.
+void single(Page& page, const char* name, const char* type, const char* help,
+            ngx_atomic_uint_t value) {
+    page.family(name, type, help);
+    page.sample(name, {}, value);
+}
+
+void render_list_cache(Page& page) {
+    const Totals& totals = zone.totals();
+    auto cache = [&totals](ListCacheCount what) {
+        return totals.list_cache[static_cast<std::size_t>(what)];
+    };
+    single(page, "chatterd_list_cache_hits_total", "counter",
+           "getchatts and getimages requests answered from the node's cached file (200 or 304), "
+           "without a query.",
+           cache(ListCacheCount::hit));
+    single(page, "chatterd_list_cache_rebuilds_total", "counter",
+           "Cached listing files written: once per change of the tables, not per request.",
+           cache(ListCacheCount::rebuild));
+    page.family("chatterd_list_cache_queries_total", "counter",
+                "Listing requests that queried although the cache is on: while another request "
+                "rebuilt the file, or while their worker's LISTEN connection was down.");
+    page.sample("chatterd_list_cache_queries_total", {"reason", "building"},
+                cache(ListCacheCount::query_building));
+    page.sample("chatterd_list_cache_queries_total", {"reason", "listen_down"},
+                cache(ListCacheCount::query_unlistened));
+    single(page, "chatterd_list_cache_too_big_total", "counter",
+           "Listing answers not cached because beyond chatterd_list_cache_max_size.",
+           cache(ListCacheCount::too_big));
+    single(page, "chatterd_list_cache_bytes", "gauge", "Bytes of the node's cached listing files.",
+           static_cast<ngx_atomic_uint_t>(list_cache_bytes_held()));
 }
 
 void render_sweep_totals(Page& page) {
@@ -326,6 +363,7 @@ void render_gauges(Page& page, const std::string* labels, const std::string* tar
             sums[p].idle += g.idle;
             sums[p].busy += g.busy;
             sums[p].waiting += g.waiting;
+            sums[p].listening += g.listening;
             if (g.down_since != 0
                 && (sums[p].down_since == 0 || g.down_since < sums[p].down_since)) {
                 sums[p].down_since = g.down_since;
@@ -356,6 +394,12 @@ void render_gauges(Page& page, const std::string* labels, const std::string* tar
         page.sample("chatterd_pg_connections", {"pool", labels[p], "state", "idle"}, sums[p].idle);
         page.sample("chatterd_pg_connections", {"pool", labels[p], "state", "busy"}, sums[p].busy);
     }
+    page.family("chatterd_pg_listening_workers", "gauge",
+                "Workers whose LISTEN connection is up (chatterd_list_cache): the others answer "
+                "listings by querying.");
+    for (std::size_t p = 0; p < pools; p++) {
+        page.sample("chatterd_pg_listening_workers", {"pool", labels[p]}, sums[p].listening);
+    }
     page.family("chatterd_pg_queue_length", "gauge",
                 "Requests waiting for a connection or for the next statement of their kind.");
     for (std::size_t p = 0; p < pools; p++) {
@@ -367,29 +411,36 @@ void render_gauges(Page& page, const std::string* labels, const std::string* tar
 
 // ---- life cycle ----------------------------------------------------------------------------
 
-ngx_int_t metrics_configure(ngx_conf_t* cf) noexcept {
+bool specs_zone_name(ngx_conf_t* cf, const char* prefix, std::size_t salt, ngx_str_t& name) {
     auto* mc =
         static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
-    // The zone's name tells its layout: a reload with the same pools keeps the counts, one
-    // with other pools starts a new zone (the old workers keep theirs until they exit).
     uint32_t crc;
     ngx_crc32_init(crc);
     auto** specs = static_cast<PgPoolSpec**>(mc->pool_specs.elts);
     for (ngx_uint_t i = 0; i < mc->pool_specs.nelts; i++) {
         ngx_crc32_update(&crc, specs[i]->conninfo.data, specs[i]->conninfo.len + 1);
     }
-    // A module with other counters (a reload after an upgrade) gets a zone of its own too.
-    std::size_t totals_size = sizeof(Totals);
-    ngx_crc32_update(&crc, reinterpret_cast<u_char*>(&totals_size), sizeof(totals_size));
+    ngx_crc32_update(&crc, reinterpret_cast<u_char*>(&salt), sizeof(salt));
     ngx_crc32_final(crc);
+    auto* text = static_cast<u_char*>(ngx_pnalloc(cf->pool, 128));
+    if (text == nullptr) return false;
+    name.data = text;
+    name.len = ngx_snprintf(text, 128, "%s_%ui_%08xD", prefix, mc->pool_specs.nelts, crc) - text;
+    return true;
+}
+
+ngx_int_t metrics_configure(ngx_conf_t* cf) noexcept {
+    auto* mc =
+        static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_chatterd_module));
+    // The zone's name tells its layout: a reload with the same pools keeps the counts, one
+    // with other pools starts a new zone (the old workers keep theirs until they exit).
+    // A module with other counters (a reload after an upgrade) gets a zone of its own too.
     Layout layout = layout_for(mc->pool_specs.nelts);
-    auto* name = static_cast<u_char*>(ngx_pnalloc(cf->pool, 64));
     auto* size = static_cast<std::size_t*>(ngx_palloc(cf->pool, sizeof(std::size_t)));
-    if (name == nullptr || size == nullptr) return NGX_ERROR;
-    *size = layout.size;
     ngx_str_t zone_name;
-    zone_name.data = name;
-    zone_name.len = ngx_sprintf(name, "chatterd_status_%uz_%08xD", layout.pools, crc) - name;
+    if (size == nullptr || !specs_zone_name(cf, "chatterd_status", sizeof(Totals), zone_name))
+        return NGX_ERROR;
+    *size = layout.size;
     // Room for the slab pool's own pages and page table (nginx's minimum is 8 pages).
     std::size_t zone_size =
         ngx_align(layout.size + layout.size / 64 + 8 * ngx_pagesize, ngx_pagesize);
@@ -500,6 +551,15 @@ void add_answer_bytes(ngx_int_t bytes) noexcept {
     if (zone.own != nullptr) zone.own->answer_bytes += static_cast<ngx_atomic_uint_t>(bytes);
 }
 
+void count_list_cache(ListCacheCount what) noexcept {
+    if (zone.base != nullptr) add(zone.totals().list_cache[static_cast<std::size_t>(what)], 1);
+}
+
+void publish_listening(const PgPoolSpec& spec, bool up) noexcept {
+    if (zone.own == nullptr || spec.index >= zone.layout.pools) return;
+    Zone::gauges(*zone.own, spec.index).listening = up ? 1 : 0;
+}
+
 void count_answer_over_memory_bound() noexcept {
     if (zone.base != nullptr) add(zone.totals().answers_over_memory_bound, 1);
 }
@@ -520,6 +580,7 @@ bool render_metrics(const MainConf& conf, std::string& text) {
     render_totals(page);
     render_sweep_totals(page);
     render_upload_totals(page);
+    render_list_cache(page);
     render_gauges(page, labels.data(), targets.data(), pools);
     render_pool_totals(page, labels.data(), pools);
     return true;

@@ -18,6 +18,10 @@ namespace chatterd {
 // Configuration time (postconfiguration): the zone, sized for the configured pools, and the
 // log-phase handler that counts every answer of an endpoint's location.
 ngx_int_t metrics_configure(ngx_conf_t* cf) noexcept;
+// A shared zone's name for this configuration's pools: prefix, their count, and a CRC of
+// their conninfos and salt (the zone's layout), so that a reload keeps a zone only when it
+// describes the same databases the same way. Allocated in cf's pool; false when out of memory.
+bool specs_zone_name(ngx_conf_t* cf, const char* prefix, std::size_t salt, ngx_str_t& name);
 // Worker life cycle: claim this worker's gauge slot, and give it back.
 ngx_int_t metrics_start(ngx_cycle_t* cycle) noexcept;
 void metrics_stop() noexcept;
@@ -62,6 +66,14 @@ void publish_pg_gauges(const PgPoolSpec& spec, const PgGauges& gauges) noexcept;
 void add_answer_bytes(ngx_int_t bytes) noexcept;
 // A request answered 503 because its answer would have crossed chatterd_answer_memory_max.
 void count_answer_over_memory_bound() noexcept;
+
+// Listing requests and the node's cached listings (list_cache.h): answered from the file
+// (hit), rebuilt (a file written), queried because another request was rebuilding it or this
+// worker's LISTEN connection was down, and answers beyond chatterd_list_cache_max_size.
+enum class ListCacheCount { hit, rebuild, query_building, query_unlistened, too_big };
+void count_list_cache(ListCacheCount what) noexcept;
+// Whether this worker's LISTEN connection to spec's database is up (pg_listen.h).
+void publish_listening(const PgPoolSpec& spec, bool up) noexcept;
 
 // The page, in Prometheus's text exposition format 0.0.4. False without a zone.
 bool render_metrics(const MainConf& conf, std::string& page);

@@ -419,7 +419,8 @@ void PgConnection::finish_query() {
 }
 
 void PgConnection::on_idle_event() {
-    // An idle connection only hears from the server when it goes away (restart, idle timeout).
+    // An idle connection only hears from the server when it goes away (restart, idle timeout),
+    // or, when it listens, of a notification.
     if (!PQconsumeInput(conn_) || PQstatus(conn_) == CONNECTION_BAD) {
         failed("idle connection");
         close();
@@ -430,6 +431,13 @@ void PgConnection::on_idle_event() {
         if (stray == nullptr) break;
         PQclear(stray);
     }
+    // A LISTEN connection's news; the pool's connections never listen.
+    bool notified = false;
+    while (PGnotify* notification = PQnotifies(conn_)) {
+        PQfreemem(notification);
+        notified = true;
+    }
+    if (notified) owner_.notified();
 }
 
 // ---- event plumbing ------------------------------------------------------------------------

@@ -72,6 +72,8 @@ public:
     virtual void connection_failed(const char* what, const char* message) = 0;
     // One of the connection's events was handled: the pool's gauges may have changed.
     virtual void event_handled() noexcept = 0;
+    // An idle connection received notifications (LISTEN, ngx/pg_listen.h).
+    virtual void notified() noexcept {}
 
 protected:
     ~ConnectionOwner() = default;

@@ -1,5 +1,6 @@
 #include "ngx/rows_json.h"
 
+#include "core/etag.h"
 #include "ngx/answer_blocks.h"
 #include "ngx/metrics.h"
 
@@ -132,6 +133,12 @@ bool RowsJson::finish(ngx_log_t* log) noexcept {
     }
     try {
         writer_.finish();
+        EtagHasher hasher;
+        each_text([&hasher](std::string_view text) {
+            hasher.update(text);
+            return true;
+        });
+        etag_ = hasher.finish();
     } catch (const std::exception& e) {
         return refuse(log, e.what());
     }

@@ -8,6 +8,7 @@
 #include "core/pg_copy.h"
 #include "ngx/ngx.h"
 
+#include <string>
 #include <vector>
 
 namespace chatterd {
@@ -38,6 +39,19 @@ public:
     // null when out of memory. The request must hold the answer while they are being sent.
     ngx_chain_t* body(ngx_pool_t* pool) const noexcept;
     off_t length() const { return length_; }
+    // The finished text's strong ETag (core/etag.h), computed once by finish().
+    const std::string& etag() const { return etag_; }
+    // Calls write(text) for each piece of the finished text, in order, while it returns true;
+    // whether every call did.
+    template <typename Write>
+    bool each_text(Write write) const {
+        for (const Piece& piece : pieces_) {
+            std::string_view text(reinterpret_cast<const char*>(piece.start),
+                                  static_cast<std::size_t>(piece.last - piece.start));
+            if (!text.empty() && !write(text)) return false;
+        }
+        return true;
+    }
 
     RowsJson(const RowsJson&) = delete;
     RowsJson& operator=(const RowsJson&) = delete;
@@ -67,6 +81,7 @@ private:
     bool refused_ = false;
     bool over_memory_bound_ = false;
     bool finished_ = false;
+    std::string etag_;
     JsonRowsWriter writer_;  // last: it writes "[" through more_room on construction
 };
 

@@ -272,6 +272,19 @@ std::optional<ListCursor> decode_cursor(std::string_view text, std::string& why)
     return cursor;
 }
 
+bool asks_for_page(std::string_view query) {
+    std::string name;
+    while (!query.empty()) {
+        std::size_t amp = query.find('&');
+        std::string_view piece = query.substr(0, amp);
+        query.remove_prefix(amp == std::string_view::npos ? query.size() : amp + 1);
+        if (percent_decode(piece.substr(0, piece.find('=')), name)
+            && (name == "after" || name == "limit"))
+            return true;
+    }
+    return false;
+}
+
 std::optional<PageRequest> parse_page_request(std::string_view query, std::string& why) {
     PageRequest request;
     bool have_after = false;

@@ -78,6 +78,10 @@ struct PageRequest {
     unsigned limit = kDefaultPageLimit;
 };
 
+// Whether a query string (without the "?") asks for a page: it names after or limit. Other
+// query strings are ignored, as the reference chatterd ignores them: the full listing.
+bool asks_for_page(std::string_view query);
+
 // Reads a request's query string (without the "?"). Nullopt with why (one line, for the
 // client) on an unknown, repeated or valueless parameter, a limit other than 1..kMaxPageLimit,
 // a malformed %-escape or a cursor decode_cursor refuses. Empty pieces ("a=1&&b=2", a trailing

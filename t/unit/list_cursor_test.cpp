@@ -235,6 +235,16 @@ TEST(PageRequest, RefusesRepeatedUnknownAndValuelessParameters) {
     EXPECT_EQ(page_refusal("after=!!"), "after: the cursor is not unpadded base64url");
 }
 
+TEST(PageRequest, OnlyAfterOrLimitAskForAPage) {
+    for (const char* query : {"after=", "limit=5", "x=1&limit", "%6cimit=2", "a&after", "after"}) {
+        EXPECT_TRUE(asks_for_page(query)) << query;
+    }
+    for (const char* query : {"", "since=0&x=%00", "afterwards=1", "Limit=5", "x=after", "%zz=1",
+                              "&&", "_=1700000000"}) {
+        EXPECT_FALSE(asks_for_page(query)) << query;
+    }
+}
+
 TEST(NextCursor, APageThatIsNotFullSawEverythingVisibleInItsSnapshot) {
     ListCursor after = pinned(snapshot(1, 1), snapshot(10, 12), key(5, 1));
     ListCursor next = next_cursor(after, snapshot(20, 25, {21}), false, PagePart::newer, {});

@@ -12,7 +12,8 @@
 #       committed between the pages;
 #   (f) posts in parallel (postchatt) while a client pages with a small limit: at the end the
 #       pages gave every row of the table, each once;
-#   (g) a database without the chatts table: 500 with the cause logged.
+#   (g) a database without the chatts table: 500 with the cause logged; a page beyond
+#       chatterd_answer_memory_max: 503, told at info.
 use strict; use warnings;
 use FindBin; BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::More;
@@ -327,7 +328,7 @@ sub close_session {
     same_ids_once(\@given, \@table, "pages of 3 while posting ($pages pages during the posts)");
 }
 
-# ---- (g) a database without the chatts table ---------------------------------------------------
+# ---- (g) a database without the chatts table; the answers' memory bound ------------------------
 
 {
     my $no_table = start_nginx(workers => 1, media_root => media_root(), pg => "$ENV{TEST_NGINX_PG_CONNINFO} dbname=postgres");
@@ -337,6 +338,18 @@ sub close_session {
     like($no_table->error_log_text, qr/\[error\] .*chatterd: getimages: the page's query failed: .*relation "chatts" does not exist/,
          'no chatts table: the cause logged');
     $no_table->stop;
+
+    my $bounded = start_nginx(workers => 1, media_root => media_root(),
+                              http_config => "chatterd_answer_memory_max 64k;\n");
+    sql(q{INSERT INTO chatts (username, message) SELECT 'big' || i, repeat('m', 250) FROM generate_series(1, 400) AS i});
+    $bounded->mark_error_log;
+    $res = http_request($bounded->port, build_request(GET => '/getchatts?limit=1000'));
+    is($res->{status}, 503, 'a page beyond chatterd_answer_memory_max: 503');
+    like($bounded->error_log_since_mark, qr/\[info\] .*chatterd: getchatts: the answers of this worker would hold more than chatterd_answer_memory_max; 503/,
+         'a page beyond the bound: told at info');
+    is(http_request($bounded->port, build_request(GET => '/getchatts?limit=10'))->{status}, 200,
+       'a page within the bound: 200');
+    $bounded->stop;
 }
 
 unlike($ng->error_log_text, qr/\[(error|alert|crit|emerg)\]/, 'no error logged');

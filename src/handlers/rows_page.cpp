@@ -179,6 +179,10 @@ ngx_int_t answer_page_rows(ngx_http_request_t* r, const PGresult* result) {
         }
     }
     bool full = rows - 1 > given;
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "chatterd: page of %d rows (limit %ui), %s", given,
+                   static_cast<ngx_uint_t>(ask.request.limit),
+                   full ? "full: more rows wait" : "caught up");
     std::string cursor = encode_cursor(next_cursor(ask.request.after, now, full, part, last));
     if (cursor.empty()) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

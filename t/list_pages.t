@@ -1,6 +1,6 @@
 # Pages of new rows (docs/API.md, "Pages of new rows"): GET /getimages?after=<cursor>&limit=N
 # and the same for /getchatts (scenario test, Test::More, one nginx with 2 workers):
-#   (a) compat: without after or limit in the query string (or without one), the full listing's
+#   (a) compat: without after= or limit= in the query string (or without one), the full listing's
 #       bytes and headers are as before (no cursor headers); a page's body is the full
 #       listing's JSON for the rows it gives;
 #   (b) first page (limit alone), next pages through Link, the last one short, then an empty
@@ -87,10 +87,12 @@ my $FULL_IMAGES = '[["alice","first","00000000-0000-4000-8000-000000000001","202
                 . '["bob","second","00000000-0000-4000-8000-000000000002","2025-01-29T19:03:13",null,null]]';
 my $FULL_CHATTS = '[["alice","first","00000000-0000-4000-8000-000000000001","2025-01-29T19:03:12.120000"],'
                 . '["bob","second","00000000-0000-4000-8000-000000000002","2025-01-29T19:03:13"]]';
-# A query string without after or limit is ignored, as the reference ignores it.
+# A query string without after= or limit= is ignored, as the reference ignores it (the suites
+# label requests so: "?after", "?warm").
 for my $case (["/getimages", $FULL_IMAGES], ["/getimages?", $FULL_IMAGES], ["/getimages/", $FULL_IMAGES],
               ["/getimages?_=1700000000", $FULL_IMAGES], ["/getchatts", $FULL_CHATTS],
-              ["/getchatts?", $FULL_CHATTS], ["/getchatts?since=0&x=%00", $FULL_CHATTS]) {
+              ["/getchatts?", $FULL_CHATTS], ["/getchatts?since=0&x=%00", $FULL_CHATTS],
+              ["/getchatts?after", $FULL_CHATTS], ["/getimages?warm&limit", $FULL_IMAGES]) {
     my ($target, $want) = @$case;
     my $res = get($target);
     is($res->{status}, 200, "$target: 200");
@@ -171,7 +173,7 @@ my @all = map { $_->[0] } sql('SELECT id FROM chatts');
         ['limit=5&limit=5',      'limit is given twice'],
         ["after=$good&after=$good", 'after is given twice'],
         ['limit=5&wait=30',      'an unknown parameter (pages take after and limit)'],
-        ['after',                'a parameter without a value (after= is the first page)'],
+        ['limit=5&after',        'a parameter without a value (after= is the first page)'],
         ['limit=%zz',            'a malformed %-escape in the query'],
         ["after=$bad_char",      'after: the cursor is not unpadded base64url'],
         ["after=${good}=",       'after: the cursor is not unpadded base64url'],

@@ -278,7 +278,8 @@ bool asks_for_page(std::string_view query) {
         std::size_t amp = query.find('&');
         std::string_view piece = query.substr(0, amp);
         query.remove_prefix(amp == std::string_view::npos ? query.size() : amp + 1);
-        if (percent_decode(piece.substr(0, piece.find('=')), name)
+        std::size_t eq = piece.find('=');
+        if (eq != std::string_view::npos && percent_decode(piece.substr(0, eq), name)
             && (name == "after" || name == "limit"))
             return true;
     }

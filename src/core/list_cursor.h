@@ -78,8 +78,9 @@ struct PageRequest {
     unsigned limit = kDefaultPageLimit;
 };
 
-// Whether a query string (without the "?") asks for a page: it names after or limit. Other
-// query strings are ignored, as the reference chatterd ignores them: the full listing.
+// Whether a query string (without the "?") asks for a page: it has an after= or a limit=
+// parameter. Other query strings ("?after", "?_=1700000000") are ignored, as the reference
+// chatterd ignores them: the full listing.
 bool asks_for_page(std::string_view query);
 
 // Reads a request's query string (without the "?"). Nullopt with why (one line, for the

@@ -1,4 +1,4 @@
-// GET /getchatts: [[username, message, id, time], ...], oldest first; with after or limit in
+// GET /getchatts: [[username, message, id, time], ...], oldest first; with after= or limit= in
 // the query string, a page of new rows (rows_page.h).
 #include "handlers/handlers.h"
 #include "handlers/rows_page.h"

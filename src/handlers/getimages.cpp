@@ -1,5 +1,5 @@
 // GET /getimages: [[username, message, id, time, imageurl, videourl], ...], oldest first;
-// with after or limit in the query string, a page of new rows (rows_page.h).
+// with after= or limit= in the query string, a page of new rows (rows_page.h).
 #include "handlers/handlers.h"
 #include "handlers/rows_page.h"
 #include "handlers/rows_query.h"

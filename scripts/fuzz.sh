@@ -8,10 +8,11 @@
 #   http_host    the Host header copied into media URLs (core/http_host: valid_http_host)
 #   utf8         UTF-8 validation of form fields (core/utf8)
 #   copy_rows    binary COPY rows read and written as JSON (core/pg_copy, core/json_out)
+#   list_cursor  a page request's query string and cursor (core/list_cursor)
 # Each target checks properties of its parser's answers besides ASan/UBSan (see fuzz/*_fuzz.cpp);
 # its seeds are fuzz/corpus/<target>/.
 #   FUZZ_SECONDS (default 60) bounds each target's run; FUZZ_JOBS runs that many fuzzers in
-#   parallel; FUZZ_TARGETS (default: all seven, in the order above) picks the targets.
+#   parallel; FUZZ_TARGETS (default: all eight, in the order above) picks the targets.
 # Findings are written to build/fuzz/ as crash-* files; the corpora grow in build/fuzz/corpus-*.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,10 +33,11 @@ build http_host "$core/http_host.cpp" "$here/fuzz/http_host_fuzz.cpp"
 build utf8 "$core/utf8.cpp" "$here/fuzz/utf8_fuzz.cpp"
 build copy_rows "$core/pg_copy.cpp" "$core/json_out.cpp" "$core/timestamp.cpp" \
     "$here/fuzz/copy_rows_fuzz.cpp" -lyajl
+build list_cursor "$core/list_cursor.cpp" "$here/fuzz/list_cursor_fuzz.cpp"
 cd "$out"
 parallel=()
 [ "${FUZZ_JOBS:-1}" -gt 1 ] && parallel=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
-for target in ${FUZZ_TARGETS:-multipart json media_sniff media_scrub http_host utf8 copy_rows}; do
+for target in ${FUZZ_TARGETS:-multipart json media_sniff media_scrub http_host utf8 copy_rows list_cursor}; do
     mkdir -p "corpus-$target"
     "./${target}_fuzz" -max_total_time="${FUZZ_SECONDS:-60}" "${parallel[@]}" -print_final_stats=1 \
         "corpus-$target" "$here/fuzz/corpus/$target"

@@ -1,5 +1,6 @@
 # docs/openapi.yaml against live answers: every endpoint of nginx.conf.example (getchatts,
-# postchatt, getimages, postimages, /media/ and the status page), its successes and its errors
+# postchatt, getimages, postimages, /media/ and the status page; the pages of new rows of
+# getchatts and getimages too), its successes and its errors
 # (400, 404, 405, 413 from chatterd and from nginx, 415, 416, 422, 503), each answer checked by
 # tools/openapi/validate.mjs: swagger-parser validates the document, Ajv (JSON Schema 2020-12)
 # each body against the schema the document declares for its path, method, status and
@@ -59,7 +60,8 @@ my $down = start_nginx("host=127.0.0.1 port=$DEAD_PORT dbname=chatterdb user=cha
 
 my @answers;
 
-# ask(name, nginx, method, path, headers => [...], body => ..., as => path in the document)
+# ask(name, nginx, method, target, headers => [...], body => ...): the document's path is the
+# target without its query string.
 sub ask {
     my ($name, $server, $method, $path, %opt) = @_;
     my $res = http_request($server->port,
@@ -73,7 +75,7 @@ sub ask {
         ok(defined $text, "$name: the body is UTF-8") or $text = $body;
         $body = $text;
     }
-    push @answers, {name => $name, method => $method, path => $path,
+    push @answers, {name => $name, method => $method, path => $path =~ s/\?.*//sr,
                     status => $res->{status} // 0, headers => $res->{headers} // {},
                     body => $body};
     return $res;
@@ -110,6 +112,13 @@ for my $listing (qw(getchatts getimages)) {
     ask("$listing HEAD 304", $ng, HEAD => "/$listing", headers => ['If-None-Match' => $tag]);
     ask("$listing 200 (another ETag)", $ng, GET => "/$listing", headers => ['If-None-Match' => '"x"']);
 }
+my $page = ask('getimages page 200 (limit)', $ng, GET => '/getimages?limit=2');
+my ($next) = ($page->{headers}{link} // '') =~ /\A<([^>]+)>/;
+ok($next, 'a page has a Link to the next one') or $next = '/getimages?after=&limit=2';
+ask('getimages page 200 (next)', $ng, GET => $next);
+ask('getimages/ page 200', $ng, GET => '/getimages/?after=');
+ask('getchatts page 200', $ng, GET => '/getchatts?after=&limit=1000');
+ask('getchatts page HEAD 200', $ng, HEAD => '/getchatts?limit=1');
 ask('status 200', $ng, GET => '/status');
 ask('status HEAD 200', $ng, HEAD => '/status');
 
@@ -151,7 +160,12 @@ ask('postimages 413 (media part over chatterd_media_max_size)', $ng, POST => '/p
 ask('postimages 413 (body over client_max_body_size, from nginx)', $ng, POST => '/postimages',
     form(text_part(username => 'h'), text_part(message => 'm'), video_part(media('mp4', 2 * $MAX_BODY, 4))));
 
+ask('getimages page 400 (limit)', $ng, GET => '/getimages?limit=0');
+ask('getchatts page 400 (cursor)', $ng, GET => '/getchatts?after=AQUEAQQ');
+ask('getchatts/ page 400 (unknown parameter)', $ng, GET => '/getchatts/?limit=1&wait=30');
+ask('getimages page HEAD 400', $ng, HEAD => '/getimages?limit=1001');
 ask('getchatts 503', $down, GET => '/getchatts');
+ask('getimages page 503', $down, GET => '/getimages?limit=5');
 ask('getimages 503', $down, GET => '/getimages');
 ask('postchatt 503', $down, POST => '/postchatt', json_post({username => 'i', message => 'm'}));
 ask('postimages 503', $down, POST => '/postimages',

@@ -58,17 +58,6 @@ bool take_rows(ngx_http_request_t* r, std::string_view copy_data) {
     return answer->start(r->connection->log) && answer->json->take(copy_data, r->connection->log);
 }
 
-// The memory bound is the load of the clients (many answers held, or slow readers), not a
-// fault: each request is told at info, and counted on the status page.
-ngx_int_t refuse_over_memory_bound(ngx_http_request_t* r) {
-    count_answer_over_memory_bound();
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "chatterd: %s: the answers of this worker would hold more than "
-                  "chatterd_answer_memory_max; 503",
-                  endpoint_name(loc_conf(r)->endpoint));
-    return send_failure(r, Failure::unavailable);
-}
-
 // The rows were refused, by this request's on_row or, for a request that shared the run, by
 // the reader's: every request of the run answers as the reader does.
 ngx_int_t answer_rows_refused(ngx_http_request_t* r, const PgOutcome& outcome) {
@@ -85,15 +74,7 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
     if (outcome.kind == PgOutcome::Kind::rows_refused) return answer_rows_refused(r, outcome);
     if (outcome.kind != PgOutcome::Kind::done) return send_failure(r, Failure::unavailable);
     if (PQresultStatus(outcome.result) != PGRES_COMMAND_OK) {
-        OneLine line = pg_error_message(outcome.result);
-        std::string_view message = line.view();
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "chatterd: %s: the COPY of chatts failed: %*s; check the chatts table "
-                      "against schema.sql and the role's SELECT right",
-                      endpoint_name(loc_conf(r)->endpoint), message.size(), message.data());
-        if (pg_result_means_unavailable(outcome.result))
-            return send_failure(r, Failure::unavailable);
-        return send_failure(r, Failure::internal, "Database error while reading chatts");
+        return answer_read_failed(r, outcome.result, "the COPY of chatts");
     }
     if (outcome.rows_reader != nullptr && !answer->share(rows_answer(outcome.rows_reader)->json)) {
         return send_failure(r, Failure::unavailable);
@@ -112,25 +93,37 @@ ngx_int_t answer_rows(ngx_http_request_t* r, const PgOutcome& outcome) {
 
 }  // namespace
 
+// The memory bound is the load of the clients (many answers held, or slow readers), not a
+// fault: each request is told at info, and counted on the status page.
+ngx_int_t refuse_over_memory_bound(ngx_http_request_t* r) {
+    count_answer_over_memory_bound();
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "chatterd: %s: the answers of this worker would hold more than "
+                  "chatterd_answer_memory_max; 503",
+                  endpoint_name(loc_conf(r)->endpoint));
+    return send_failure(r, Failure::unavailable);
+}
+
+ngx_int_t answer_read_failed(ngx_http_request_t* r, const PGresult* result, const char* statement) {
+    OneLine line = pg_error_message(result);
+    std::string_view message = line.view();
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "chatterd: %s: %s failed: %*s; check the chatts table against schema.sql and "
+                  "the role's SELECT right",
+                  endpoint_name(loc_conf(r)->endpoint), statement, message.size(), message.data());
+    if (pg_result_means_unavailable(result)) return send_failure(r, Failure::unavailable);
+    return send_failure(r, Failure::internal, "Database error while reading chatts");
+}
+
 ngx_int_t answer_with_rows(ngx_http_request_t* r, const RowsQuery& query) noexcept try {
-    ngx_int_t rc = require_method(r, NGX_HTTP_GET | NGX_HTTP_HEAD);
-    if (rc != NGX_DECLINED) return rc;
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) return rc;
-
-    ngx_pool_cleanup_t* cleanup = ngx_pool_cleanup_add(r->pool, sizeof(RowsAnswer));
-    if (cleanup == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    auto* answer = new (cleanup->data) RowsAnswer(query);
-    cleanup->handler = [](void* data) noexcept { static_cast<RowsAnswer*>(data)->~RowsAnswer(); };
-    ngx_http_set_ctx(r, answer, ngx_http_chatterd_module);
-
+    ngx_int_t rc;
+    RowsAnswer* answer = start_read<RowsAnswer>(r, rc, query);
+    if (answer == nullptr) return rc;
     list_cache_look_up(r, answer->cache);
     if (answer->cache.kind == ListCacheTicket::Kind::hit) {
         rc = list_cache_send(r, answer->cache);
         if (rc != NGX_DECLINED) return rc;
     }
-    // A client that leaves while the query runs is noticed and its request released.
-    r->read_event_handler = ngx_http_test_reading;
     pg_run(r, PgQuery{nullptr, query.copy_sql, 0, nullptr, &query.shared}, take_rows, answer_rows);
     return NGX_DONE;
 } catch (const std::exception& e) {

@@ -325,10 +325,11 @@ bool PgConnection::send_query() {
         return PQsendPrepare(conn_, q.name, q.sql, q.param_count, nullptr);
     }
     set_state(ConnectionState::querying);
-    return prepared
-               ? PQsendQueryPrepared(conn_, q.name, q.param_count, q.params, nullptr, nullptr, 0)
-               : PQsendQueryParams(conn_, q.sql, q.param_count, nullptr, q.params, nullptr, nullptr,
-                                   0);
+    int format = q.binary_results ? 1 : 0;
+    return prepared ? PQsendQueryPrepared(conn_, q.name, q.param_count, q.params, nullptr, nullptr,
+                                          format)
+                    : PQsendQueryParams(conn_, q.sql, q.param_count, nullptr, q.params, nullptr,
+                                        nullptr, format);
 }
 
 // The preparation is done: run the statement for the request, still under its deadline. A

@@ -80,9 +80,12 @@ struct PgBatch {
 namespace pg_prepared {
 inline constexpr const char* insert_chatt = "chatterd_insert_chatt";
 inline constexpr const char* insert_chatts = "chatterd_insert_chatts";
+inline constexpr const char* page_chatts = "chatterd_page_chatts";
+inline constexpr const char* page_images = "chatterd_page_images";
 }  // namespace pg_prepared
-inline constexpr const char* const kPreparedNames[] = {pg_prepared::insert_chatt,
-                                                       pg_prepared::insert_chatts};
+inline constexpr const char* const kPreparedNames[] = {
+    pg_prepared::insert_chatt, pg_prepared::insert_chatts, pg_prepared::page_chatts,
+    pg_prepared::page_images};
 inline constexpr std::size_t kPreparedStatements = std::size(kPreparedNames);
 
 struct PgQuery {
@@ -98,6 +101,9 @@ struct PgQuery {
     // caller whose outcome stays unknown knows which backend may still commit it. Written
     // only while the call is submitted; it must live as long as the request (its pool).
     int* backend_pid = nullptr;
+    // Results in PostgreSQL's binary format (the cells binary COPY carries, core/cell.h), not
+    // text: a page's rows are written as JSON by the writer of the COPY rows.
+    bool binary_results = false;
 };
 
 // For a COPY ... TO STDOUT (sent unprepared: COPY cannot be prepared), called for every

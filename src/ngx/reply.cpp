@@ -24,6 +24,7 @@ FailureAnswer answer_for(Failure failure) {
     case Failure::invalid_host: return {NGX_HTTP_BAD_REQUEST, "Invalid Host header"};
     case Failure::unavailable: return {NGX_HTTP_SERVICE_UNAVAILABLE, "Service unavailable"};
     case Failure::method_not_allowed: return {NGX_HTTP_NOT_ALLOWED, "Method not allowed"};
+    case Failure::bad_request: return {NGX_HTTP_BAD_REQUEST, "Bad request"};
     case Failure::internal: break;
     }
     return {NGX_HTTP_INTERNAL_SERVER_ERROR, "Internal server error"};
@@ -69,8 +70,9 @@ ngx_int_t send_json_text(ngx_http_request_t* r, ngx_uint_t status, std::string_v
 
 ngx_int_t send_failure(ngx_http_request_t* r, Failure failure, std::string_view cause) {
     FailureAnswer answer = answer_for(failure);
-    bool explained = failure == Failure::internal || failure == Failure::unprocessable;
-    if (explained && !cause.empty()) answer.text = cause;
+    bool has_cause = failure == Failure::internal || failure == Failure::unprocessable
+                     || failure == Failure::bad_request;
+    if (has_cause && !cause.empty()) answer.text = cause;
     try {
         return send_json_text(r, answer.status, json_string(answer.text));
     } catch (const std::exception&) {

@@ -15,6 +15,7 @@ enum class Failure {
     invalid_host,        // 400 "Invalid Host header"
     unavailable,         // 503 "Service unavailable"
     method_not_allowed,  // 405 "Method not allowed", with Allow
+    bad_request,         // 400 with the given cause (a page's parameters)
     internal,            // 500 with the given cause
 };
 
@@ -26,7 +27,8 @@ ngx_int_t send_json(ngx_http_request_t* r, ngx_uint_t status, ngx_chain_t* body,
 ngx_int_t send_json_text(ngx_http_request_t* r, ngx_uint_t status, std::string_view json);
 
 // Sends the failure's status and JSON string body. `cause` replaces the body text for
-// Failure::internal and Failure::unprocessable (require_method adds the Allow header of a 405).
+// Failure::internal, Failure::unprocessable and Failure::bad_request (require_method adds the
+// Allow header of a 405).
 ngx_int_t send_failure(ngx_http_request_t* r, Failure failure, std::string_view cause = {});
 
 // Sends the failure before the body is read: nginx reads and drops the body.

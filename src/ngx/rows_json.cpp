@@ -29,10 +29,10 @@ void RowsJson::bound_worker_memory(std::size_t bytes) noexcept {
 }
 
 RowsJson* RowsJson::create(const ColumnKind* kinds, std::size_t column_count, ngx_log_t* log,
-                           bool& over_memory_bound) noexcept {
+                           bool& over_memory_bound, Source source) noexcept {
     if (column_count > kMaxColumns) return nullptr;
     try {
-        return new RowsJson(kinds, column_count);
+        return new RowsJson(kinds, column_count, source);
     } catch (const OverMemoryBound&) {
         over_memory_bound = true;
         return nullptr;
@@ -43,8 +43,12 @@ RowsJson* RowsJson::create(const ColumnKind* kinds, std::size_t column_count, ng
     }
 }
 
-RowsJson::RowsJson(const ColumnKind* kinds, std::size_t column_count)
-    : kinds_(kinds), column_count_(column_count), rows_(column_count), writer_(*this) {}
+RowsJson::RowsJson(const ColumnKind* kinds, std::size_t column_count, Source source)
+    : kinds_(kinds),
+      column_count_(column_count),
+      source_(source),
+      rows_(column_count),
+      writer_(*this) {}
 
 RowsJson::~RowsJson() {
     for (const Piece& piece : pieces_) {
@@ -122,10 +126,20 @@ bool RowsJson::take(std::string_view copy_data, ngx_log_t* log) noexcept {
     }
 }
 
+bool RowsJson::take_row(const Cell* cells, ngx_log_t* log) noexcept {
+    if (refused_) return false;
+    try {
+        writer_.row(cells, kinds_, column_count_);
+        return true;
+    } catch (const std::exception& e) {
+        return refuse(log, e.what());
+    }
+}
+
 bool RowsJson::finish(ngx_log_t* log) noexcept {
     if (refused_) return false;  // logged when refused
     if (finished_) return true;
-    if (!rows_.complete()) {
+    if (source_ == Source::copy && !rows_.complete()) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "chatterd: the COPY ended before its end-of-data trailer");
         refused_ = true;

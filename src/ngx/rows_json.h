@@ -15,11 +15,14 @@ namespace chatterd {
 
 class RowsJson final : JsonSink {
 public:
+    // Where the rows come from: binary COPY data (take), or a page's cells, row by row, from a
+    // PGresult in binary format (take_row).
+    enum class Source { copy, cells };
     // A new answer, held once; null when out of memory (logged) or beyond the worker's bound
     // (over_memory_bound set; the caller tells it, at info: it is the client's load, not a
     // fault). kinds must outlive it.
     static RowsJson* create(const ColumnKind* kinds, std::size_t column_count, ngx_log_t* log,
-                            bool& over_memory_bound) noexcept;
+                            bool& over_memory_bound, Source source = Source::copy) noexcept;
     // The bound on the memory all answers of this worker hold together
     // (chatterd_answer_memory_max; 0: none), set when the worker starts.
     static void bound_worker_memory(std::size_t bytes) noexcept;
@@ -31,8 +34,11 @@ public:
     // One CopyData message: its rows are written as JSON. False when they could not be (logged,
     // but for the memory bound: over_memory_bound()): the answer is refused from then on.
     bool take(std::string_view copy_data, ngx_log_t* log) noexcept;
-    // Ends the array once the COPY is over; false (and logged) when the rows are incomplete or
-    // were refused. Every request of the run calls it; the text is finished once.
+    // One row (Source::cells), column_count cells; false as take.
+    bool take_row(const Cell* cells, ngx_log_t* log) noexcept;
+    // Ends the array once the COPY is over (or the last row was taken); false (and logged) when
+    // the rows are incomplete or were refused. Every request of the run calls it; the text is
+    // finished once.
     bool finish(ngx_log_t* log) noexcept;
 
     // Buffers over the text for one request (allocated in its pool, the memory not copied), or
@@ -57,7 +63,7 @@ public:
     RowsJson& operator=(const RowsJson&) = delete;
 
 private:
-    RowsJson(const ColumnKind* kinds, std::size_t column_count);
+    RowsJson(const ColumnKind* kinds, std::size_t column_count, Source source);
     ~RowsJson();
 
     JsonRoom more_room(char* written_end, std::size_t size) override;
@@ -74,6 +80,7 @@ private:
 
     const ColumnKind* kinds_;
     std::size_t column_count_;
+    Source source_;
     std::size_t holders_ = 1;
     std::vector<Piece> pieces_;
     off_t length_ = 0;

@@ -2,6 +2,7 @@
 #include "handlers/handlers.h"
 
 #include "ngx/conf.h"
+#include "ngx/list_cache.h"
 #include "ngx/metrics.h"
 #include "ngx/reply.h"
 
@@ -14,7 +15,7 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept try {
     if (rc != NGX_OK) return rc;
     std::string page;
     auto* conf = static_cast<MainConf*>(ngx_http_get_module_main_conf(r, ngx_http_chatterd_module));
-    if (!render_metrics(*conf, page)) {
+    if (!render_metrics(*conf, PageGauges{list_cache_bytes_held()}, page)) {
         return send_failure(r, Failure::internal, "no status zone in this process");
     }
     ngx_buf_t* b = ngx_create_temp_buf(r->pool, page.size());

@@ -1,6 +1,5 @@
 #include "ngx/metrics.h"
 
-#include "ngx/list_cache.h"
 #include "ngx/pg_target.h"
 
 #include <cerrno>
@@ -239,7 +238,7 @@ void single(Page& page, const char* name, const char* type, const char* help,
     page.sample(name, {}, value);
 }
 
-void render_list_cache(Page& page) {
+void render_list_cache(Page& page, off_t bytes_held) {
     const Totals& totals = zone.totals();
     auto cache = [&totals](ListCacheCount what) {
         return totals.list_cache[static_cast<std::size_t>(what)];
@@ -262,7 +261,7 @@ void render_list_cache(Page& page) {
            "Listing answers not cached because beyond chatterd_list_cache_max_size.",
            cache(ListCacheCount::too_big));
     single(page, "chatterd_list_cache_bytes", "gauge", "Bytes of the node's cached listing files.",
-           static_cast<ngx_atomic_uint_t>(list_cache_bytes_held()));
+           static_cast<ngx_atomic_uint_t>(bytes_held));
 }
 
 void render_sweep_totals(Page& page) {
@@ -566,7 +565,7 @@ void count_answer_over_memory_bound() noexcept {
 
 // ---- the page ------------------------------------------------------------------------------
 
-bool render_metrics(const MainConf& conf, std::string& text) {
+bool render_metrics(const MainConf& conf, const PageGauges& gauges, std::string& text) {
     if (zone.base == nullptr) return false;
     std::size_t pools = zone.layout.pools;
     std::vector<std::string> labels(pools), targets(pools);
@@ -580,7 +579,7 @@ bool render_metrics(const MainConf& conf, std::string& text) {
     render_totals(page);
     render_sweep_totals(page);
     render_upload_totals(page);
-    render_list_cache(page);
+    render_list_cache(page, gauges.list_cache_bytes);
     render_gauges(page, labels.data(), targets.data(), pools);
     render_pool_totals(page, labels.data(), pools);
     return true;

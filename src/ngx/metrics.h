@@ -75,7 +75,13 @@ void count_list_cache(ListCacheCount what) noexcept;
 // Whether this worker's LISTEN connection to spec's database is up (pg_listen.h).
 void publish_listening(const PgPoolSpec& spec, bool up) noexcept;
 
+// What the page shows beside the zone's counters, from the mechanisms that know it (passed in,
+// so that metrics depends on none of them).
+struct PageGauges {
+    off_t list_cache_bytes;  // list_cache_bytes_held()
+};
+
 // The page, in Prometheus's text exposition format 0.0.4. False without a zone.
-bool render_metrics(const MainConf& conf, std::string& page);
+bool render_metrics(const MainConf& conf, const PageGauges& gauges, std::string& page);
 
 }  // namespace chatterd

@@ -189,7 +189,7 @@ push @md, '## Machine and run', '',
     '';
 
 # Targets first: they are what the run is for.
-push @md, '## Targets (issue 14)', '',
+push @md, '## Targets (issues 14, 20, 21 and 22)', '',
     'Rate: chatterd\'s req/s ÷ the baseline\'s at the same connections; tail (inserts without media): '
     . 'chatterd\'s p99 ÷ pgbench\'s. Where a target only holds at some concurrencies, the others are '
     . 'shown as _informative_.', '',

@@ -41,7 +41,8 @@ sub exchange {
     }
     my ($in, $end) = ('', -1);
     while (($end = index $in, "\r\n\r\n") < 0) {
-        sysread($sock, $in, 65536, length $in) or die "read: closed\n";
+        sysread($sock, $in, 65536, length $in)
+            or die "read: closed after " . ($head =~ /\A(\S+ \S+)/)[0] . " ($offset)\n";
     }
     my ($status_line, @lines) = split /\r\n/, substr($in, 0, $end);
     my %h = map { /\A([^:]+):\s*(.*)\z/ ? (lc $1 => $2) : () } @lines;
@@ -88,7 +89,7 @@ for my $c (1 .. $conns) {
         unless ($sock) { $errors++; next }
         my $t0 = time;
         my $ok = eval { one_upload($sock) };
-        if (!defined $ok) { $errors++; undef $sock; next }
+        if (!defined $ok) { $errors++; print STDERR "tus.pl: client $c: $@"; undef $sock; next }
         $ok ? push(@ms, (time - $t0) * 1000) : $bad++;
         $done++;
     }

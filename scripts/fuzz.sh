@@ -33,7 +33,7 @@ build http_host "$core/http_host.cpp" "$here/fuzz/http_host_fuzz.cpp"
 build utf8 "$core/utf8.cpp" "$here/fuzz/utf8_fuzz.cpp"
 build copy_rows "$core/pg_copy.cpp" "$core/json_out.cpp" "$core/timestamp.cpp" \
     "$here/fuzz/copy_rows_fuzz.cpp" -lyajl
-build list_cursor "$core/list_cursor.cpp" "$here/fuzz/list_cursor_fuzz.cpp"
+build list_cursor "$core/list_cursor.cpp" "$core/base64url.cpp" "$here/fuzz/list_cursor_fuzz.cpp"
 cd "$out"
 parallel=()
 [ "${FUZZ_JOBS:-1}" -gt 1 ] && parallel=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")

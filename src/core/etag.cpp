@@ -1,5 +1,7 @@
 #include "core/etag.h"
 
+#include "core/base64url.h"
+
 #include <openssl/evp.h>
 
 #include <new>
@@ -33,20 +35,8 @@ std::string EtagHasher::finish() {
     unsigned int size = 0;
     if (!context_->ok || EVP_DigestFinal_ex(context_->md, digest, &size) != 1 || size < 16)
         throw std::bad_alloc();
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    // 128 bits: 21 groups of 6, then the last 2 bits.
-    std::string tag = "\"";
-    unsigned int bits = 0, pending = 0;
-    for (int i = 0; i < 16; i++) {
-        bits = (bits << 8) | digest[i];
-        pending += 8;
-        while (pending >= 6) {
-            pending -= 6;
-            tag += alphabet[(bits >> pending) & 0x3f];
-        }
-    }
-    tag += alphabet[(bits << (6 - pending)) & 0x3f];
+    // 128 bits: 22 characters.
+    std::string tag = "\"" + base64url({reinterpret_cast<const char*>(digest), 16});
     tag += '"';
     return tag;
 }

@@ -1,5 +1,7 @@
 #include "core/list_cursor.h"
 
+#include "core/base64url.h"
+
 #include <limits>
 
 namespace chatterd {
@@ -12,53 +14,6 @@ namespace {
 // first; minus one after that, since they ascend strictly): LEB128 varints, so that the usual
 // snapshot of a busy server, whose numbers are close together, takes a few bytes.
 enum Format : unsigned char { kSeen = 1, kPinned = 2 };
-
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-int base64url_value(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-std::string base64url(const std::string& bytes) {
-    std::string text;
-    text.reserve((bytes.size() * 4 + 2) / 3);
-    std::uint32_t bits = 0;
-    int held = 0;
-    for (unsigned char byte : bytes) {
-        bits = (bits << 8) | byte;
-        held += 8;
-        while (held >= 6) {
-            held -= 6;
-            text += kBase64Url[(bits >> held) & 0x3f];
-        }
-    }
-    if (held > 0) text += kBase64Url[(bits << (6 - held)) & 0x3f];
-    return text;
-}
-
-// Unpadded base64url only, and canonical: the bits past the last whole byte must be zero, so
-// that one cursor has one text.
-bool from_base64url(std::string_view text, std::string& bytes) {
-    if (text.size() % 4 == 1) return false;
-    std::uint32_t bits = 0;
-    int held = 0;
-    for (char c : text) {
-        int value = base64url_value(c);
-        if (value < 0) return false;
-        bits = (bits << 6) | static_cast<std::uint32_t>(value);
-        held += 6;
-        if (held >= 8) {
-            held -= 8;
-            bytes += static_cast<char>((bits >> held) & 0xff);
-        }
-    }
-    return (bits & ((1u << held) - 1)) == 0;
-}
 
 void put_varint(std::string& out, std::uint64_t value) {
     while (value >= 0x80) {

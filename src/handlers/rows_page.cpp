@@ -122,23 +122,12 @@ bool row_place(const PGresult* result, int row, PagePart& part, PageKey& key) {
     return true;
 }
 
-bool add_header(ngx_http_request_t* r, ngx_str_t key, const std::string& value) {
-    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-    auto* data = static_cast<u_char*>(ngx_pnalloc(r->pool, value.size()));
-    if (h == nullptr || data == nullptr) return false;
-    ngx_memcpy(data, value.data(), value.size());
-    h->hash = 1;
-    h->key = key;
-    h->value = ngx_str_t{value.size(), data};
-    return true;
-}
-
 // The cursor's headers: Chatter-Cursor, and Link to the next page at this request's path.
 bool add_cursor_headers(ngx_http_request_t* r, const std::string& cursor, unsigned limit) {
     std::string link = "<" + std::string(reinterpret_cast<const char*>(r->uri.data), r->uri.len)
                        + "?after=" + cursor + "&limit=" + std::to_string(limit) + ">; rel=\"next\"";
-    return add_header(r, ngx_string("Chatter-Cursor"), cursor)
-           && add_header(r, ngx_string("Link"), link);
+    return add_header(r, "Chatter-Cursor", cursor) != nullptr
+           && add_header(r, "Link", link) != nullptr;
 }
 
 // A result that is not the statement's shape: the module's mistake or a changed schema.

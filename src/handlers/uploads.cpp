@@ -30,26 +30,15 @@ void log_info(ngx_http_request_t* r, const char* what) {
                   &r->method_name, &r->uri, what);
 }
 
-// A response header; name is a literal, value is copied. False when out of memory.
-bool add_header(ngx_http_request_t* r, std::string_view name, std::string_view value) {
-    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-    const char* copy = pool_c_string(r, value);
-    if (h == nullptr || copy == nullptr) return false;
-    h->hash = 1;
-    h->key = {name.size(), reinterpret_cast<u_char*>(const_cast<char*>(name.data()))};
-    h->value = {value.size(), reinterpret_cast<u_char*>(const_cast<char*>(copy))};
-    return true;
-}
-
 bool add_number(ngx_http_request_t* r, std::string_view name, off_t n) {
-    return add_header(r, name, std::to_string(n));
+    return add_header(r, name, std::to_string(n)) != nullptr;
 }
 
 bool add_expires(ngx_http_request_t* r, time_t when) {
     u_char date[sizeof("Mon, 28 Sep 1970 06:00:00 GMT")];
     u_char* end = ngx_http_time(date, when);
-    return add_header(r, "Upload-Expires",
-                      {reinterpret_cast<char*>(date), std::size_t(end - date)});
+    return add_header(r, "Upload-Expires", {reinterpret_cast<char*>(date), std::size_t(end - date)})
+           != nullptr;
 }
 
 std::optional<std::string_view> header_in(ngx_http_request_t* r, std::string_view name) {

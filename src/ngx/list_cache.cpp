@@ -118,19 +118,6 @@ bool write_file(ngx_log_t* log, const char* path, const RowsJson& json) {
     return written;
 }
 
-ngx_table_elt_t* add_header(ngx_http_request_t* r, const char* key, std::string_view value) {
-    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
-    if (h == nullptr) return nullptr;
-    auto* text = reinterpret_cast<u_char*>(const_cast<char*>(pool_c_string(r, value)));
-    if (text == nullptr) return nullptr;
-    h->hash = 1;
-    h->key.data = reinterpret_cast<u_char*>(const_cast<char*>(key));
-    h->key.len = ngx_strlen(key);
-    h->value.data = text;
-    h->value.len = value.size();
-    return h;
-}
-
 // Whether nginx's not_modified filter will answer 304 (a subset of its rule: the one tag the
 // apps send back): the file need not be opened then.
 bool will_not_modify(ngx_http_request_t* r, std::string_view etag) {

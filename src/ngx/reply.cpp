@@ -92,6 +92,16 @@ ngx_int_t require_method(ngx_http_request_t* r, ngx_uint_t allowed) {
     return send_failure_unread(r, Failure::method_not_allowed);
 }
 
+ngx_table_elt_t* add_header(ngx_http_request_t* r, std::string_view name, std::string_view value) {
+    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+    const char* copy = pool_c_string(r, value);
+    if (h == nullptr || copy == nullptr) return nullptr;
+    h->hash = 1;
+    h->key = {name.size(), reinterpret_cast<u_char*>(const_cast<char*>(name.data()))};
+    h->value = {value.size(), reinterpret_cast<u_char*>(const_cast<char*>(copy))};
+    return h;
+}
+
 ngx_int_t send_failure_unread(ngx_http_request_t* r, Failure failure) {
     ngx_int_t rc = ngx_http_discard_request_body(r);
     return rc != NGX_OK ? rc : send_failure(r, failure);

@@ -39,4 +39,8 @@ ngx_int_t send_failure_unread(ngx_http_request_t* r, Failure failure);
 // has been sent and the return value is the code to finalize the request with.
 ngx_int_t require_method(ngx_http_request_t* r, ngx_uint_t allowed);
 
+// Adds a response header: name must outlive the request (a literal), value is copied into the
+// request's pool. Null when out of memory.
+ngx_table_elt_t* add_header(ngx_http_request_t* r, std::string_view name, std::string_view value);
+
 }  // namespace chatterd
